@@ -1,0 +1,1 @@
+"""Galaxy_VAE shared package: model, data, catalogs, mock survey and the run-directory layout."""

@@ -1,0 +1,130 @@
+"""The reference convolutional VAE and its loss. Model code only.
+
+Encoder: 3 blocks (32, 64, 128 channels), each Conv 3x3 stride 2 -> MaxPool 2 -> LeakyReLU,
+so each block divides the image side by 4 (64 in all); linear layers to ``mu`` and ``logvar``.
+Decoder: mirrored, each block nearest-neighbour upsampling x2 -> ConvTranspose 4x4 stride 2
+-> LeakyReLU (x4 per block); ReLU on the output (the stretched images are >= 0).
+Works for any square input whose side is divisible by 64 (256 px is the reference).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything needed to rebuild the VAE; saved inside every checkpoint."""
+
+    latent_dim: int = 40              # the one hyper-parameter (reference 40)
+    image_size: int = 256             # pixels per side, divisible by 64
+    in_channels: int = 3              # g, r, z
+    channels: tuple[int, ...] = (32, 64, 128)
+
+    def __post_init__(self):
+        reduction = 4 ** len(self.channels)
+        if self.image_size % reduction:
+            raise ValueError(f"image_size {self.image_size} must be divisible by {reduction}")
+
+    @property
+    def bottleneck_size(self) -> int:
+        return self.image_size // 4 ** len(self.channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "VAEConfig":
+        values = dict(values)
+        values["channels"] = tuple(values.get("channels", cls.channels))
+        return cls(**values)
+
+
+def _encoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
+        nn.MaxPool2d(2),
+        nn.LeakyReLU(0.2),
+    )
+
+
+def _decoder_block(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1),
+        nn.ReLU() if last else nn.LeakyReLU(0.2),
+    )
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        widths = (config.in_channels, *config.channels)
+        self.features = nn.Sequential(*[_encoder_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        flat = config.channels[-1] * config.bottleneck_size ** 2
+        self.to_mu = nn.Linear(flat, config.latent_dim)
+        self.to_logvar = nn.Linear(flat, config.latent_dim)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = torch.flatten(self.features(images), 1)
+        return self.to_mu(hidden), self.to_logvar(hidden)
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        widths = (*reversed(config.channels), config.in_channels)
+        self.from_latent = nn.Linear(config.latent_dim, config.channels[-1] * config.bottleneck_size ** 2)
+        blocks = [_decoder_block(a, b, last=(i == len(widths) - 2)) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        self.features = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        side = self.config.bottleneck_size
+        hidden = self.from_latent(z).view(-1, self.config.channels[-1], side, side)
+        return self.features(hidden)
+
+
+class VAE(nn.Module):
+    """Convolutional VAE: ``forward`` returns (reconstruction, mu, logvar)."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(images)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, images: torch.Tensor, noise: torch.Tensor | None = None):
+        """Reparameterisation z = mu + noise * exp(logvar / 2); noise ~ N(0, 1) drawn here in
+        training unless given (the trainer passes it so results do not depend on the process count);
+        z = mu in eval mode."""
+        mu, logvar = self.encode(images)
+        if noise is None and self.training:
+            noise = torch.randn_like(mu)
+        z = mu if noise is None else mu + noise.to(mu.dtype) * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
+
+
+def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """VAE loss per image, averaged over the batch: (total, reconstruction term, KL term).
+
+        L = sum_pixels (x_hat - x)^2  +  beta * KL( N(mu, sigma^2) || N(0, 1) ),
+        KL = -1/2 * sum_latent (1 + logvar - mu^2 - exp(logvar))
+
+    i.e. the summed squared error of each image (the reference's summed MSE) plus beta times
+    the closed-form KL divergence (Kingma & Welling 2014, Appendix B); beta = 1 is the reference.
+    Computed in float32 even under mixed precision.
+    """
+    batch = images.shape[0]
+    squared_error = (reconstruction.float() - images.float()).pow(2).sum() / batch
+    kl = -0.5 * torch.sum(1 + logvar.float() - mu.float().pow(2) - logvar.float().exp()) / batch
+    return squared_error + beta * kl, squared_error, kl

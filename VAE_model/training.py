@@ -1,0 +1,216 @@
+"""VAE training loop: epochs, validation, atomic checkpoints, resume, DDP.
+
+Reproducibility: every epoch derives its shuffling, augmentation and reparameterisation noise
+from (seed, epoch) alone, drawn for the whole global batch, so an interrupted run resumed from
+its last checkpoint and a run on N processes follow the same path as one uninterrupted process.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runfiles
+from .data import augment, batch_loader, draw_augmentation, make_batches, shard, to_float
+from .models import VAE, VAEConfig, vae_loss
+from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 50
+    batch_size: int = 512
+    lr: float = 1e-5
+    beta: float = 1.0
+    augment: bool = True
+    seed: int = 0
+    workers: int = 4
+    channels_last: bool = False
+    compile: bool = False
+
+
+HISTORY_FIELDS = ["epoch", "train_loss", "train_mse_sum", "train_kl", "val_loss", "val_mse_sum", "val_kl",
+                  "val_mse_per_pixel", "images_per_s", "seconds"]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def build_model(config: VAEConfig, device: torch.device, settings: TrainSettings) -> VAE:
+    torch.manual_seed(settings.seed)   # the same initial weights on every process
+    model = VAE(config).to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def wrap_model(model: VAE, device: torch.device, dist: DistInfo, settings: TrainSettings):
+    """The module the loop calls: DDP over processes, optionally torch.compile'd."""
+    module = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        module = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if settings.compile:
+        module = torch.compile(module)
+    return module
+
+
+def _all_reduce_sum(values: list[float], device: torch.device, dist: DistInfo) -> list[float]:
+    if not dist.enabled:
+        return values
+    import torch.distributed as tdist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    tdist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indices, epoch: int,
+                    settings: TrainSettings, device, dist: DistInfo, latent_dim: int, progress: bool = True) -> dict:
+    """One pass over the training indices; returns per-image means and throughput."""
+    from tqdm import tqdm
+
+    module.train()
+    seed = epoch_seed(settings.seed, epoch)
+    batches = make_batches(indices, settings.batch_size, shuffle=True, seed=seed)
+    parts = [shard(batch, dist.rank, dist.world_size) for batch in batches]
+    generator = torch.Generator().manual_seed(seed)
+    loader = batch_loader(cache, [b[p] for b, p in zip(batches, parts)], device, settings.workers)
+    totals = np.zeros(3)
+    n_images = 0
+    start = time.perf_counter()
+    bar = tqdm(zip(loader, batches, parts), total=len(batches), desc=f"epoch {epoch}", unit="batch",
+               leave=False, disable=not (progress and dist.is_main))
+    for step, (uint8_batch, batch, part) in enumerate(bar):
+        # draws for the whole global batch, then this process's slice
+        flips, turns = draw_augmentation(len(batch), generator)
+        noise = torch.randn(len(batch), latent_dim, generator=generator)
+        images = to_float(uint8_batch, device, settings.channels_last)
+        if settings.augment:
+            images = augment(images, flips[part], turns[part])
+        with precision.autocast():
+            reconstruction, mu, logvar = module(images, noise[part].to(device))
+        loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, settings.beta)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"epoch {epoch} step {step}: loss is {loss.item()} (non-finite); "
+                                     "training stopped, the last good checkpoint is kept")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        totals += np.array([loss.item(), mse.item(), kl.item()]) * len(images)
+        n_images += len(images)
+    sums = _all_reduce_sum([*totals, n_images], device, dist)
+    seconds = time.perf_counter() - start
+    n_total = max(sums[3], 1)
+    return {"train_loss": sums[0] / n_total, "train_mse_sum": sums[1] / n_total, "train_kl": sums[2] / n_total,
+            "images_per_s": sums[3] / seconds, "seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(module, precision: Precision, cache, indices, batch_size: int, device, dist: DistInfo,
+             beta: float = 1.0) -> dict:
+    """Validation loss per image with z = mu (no sampling noise), summed over processes."""
+    module.eval()
+    totals = np.zeros(3)
+    n_images = 0
+    batches = make_batches(indices, batch_size, shuffle=False, seed=0)
+    for batch in batches:
+        part = batch[shard(batch, dist.rank, dist.world_size)]
+        if len(part) == 0:
+            continue
+        images = to_float(torch.from_numpy(np.ascontiguousarray(cache[part])), device)
+        with precision.autocast():
+            reconstruction, mu, logvar = module(images)
+        loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, beta)
+        totals += np.array([loss.item(), mse.item(), kl.item()]) * len(part)
+        n_images += len(part)
+    sums = _all_reduce_sum([*totals, n_images], device, dist)
+    n_total = max(sums[3], 1)
+    pixels = int(np.prod(cache.shape[1:]))
+    return {"val_loss": sums[0] / n_total, "val_mse_sum": sums[1] / n_total, "val_kl": sums[2] / n_total,
+            "val_mse_per_pixel": sums[1] / n_total / pixels}
+
+
+def save_training_checkpoint(path, model: VAE, optimizer, scaler, epoch: int, history: list[dict],
+                             best_val: float, settings: TrainSettings, args_record: dict) -> None:
+    atomic_torch_save({
+        "model": model.state_dict(), "model_config": model.config.to_dict(),
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "epoch": epoch, "history": history, "best_val_loss": best_val,
+        "settings": vars(settings).copy(), "args": args_record, "rng_state": rng_state(),
+    }, path)
+
+
+def write_history(history: list[dict], path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({key: row.get(key) for key in HISTORY_FIELDS})
+    tmp.replace(path)
+
+
+def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfig, settings: TrainSettings,
+        device: torch.device, precision: Precision, dist: DistInfo = DistInfo(), resume: bool = False,
+        args_record: dict | None = None, progress: bool = True, log=print) -> tuple[VAE, list[dict]]:
+    """Train (or resume) a VAE in ``run_dir``; checkpoint every epoch (atomic) and keep the best.
+
+    Returns the model at the last epoch and the per-epoch history.
+    """
+    run_dir = Path(run_dir)
+    model = build_model(config, device, settings)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    scaler = precision.scaler()
+    history, start_epoch, best_val = [], 1, math.inf
+    checkpoint_path = run_dir / runfiles.CHECKPOINT
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        if VAEConfig.from_dict(state["model_config"]) != config:
+            raise ValueError(f"{checkpoint_path}: model configuration differs from the requested one; "
+                             "use another --run directory or the same --latent-dim/--image-size")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        history, best_val = state["history"], state["best_val_loss"]
+        start_epoch = state["epoch"] + 1
+        log(f"resumed from {checkpoint_path} at epoch {state['epoch']}")
+    elif resume:
+        log(f"--resume: no checkpoint in {run_dir}, starting from scratch")
+    module = wrap_model(model, device, dist, settings)
+    record = args_record or {}
+    for epoch in range(start_epoch, settings.epochs + 1):
+        row = {"epoch": epoch}
+        row.update(train_one_epoch(module, optimizer, scaler, precision, cache, train_indices, epoch, settings,
+                                   device, dist, config.latent_dim, progress))
+        if len(val_indices):
+            row.update(evaluate(module, precision, cache, val_indices, settings.batch_size, device, dist,
+                                settings.beta))
+        history.append(row)
+        if dist.is_main:
+            val = row.get("val_loss", row["train_loss"])
+            if val < best_val:
+                best_val = val
+                save_training_checkpoint(run_dir / runfiles.BEST_CHECKPOINT, model, optimizer, scaler, epoch,
+                                         history, best_val, settings, record)
+            save_training_checkpoint(checkpoint_path, model, optimizer, scaler, epoch, history, best_val,
+                                     settings, record)
+            write_history(history, run_dir / runfiles.LOSS_CSV)
+            log(f"epoch {epoch:3d}/{settings.epochs}  train {row['train_loss']:.2f}  "
+                f"val {row.get('val_loss', float('nan')):.2f}  "
+                f"(val MSE/pixel {row.get('val_mse_per_pixel', float('nan')):.5f})  "
+                f"{row['images_per_s']:.0f} images/s")
+    return model, history
