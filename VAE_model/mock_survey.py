@@ -68,7 +68,7 @@ MIN_SEPARATION_ARCSEC = 10.0           # IAU names (0.15"/0.1" precision) stay u
 SERSIC_TRUNCATION_HLR = 4.5
 ELLIPTICAL_SERSIC_N = (2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 BULGE_SERSIC_N = (1.5, 2.0, 2.5, 3.0, 4.0)
-PITCH_ANGLE_DEG = {"tight": (8.0, 13.0), "medium": (16.0, 22.0), "loose": (27.0, 38.0)}
+PITCH_ANGLE_DEG = {"tight": (11.0, 15.0), "medium": (18.0, 24.0), "loose": (28.0, 40.0)}
 BULGE_FRACTION = {"none": (0.0, 0.0), "small": (0.05, 0.12), "moderate": (0.15, 0.3), "large": (0.35, 0.6)}
 BAR_FRACTION = {"none": (0.0, 0.0), "weak": (0.06, 0.1), "strong": (0.13, 0.2)}
 # (g - r, r - z) colours in AB mag, mean and spread: red old populations, blue star formation.
@@ -346,11 +346,11 @@ def draw_galaxy_params(rng, image_size: int) -> dict:
         winding = str(rng.choice(list(PITCH_ANGLE_DEG)))
         bar = str(rng.choice(["weak", "strong"], p=[0.45, 0.55])) if morph == "barred_spiral" else "none"
         inclination = float(np.degrees(np.arccos(rng.uniform(np.cos(np.radians(65)), 1.0))))
-        p.update(r_half_arcsec=float(rng.uniform(0.13, 0.21) * width), inclination_deg=inclination,
+        p.update(r_half_arcsec=float(rng.uniform(0.15, 0.23) * width), inclination_deg=inclination,
                  axis_ratio=float(np.cos(np.radians(inclination))),
                  bulge_size=bulge, bulge_fraction=float(rng.uniform(*BULGE_FRACTION[bulge])),
                  sersic_n=float(rng.choice(BULGE_SERSIC_N)), bar=bar, bar_fraction=float(rng.uniform(*BAR_FRACTION[bar])),
-                 n_arms=int(rng.choice([2, 3, 4], p=[0.5, 0.3, 0.2])), winding=winding,
+                 n_arms=int(rng.choice([2, 3, 4], p=[0.6, 0.25, 0.15])), winding=winding,
                  pitch_angle_deg=float(rng.uniform(*PITCH_ANGLE_DEG[winding])), arm_strength=float(rng.uniform(0.7, 0.95)))
     elif morph == "merger":
         stage = str(rng.choice(["merger", "major_disturbance"], p=[0.7, 0.3]))
@@ -500,7 +500,7 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         bar_angle = rng.uniform(0, np.pi)
         bulge_r_half = r_half * {"none": 0.15, "small": 0.13, "moderate": 0.2, "large": 0.28}[p["bulge_size"]]
         bar_length = r_half * rng.uniform(0.55, 0.85) if p["bar"] != "none" else 0.0
-        inner = max(bar_length, 1.6 * bulge_r_half, 0.35 * h)
+        inner = max(bar_length, 1.6 * bulge_r_half, 0.5 * h)
         arms, arm_rel_flux = spiral_arm_grid(p, h, inner, bar_angle, int(rng.choice([-1, 1])), int(rng.choice([3, 4])), grid_px)
         w = p["arm_strength"]
         # Disk light = (1 - w) smooth exponential + w * arms; the arms carry the young blue stars.
