@@ -1,0 +1,47 @@
+"""Training on a tiny set: the loss falls, outputs are written, a bad image stops with its name."""
+import json
+
+import numpy as np
+import torch
+
+import Galaxy_VAE_n
+from VAE_model.imageio import write_fits_cutout
+from VAE_model.runtime import load_checkpoint, load_model
+
+TINY = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet", "--device", "cpu"]
+
+
+def test_loss_falls_and_outputs_are_written(tiny_run):
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "4", *TINY]) == 0
+    state = load_checkpoint(tiny_run / "checkpoint.pt")
+    history = state["history"]
+    assert len(history) == 4 and state["epoch"] == 4
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    for name in ("best.pt", "loss_history.csv", "loss_history.png", "reconstructions.png", "args.json", "split.json"):
+        assert (tiny_run / name).exists(), name
+    args = json.loads((tiny_run / "args.json").read_text())
+    assert args["seed"] == 0 and args["latent_dim"] == 8 and "git_commit" in args
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["val"]) and len(split["train"]) + len(split["val"]) == 48
+    model = load_model(tiny_run / "best.pt")          # rebuilt from the checkpoint alone
+    assert model.config.latent_dim == 8 and model.config.image_size == 64
+    assert torch.isfinite(model(torch.rand(1, 3, 64, 64))[0]).all()
+
+
+def test_bad_image_in_train_txt_stops_with_its_name(tiny_run, capsys):
+    bad = tiny_run.parent / "images" / "bad.fits"
+    image = np.ones((3, 64, 64), np.float32)
+    image[0, 5, 5] = np.nan
+    write_fits_cutout(bad, image, {})
+    with open(tiny_run / "train.txt", "a") as handle:
+        handle.write(f"{bad}\n")
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "bad.fits" in err and "non-finite" in err
+    assert not (tiny_run / "checkpoint.pt").exists()
+
+
+def test_missing_train_txt_says_which_stage_to_run(tmp_path, capsys):
+    assert Galaxy_VAE_n.main(["--run", str(tmp_path), "--epochs", "1", *TINY]) == 1
+    assert "make_datatxt.py" in capsys.readouterr().err
