@@ -29,8 +29,8 @@ from VAE_model.data import DataError, image_cache, split_indices
 from VAE_model.imageio import ImageError
 from VAE_model.models import VAEConfig
 from VAE_model.plots import save_image_grid, save_loss_curve
-from VAE_model.runtime import (add_runtime_arguments, cleanup_distributed, describe_args, init_distributed,
-                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cleanup_distributed, describe_args,
+                               init_distributed, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import NonFiniteLossError, TrainSettings, fit
 
 
@@ -84,7 +84,9 @@ def main(argv=None) -> int:
         train_idx, val_idx = split_indices(len(cache), args.val_fraction, args.seed)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                  augment=args.augment, seed=args.seed, workers=args.workers,
-                                 channels_last=device.type == "cuda", compile=args.compile)
+                                 # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (~1.5x
+                                 # measured at 64-128 px, bench/benchmark.py)
+                                 channels_last=device.type in ("cuda", "cpu"), compile=args.compile)
         record = describe_args(args, device=str(device), precision=precision.describe(), world_size=dist.world_size,
                                n_train=len(train_idx), n_val=len(val_idx))
         if dist.is_main:
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
                   f"latent {args.latent_dim}, {device} {precision.describe()}, {dist.world_size} process(es)")
         model, history = fit(run, cache, train_idx, val_idx, config, settings, device, precision, dist,
                              resume=args.resume, args_record=record, progress=not args.quiet)
-    except (runfiles.MissingInputError, DataError, ImageError, NonFiniteLossError, ValueError) as error:
+    except (runfiles.MissingInputError, DataError, ImageError, NonFiniteLossError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         cleanup_distributed(dist)
         return 1

@@ -40,10 +40,14 @@ def read_image_list(path: str | Path) -> list[str]:
 
 
 def write_image_list(paths, path: str | Path) -> None:
+    """Write one path per line; an unchanged list is left untouched (its time stamp drives re-runs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{p}\n" for p in paths)
+    if path.exists() and path.read_text() == text:
+        return
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{p}\n" for p in paths))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -123,12 +127,14 @@ def draw_augmentation(n_images: int, generator: torch.Generator) -> tuple[torch.
 
 def augment(images: torch.Tensor, flips: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     """Apply flips and 90-degree rotations on the device (galaxy orientation is arbitrary)."""
-    flips, turns = flips.to(images.device), turns.to(images.device)
-    images = torch.where(flips[:, None, None, None], images.flip(-1), images)
+    images = torch.where(flips.to(images.device, non_blocking=True)[:, None, None, None], images.flip(-1), images)
     out = images.clone()
+    turns = turns.cpu()
     for k in (1, 2, 3):
-        chosen = turns == k
-        if chosen.any():
+        # which images turn by k is decided on the CPU, so a GPU never has to report back (no sync)
+        chosen = torch.nonzero(turns == k).flatten()
+        if len(chosen):
+            chosen = chosen.to(images.device, non_blocking=True)
             out[chosen] = torch.rot90(images[chosen], k, dims=(-2, -1))
     return out
 
@@ -177,6 +183,40 @@ def batch_loader(cache: np.ndarray, batches: list[np.ndarray], device: torch.dev
                                        pin_memory=device.type == "cuda", persistent_workers=False)
 
 
+def device_batches(loader, device: torch.device, channels_last: bool = False):
+    """Float [0, 1] batches on the device from a loader of uint8 batches (see ``to_float``).
+
+    On CUDA the copy of batch k+1 to the GPU is started on a side stream before batch k is handed
+    out, so it overlaps the computation on batch k (on one stream the two would run in turn).
+    """
+    if device.type != "cuda":
+        for batch in loader:
+            yield to_float(batch, device, channels_last)
+        return
+    copy_stream, compute_stream = torch.cuda.Stream(device), torch.cuda.current_stream(device)
+
+    def start_copy(batch):
+        with torch.cuda.stream(copy_stream):
+            moved = batch.to(device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(copy_stream)
+        return moved, done
+
+    def ready(moved, done):
+        compute_stream.wait_event(done)
+        moved.record_stream(compute_stream)   # its memory is reused only after the compute stream is done
+        return to_float(moved, device, channels_last)
+
+    pending = None
+    for batch in loader:
+        incoming = start_copy(batch)
+        if pending is not None:
+            yield ready(*pending)
+        pending = incoming
+    if pending is not None:
+        yield ready(*pending)
+
+
 def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic train/validation split of ``range(n_images)`` by the seed."""
     order = np.random.default_rng(seed).permutation(n_images)
@@ -187,4 +227,5 @@ def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.nda
 
 
 __all__ = ["DataError", "ImageError", "read_image_list", "write_image_list", "image_name", "image_cache",
-           "to_float", "draw_augmentation", "augment", "make_batches", "shard", "batch_loader", "split_indices"]
+           "to_float", "draw_augmentation", "augment", "make_batches", "shard", "batch_loader", "device_batches",
+           "split_indices"]

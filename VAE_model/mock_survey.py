@@ -63,14 +63,18 @@ BASS_MIN_DEC_DEG = 32.0
 BASS_OFFSET_ARCSEC = (0.1, 0.3)        # astrometric difference between the survey catalogs
 MIN_SEPARATION_ARCSEC = 10.0           # IAU names (0.15"/0.1" precision) stay unique
 
-# Sersic profiles are cut at this many half-light radii: keeps GalSim FFTs small and caches one
-# lookup table per (n, cut); Sersic n is quantised for the same reason.
-SERSIC_TRUNCATION_HLR = 4.5
-ELLIPTICAL_SERSIC_N = (2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+# Sersic profiles are cut at one of these multiples of the half-light radius: the smallest that
+# puts the (visible) cut beyond the stamp corner for the main galaxy, 4.5 for small components.
+# Keeps GalSim FFTs small; GalSim builds one lookup table per (n, cut), so n and the cut are quantised.
+SERSIC_TRUNCATION_HLR = (4.5, 6.0, 8.0, 11.0)
+STAMP_CORNER = 0.72                    # stamp half-diagonal (0.707) in stamp widths, plus a little
+BACKGROUND_GRID_MIN = 6                # from this many background galaxies on, draw them as one grid per band
+BACKGROUND_PATCH_PX = 24               # half-size of a background galaxy's patch: > 6 x the largest r_half (0.9")
+ELLIPTICAL_SERSIC_N = (2.5, 3.0, 4.0, 5.0)
 BULGE_SERSIC_N = (1.5, 2.0, 2.5, 3.0, 4.0)
 PITCH_ANGLE_DEG = {"tight": (11.0, 15.0), "medium": (18.0, 24.0), "loose": (28.0, 40.0)}
 BULGE_FRACTION = {"none": (0.0, 0.0), "small": (0.05, 0.12), "moderate": (0.15, 0.3), "large": (0.35, 0.6)}
-BAR_FRACTION = {"none": (0.0, 0.0), "weak": (0.06, 0.1), "strong": (0.13, 0.2)}
+BAR_FRACTION = {"none": (0.0, 0.0), "weak": (0.08, 0.14), "strong": (0.22, 0.32)}
 # (g - r, r - z) colours in AB mag, mean and spread: red old populations, blue star formation.
 COLOUR_RED = ((0.78, 0.05), (0.45, 0.04))
 COLOUR_DISK = ((0.55, 0.07), (0.35, 0.05))
@@ -215,7 +219,7 @@ def sky_positions(n_galaxies: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def galaxy_streams(seed: int, galaxy_id: int) -> dict:
     """Independent random streams of one galaxy, derived from (seed, galaxy_id) only."""
-    names = ("params", "scene", "decals_image", "bass_image", "decals_votes", "bass_votes")
+    names = ("params", "scene", "knots", "decals_image", "bass_image", "decals_votes", "bass_votes")
     children = np.random.SeedSequence(seed, spawn_key=(galaxy_id,)).spawn(len(names))
     return dict(zip(names, children))
 
@@ -251,7 +255,7 @@ def render_galaxy(task) -> tuple[dict, dict, dict | None]:
     defect = {s.key: (str(rng.choice(DEFECT_KINDS)) if rng.uniform() < defect_fraction else "") for s in SURVEYS}
 
     scene_bands, scene_info = build_scene(params, rng=np.random.default_rng(streams["scene"]),
-                                          deviate=_galsim_deviate(streams["scene"]), image_size=image_size)
+                                          deviate=_galsim_deviate(streams["knots"]), image_size=image_size)
     params.update(scene_info)
 
     names = {"decals": iau_name(ra, dec), "bass": iau_name(bass_ra, bass_dec) if in_bass else ""}
@@ -269,7 +273,7 @@ def render_galaxy(task) -> tuple[dict, dict, dict | None]:
         image_rng = np.random.default_rng(streams[f"{key}_image"])
         flux = draw_survey_image(scene_bands, survey, shift, psf[key], noise[key], image_size, image_rng)
         if defect[key]:
-            defect[key] = add_defect(flux, defect[key], image_rng, psf[key], noise[key])
+            defect[key] = add_defect(flux, defect[key], image_rng, psf[key])
         cards = {"SURVEY": (survey.name, "mock survey (GalSim)"), "RA": (float(s_ra), "deg, J2000"),
                  "DEC": (float(s_dec), "deg, J2000"), "IAUNAME": names[key]}
         for band, fwhm in zip(BANDS, psf[key]):
@@ -277,15 +281,14 @@ def render_galaxy(task) -> tuple[dict, dict, dict | None]:
         cards["MOCK"] = (True, "rendered by VAE_model/mock_survey.py")
         write_fits_cutout(Path(out_dir) / survey.image_dir / f"{names[key]}.fits", flux, cards)
         vote_rng = np.random.default_rng(streams[f"{key}_votes"])
-        probabilities = vote_probabilities(params, psf[key], defect[key], image_size, draw_artifact_share(vote_rng, defect[key]))
-        votes = draw_votes(vote_rng, probabilities)
+        votes = draw_votes(vote_rng, vote_probabilities(params, psf[key], defect[key], image_size, vote_rng))
         rows[key] = {"iauname": names[key], "ra": float(s_ra), "dec": float(s_dec), **votes}
 
     truth = {"galaxy_id": int(galaxy_id), "decals_iauname": names["decals"], "bass_iauname": names["bass"],
              "ra": float(ra), "dec": float(dec), "in_bass_footprint": bool(in_bass),
              "bass_ra": float(bass_ra) if in_bass else np.nan, "bass_dec": float(bass_dec) if in_bass else np.nan,
              "bass_offset_arcsec": float(offset) if in_bass else np.nan}
-    truth.update({k: v for k, v in params.items() if not k.startswith("_")})
+    truth.update(params)
     for survey in SURVEYS:
         have = survey.key == "decals" or in_bass
         for b, band in enumerate(BANDS):
@@ -328,7 +331,7 @@ def draw_galaxy_params(rng, image_size: int) -> dict:
          "r_half_arcsec": np.nan, "sersic_n": np.nan, "axis_ratio": np.nan, "inclination_deg": np.nan,
          "bulge_size": "", "bulge_fraction": 0.0, "bar": "none", "bar_fraction": 0.0,
          "n_arms": 0, "winding": "", "pitch_angle_deg": np.nan, "arm_strength": 0.0,
-         "has_dust_lane": False, "merger_stage": "none", "merger_primary": "", "secondary_flux_ratio": np.nan,
+         "has_dust_lane": False, "scale_height_ratio": np.nan, "dust_depth": 0.0, "merger_stage": "none", "merger_primary": "", "secondary_flux_ratio": np.nan,
          "secondary_separation_arcsec": np.nan, "n_knots": 0}
     if morph.startswith("smooth"):
         q_range = {"smooth_round": (0.8, 1.0), "smooth_inbetween": (0.5, 0.75), "smooth_cigar": (0.22, 0.4)}[morph]
@@ -336,11 +339,14 @@ def draw_galaxy_params(rng, image_size: int) -> dict:
                  axis_ratio=float(rng.uniform(*q_range)))
     elif morph == "edge_on":
         bulge = str(rng.choice(["none", "small", "moderate"], p=[0.4, 0.35, 0.25]))
-        p.update(r_half_arcsec=float(rng.uniform(0.14, 0.22) * width), inclination_deg=float(rng.uniform(83, 90)),
+        dusty = bool(rng.uniform() < 0.6)
+        p.update(r_half_arcsec=float(rng.uniform(0.13, 0.2) * width), inclination_deg=float(rng.uniform(84, 90)),
                  bulge_size=bulge, bulge_fraction=float(rng.uniform(*BULGE_FRACTION[bulge])),
-                 sersic_n=float(rng.choice(BULGE_SERSIC_N)), has_dust_lane=bool(rng.uniform() < 0.65),
-                 _scale_height_ratio=float(rng.uniform(0.07, 0.13)), _dust_depth=float(rng.uniform(0.55, 0.85)))
-        p["axis_ratio"] = float(np.hypot(np.cos(np.radians(p["inclination_deg"])), p["_scale_height_ratio"] * 1.5))
+                 sersic_n=float(rng.choice(BULGE_SERSIC_N)), has_dust_lane=dusty,
+                 # dusty disks are the thicker ones: the lane must be wider than the seeing to show
+                 scale_height_ratio=float(rng.uniform(0.12, 0.2) if dusty else rng.uniform(0.07, 0.14)),
+                 dust_depth=float(rng.uniform(0.7, 0.95)) if dusty else 0.0)
+        p["axis_ratio"] = float(np.hypot(np.cos(np.radians(p["inclination_deg"])), p["scale_height_ratio"] * 1.5))
     elif morph in ("spiral", "barred_spiral"):
         bulge = str(rng.choice(["none", "small", "moderate", "large"], p=[0.2, 0.3, 0.3, 0.2]))
         winding = str(rng.choice(list(PITCH_ANGLE_DEG)))
@@ -362,19 +368,21 @@ def draw_galaxy_params(rng, image_size: int) -> dict:
             p.update(secondary_flux_ratio=float(rng.uniform(0.35, 1.0)),
                      secondary_separation_arcsec=float(rng.uniform(1.3, 2.6) * p["r_half_arcsec"]))
     else:  # irregular
-        p.update(r_half_arcsec=float(rng.uniform(0.1, 0.17) * width), n_knots=int(rng.integers(15, 46)),
+        p.update(r_half_arcsec=float(rng.uniform(0.1, 0.17) * width), n_knots=int(rng.integers(12, 41)),
                  axis_ratio=float(rng.uniform(0.4, 0.9)))
     return p
 
 
-def _sersic(n: float, half_light_radius: float):
+def _sersic(n: float, half_light_radius: float, min_truncation_arcsec: float = 0.0):
+    """Unit-flux Sersic profile, truncated at a quantised multiple of r_half >= min_truncation_arcsec."""
     import galsim
 
     if n == 0.5:
         return galsim.Gaussian(half_light_radius=half_light_radius)
     if n == 1.0:
         return galsim.Exponential(half_light_radius=half_light_radius)
-    return galsim.Sersic(n, half_light_radius=half_light_radius, trunc=SERSIC_TRUNCATION_HLR * half_light_radius)
+    multiple = next((k for k in SERSIC_TRUNCATION_HLR if k * half_light_radius >= min_truncation_arcsec), SERSIC_TRUNCATION_HLR[-1])
+    return galsim.Sersic(n, half_light_radius=half_light_radius, trunc=multiple * half_light_radius)
 
 
 def _to_sky(obj, inclination_deg: float, position_angle_deg: float):
@@ -448,7 +456,7 @@ def tidal_tail_grid(tails: list[tuple], size_px: int) -> np.ndarray:
 def build_scene(p: dict, rng, deviate, image_size: int):
     """The sky around one galaxy before the PSF: one GalSim profile per band (nanomaggies, arcsec).
 
-    Components are (unit-flux profile, r flux, g-r, r-z); the galaxy sits at (0, 0). Companions,
+    Components are (unit-flux profile, flux in g, r, z); the galaxy sits at (0, 0). Companions,
     background galaxies and stars share the stamp as in real cutouts. Also updates ``p`` with the
     integrated colours and returns a dict of scene counts for the truth table.
     """
@@ -459,47 +467,55 @@ def build_scene(p: dict, rng, deviate, image_size: int):
     flux_total = 10 ** ((ZERO_POINT_MAG - p["mag_r"]) / 2.5)
     pa = p["position_angle_deg"]
     morph = p["morph_type"]
-    galaxy: list[tuple] = []                   # (profile, flux_r, g_r, r_z)
+    galaxy: list[tuple] = []                   # (unit-flux profile, flux in g, r, z)
 
     def add(profile, fraction, colour):
-        galaxy.append((profile, fraction * flux_total, *colour))
+        galaxy.append((profile, fraction * flux_total * band_factors(*colour)))
 
     if morph.startswith("smooth"):
-        profile = _sersic(p["sersic_n"], p["r_half_arcsec"]).shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
+        profile = _sersic(p["sersic_n"], p["r_half_arcsec"], STAMP_CORNER * width).shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
         add(profile, 1.0, _colour(rng, COLOUR_RED))
 
     elif morph == "edge_on":
         r_half = p["r_half_arcsec"]
         h = r_half / 1.678                     # exponential scale length from the half-light radius
         incl = p["inclination_deg"] * galsim.degrees
-        hz = p["_scale_height_ratio"]
+        hz = p["scale_height_ratio"]
         disk = galsim.InclinedExponential(incl, scale_radius=h, scale_h_over_r=hz).rotate(pa * galsim.degrees)
         disk_colour = _colour(rng, COLOUR_DISK)
         disk_fraction = 1.0 - p["bulge_fraction"]
-        add(disk, disk_fraction, disk_colour)
-        if p["has_dust_lane"]:
-            # Dust lane: a thinner disk of the same scale length subtracted in the mid-plane, offset a
-            # little towards the near side. It removes `depth` of the mid-plane disk light in r, more
-            # in g and less in z (reddening). Mid-plane brightness ~ flux / scale height, so the lane
-            # needs depth * thin of the disk flux, and never goes below zero.
-            thin = 0.4
-            lane = galsim.InclinedExponential(incl, scale_radius=h, scale_h_over_r=hz * thin)
-            lane = lane.shift(0.0, 0.3 * hz * h * rng.choice([-1, 1])).rotate(pa * galsim.degrees)
-            depth = np.minimum(p["_dust_depth"] * np.array([1.25, 1.0, 0.6]), 0.92)
-            lane_bands = -thin * depth * band_factors(*disk_colour)       # per unit r flux of the disk
-            galaxy.append((lane, float(lane_bands[1]) * disk_fraction * flux_total,
-                           float(-2.5 * np.log10(lane_bands[0] / lane_bands[1])),
-                           float(2.5 * np.log10(lane_bands[2] / lane_bands[1]))))
+        parts = [(disk, disk_fraction * flux_total * band_factors(*disk_colour))]
         if p["bulge_fraction"] > 0:
             bulge = _sersic(p["sersic_n"], r_half * rng.uniform(0.15, 0.25)).shear(q=rng.uniform(0.7, 0.95), beta=pa * galsim.degrees)
-            add(bulge, p["bulge_fraction"], _colour(rng, COLOUR_RED))
+            parts.append((bulge, p["bulge_fraction"] * flux_total * band_factors(*_colour(rng, COLOUR_RED))))
+        if not p["has_dust_lane"]:
+            galaxy.extend(parts)
+        else:
+            # Dust lane: the mid-plane dust absorbs a fraction `depth` of the light behind it
+            # (disk and bulge), more in g and less in z (reddening). The light is drawn on a
+            # supersampled grid, multiplied by 1 - depth * lane(v) and handed back as one
+            # interpolated profile per band. The lane sits a little off the mid-plane, on the near side.
+            supersample = 2
+            n_grid = grid_px * supersample
+            drawn = [profile.drawImage(nx=n_grid, ny=n_grid, scale=PIXEL_SCALE_ARCSEC / supersample, method="no_pixel").array
+                     for profile, _ in parts]
+            x, y = _grid(grid_px, supersample)
+            v = -x * np.sin(np.radians(pa)) + y * np.cos(np.radians(pa))      # along the minor axis
+            lane_sigma = 0.7 * hz * h
+            lane = np.exp(-0.5 * ((v - 0.5 * lane_sigma * rng.choice([-1, 1])) / lane_sigma) ** 2)
+            depth = np.minimum(p["dust_depth"] * np.array([1.2, 1.0, 0.65]), 0.95)
+            for b in range(len(BANDS)):
+                light = sum(image * band_flux[b] for image, (_, band_flux) in zip(drawn, parts)) * (1 - depth[b] * lane)
+                band_flux = np.zeros(len(BANDS))
+                band_flux[b] = light.sum()
+                galaxy.append((_interpolated(light, supersample), band_flux))
 
     elif morph in ("spiral", "barred_spiral"):
         r_half = p["r_half_arcsec"]
         h = r_half / 1.678
         bar_angle = rng.uniform(0, np.pi)
         bulge_r_half = r_half * {"none": 0.15, "small": 0.13, "moderate": 0.2, "large": 0.28}[p["bulge_size"]]
-        bar_length = r_half * rng.uniform(0.55, 0.85) if p["bar"] != "none" else 0.0
+        bar_length = r_half * rng.uniform(0.8, 1.2) if p["bar"] != "none" else 0.0
         inner = max(bar_length, 1.6 * bulge_r_half, 0.5 * h)
         arms, arm_rel_flux = spiral_arm_grid(p, h, inner, bar_angle, int(rng.choice([-1, 1])), int(rng.choice([3, 4])), grid_px)
         w = p["arm_strength"]
@@ -514,8 +530,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
             add(_to_sky(bulge, p["inclination_deg"] * 0.5, pa), p["bulge_fraction"], _colour(rng, COLOUR_RED))
         if p["bar"] != "none":
             # A bar is a flat elongated Sersic n = 0.5 (Gaussian) component in the disk plane.
-            q_bar = rng.uniform(0.2, 0.32)
-            bar = galsim.Gaussian(half_light_radius=bar_length * 0.55 * np.sqrt(q_bar)).shear(q=q_bar, beta=bar_angle * galsim.radians)
+            q_bar = rng.uniform(0.15, 0.25)
+            bar = galsim.Gaussian(half_light_radius=bar_length * 0.6 * np.sqrt(q_bar)).shear(q=q_bar, beta=bar_angle * galsim.radians)
             add(_to_sky(bar, p["inclination_deg"], pa), p["bar_fraction"], (0.7, 0.42))
 
     elif morph == "merger":
@@ -533,7 +549,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
                 add(galsim.Exponential(half_light_radius=r_h).shear(q=q, beta=beta).shift(x0, y0), 0.55 * fraction, _colour(rng, COLOUR_DISK))
                 add(_sersic(2.5, 0.2 * r_h).shift(x0, y0), 0.45 * fraction, _colour(rng, COLOUR_RED))
             else:
-                add(_sersic(p["sersic_n"], 0.6 * r_h).shear(q=q, beta=beta).shift(x0, y0), fraction, _colour(rng, COLOUR_RED))
+                add(_sersic(p["sersic_n"], 0.6 * r_h, STAMP_CORNER * width).shear(q=q, beta=beta).shift(x0, y0), fraction,
+                    _colour(rng, COLOUR_RED))
             # Tidal distortion: an offset, sheared, fainter copy makes the body lopsided.
             angle = rng.uniform(0, 2 * np.pi)
             add(galsim.Exponential(half_light_radius=1.3 * r_h).shear(g1=rng.uniform(-0.4, 0.4), g2=rng.uniform(-0.4, 0.4))
@@ -558,20 +575,23 @@ def build_scene(p: dict, rng, deviate, image_size: int):
                 tails.append((0.0, 0.0, 0.6 * r_half, rng.uniform(2.6, 4.2) * r_half, phi0 + k * np.pi,
                               sense * rng.uniform(1.0, 1.8), 0.2 * r_half, 0.5 * r_half))
         add(_interpolated(tidal_tail_grid(tails, grid_px), 1), tail_fraction, _colour(rng, COLOUR_BLUE))
-        p["bulge_size"] = ""
 
     else:  # irregular: clumps of star formation (RandomKnots) on a lopsided diffuse body
         r_half = p["r_half_arcsec"]
         knot_fraction = rng.uniform(0.45, 0.7)
-        knots = galsim.RandomKnots(p["n_knots"], half_light_radius=r_half, flux=1.0, rng=deviate)
-        knots = galsim.Convolve(knots, galsim.Gaussian(sigma=rng.uniform(0.15, 0.3) * width / 16.8))
-        add(knots.shear(q=p["axis_ratio"], beta=pa * galsim.degrees), knot_fraction, _colour(rng, COLOUR_BLUE))
+        # A few giant star-forming clumps plus many small ones, each set lopsided in its own way.
+        n_bright = max(3, p["n_knots"] // 4)
+        knot_size = rng.uniform(0.15, 0.3) * width / (REFERENCE_IMAGE_SIZE * PIXEL_SCALE_ARCSEC)
+        for n_set, share, size in ((n_bright, 0.5, 1.5 * knot_size), (p["n_knots"] - n_bright, 0.5, knot_size)):
+            knots = galsim.RandomKnots(n_set, half_light_radius=r_half * rng.uniform(0.7, 1.1), flux=1.0, rng=deviate)
+            knots = galsim.Convolve(knots, galsim.Gaussian(sigma=size)).shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
+            add(knots.shift(*(rng.uniform(-0.3, 0.3, 2) * r_half)), share * knot_fraction, _colour(rng, COLOUR_BLUE))
         diffuse = galsim.Exponential(half_light_radius=1.2 * r_half).shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
         diffuse = diffuse.shift(*(rng.uniform(-0.25, 0.25, 2) * r_half))
         add(diffuse, 1 - knot_fraction, _colour(rng, COLOUR_DISK))
 
     # Integrated colour of the galaxy itself.
-    fluxes = sum(flux_r * band_factors(g_r, r_z) for _, flux_r, g_r, r_z in galaxy)
+    fluxes = sum(band_flux for _, band_flux in galaxy)
     p["g_r"] = float(-2.5 * np.log10(fluxes[0] / fluxes[1]))
     p["r_z"] = float(2.5 * np.log10(fluxes[2] / fluxes[1]))
 
@@ -584,27 +604,58 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         profile = _sersic(float(rng.choice([1.0, 2.5, 4.0])), rng.uniform(0.2, 0.45) * p["r_half_arcsec"])
         profile = profile.shear(q=rng.uniform(0.4, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians)
         field.append((profile.shift(distance * np.cos(angle), distance * np.sin(angle)),
-                      10 ** ((ZERO_POINT_MAG - p["mag_r"] - rng.uniform(1.5, 3.0)) / 2.5), *_colour(rng, COLOUR_DISK)))
-    n_background = min(int(rng.poisson(2.5 * area)), 40)
+                      10 ** ((ZERO_POINT_MAG - p["mag_r"] - rng.uniform(1.5, 3.0)) / 2.5) * band_factors(*_colour(rng, COLOUR_DISK))))
+    n_background = min(int(rng.poisson(1.2 * area)), 30)    # ~15 000 per deg2 at r 20-23.5
+    background = []
     for _ in range(n_background):
-        x0, y0 = rng.uniform(-0.55, 0.55, 2) * width
+        x0, y0 = rng.uniform(-0.5, 0.5, 2) * width
         profile = _sersic(float(rng.choice([1.0, 4.0])), rng.uniform(0.25, 0.9))
         profile = profile.shear(q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians).shift(x0, y0)
-        field.append((profile, 10 ** ((ZERO_POINT_MAG - rng.uniform(20.0, 23.5)) / 2.5),
-                      rng.uniform(0.4, 1.6), rng.uniform(0.3, 1.0)))
-    n_stars = min(int(rng.poisson(0.5 * area)), 20)
+        background.append((profile, 10 ** ((ZERO_POINT_MAG - rng.uniform(20.0, 23.5)) / 2.5)
+                           * band_factors(rng.uniform(0.4, 1.6), rng.uniform(0.3, 1.0))))
+    if len(background) >= BACKGROUND_GRID_MIN:
+        field.extend(_background_grid(background, grid_px))
+    else:
+        field.extend(background)
+    n_stars = min(int(rng.poisson(0.2 * area)), 10)
     for _ in range(n_stars):
         x0, y0 = rng.uniform(-0.55, 0.55, 2) * width
         g_r = rng.uniform(0.3, 1.4)
-        field.append((galsim.DeltaFunction().shift(x0, y0), 10 ** ((ZERO_POINT_MAG - rng.uniform(16.5, 22.0)) / 2.5),
-                      g_r, 0.55 * g_r - 0.05))
+        field.append((galsim.DeltaFunction().shift(x0, y0),
+                      10 ** ((ZERO_POINT_MAG - rng.uniform(16.5, 22.0)) / 2.5) * band_factors(g_r, 0.55 * g_r - 0.05)))
 
     components = galaxy + field
     bands = []
     for b in range(len(BANDS)):
-        bands.append(galsim.Sum([profile * (flux_r * band_factors(g_r, r_z)[b]) for profile, flux_r, g_r, r_z in components]))
+        bands.append(galsim.Sum([profile * float(band_flux[b]) for profile, band_flux in components if band_flux[b] != 0]))
     info = {"has_companion": has_companion, "n_background_galaxies": n_background, "n_stars": n_stars}
     return bands, info
+
+
+def _background_grid(sources: list[tuple], grid_px: int) -> list[tuple]:
+    """Many small background galaxies -> one interpolated profile per band (speed only).
+
+    Each source is drawn without PSF in real space on a small patch of the grid, so the survey
+    draws convolve three profiles instead of dozens of components.
+    """
+    import galsim
+
+    out = []
+    for b in range(len(BANDS)):
+        image = galsim.Image(grid_px, grid_px, scale=PIXEL_SCALE_ARCSEC)
+        for profile, band_flux in sources:
+            cx = image.true_center.x + profile.centroid.x / PIXEL_SCALE_ARCSEC
+            cy = image.true_center.y + profile.centroid.y / PIXEL_SCALE_ARCSEC
+            radius = BACKGROUND_PATCH_PX
+            bounds = galsim.BoundsI(int(cx) - radius, int(cx) + radius, int(cy) - radius, int(cy) + radius) & image.bounds
+            if bounds.isDefined():
+                (profile * float(band_flux[b])).drawImage(image=image[bounds], add_to_image=True, method="no_pixel",
+                                                          center=image.true_center)
+        flux = np.zeros(len(BANDS))
+        flux[b] = image.array.sum()
+        if flux[b] > 0:
+            out.append((_interpolated(image.array, 1), flux))
+    return out
 
 
 def draw_survey_image(scene_bands, survey: SurveySpec, shift_arcsec, psf_fwhm, noise_sigma, image_size: int, rng) -> np.ndarray:
@@ -627,7 +678,7 @@ def draw_survey_image(scene_bands, survey: SurveySpec, shift_arcsec, psf_fwhm, n
 # image defects (per survey image)
 # ---------------------------------------------------------------------------------------------
 
-def add_defect(flux: np.ndarray, kind: str, rng, psf_fwhm, noise_sigma) -> str:
+def add_defect(flux: np.ndarray, kind: str, rng, psf_fwhm) -> str:
     """Damage a (3, S, S) nanomaggy cutout in place the way real cutouts are damaged; return the kind."""
     n_bands, size, _ = flux.shape
     y, x = np.mgrid[:size, :size].astype(np.float64)
@@ -665,7 +716,7 @@ def add_defect(flux: np.ndarray, kind: str, rng, psf_fwhm, noise_sigma) -> str:
     elif kind == "missing_band":
         # A band missing over part of the cutout (CCD gap / no exposure), zero there; sometimes the whole band.
         b = int(rng.integers(n_bands))
-        cut = int(round(size * (1.0 if rng.uniform() < 0.25 else rng.uniform(0.25, 0.75))))
+        cut = int(round(size * (1.0 if rng.uniform() < 0.25 else rng.uniform(0.45, 0.8))))
         side = int(rng.integers(4))
         region = (slice(None, cut), slice(None)) if side == 0 else (slice(size - cut, None), slice(None)) if side == 1 \
             else (slice(None), slice(None, cut)) if side == 2 else (slice(None), slice(size - cut, None))
@@ -704,79 +755,89 @@ def _peaked(n_answers: int, true_index: int, p_true: float, spill: float = 0.7) 
     return p
 
 
-def vote_probabilities(p: dict, psf_fwhm, defect: str, image_size: int, artifact_share: float = 0.0) -> dict[str, np.ndarray]:
-    """The probability that a volunteer picks each answer, per question, from the truth.
+def vote_probabilities(p: dict, psf_fwhm, defect: str, image_size: int, rng) -> dict[str, np.ndarray]:
+    """The probability that a volunteer picks each answer, per question, for one survey image.
 
-    Clear cases put 0.75-0.9 on the true answer; small, faint or badly seen galaxies less
-    (``clarity`` falls with r_half / PSF FWHM and with magnitude), so BASS+MzLS votes are a
-    little less decisive than DECaLS votes of the same galaxy.
+    Volunteers see the image, not the truth, so the probabilities follow what is visible:
+      * clarity falls with r_half / PSF FWHM and with magnitude: clear cases put ~0.8-0.9 on the
+        true answer, small or faint ones less, and BASS+MzLS (worse seeing) less than DECaLS;
+      * the PSF makes small galaxies look rounder (how-rounded uses the apparent axis ratio);
+      * faint, tightly wound or inclined arms get 'smooth' and 'no arms' votes;
+      * volunteer habits: some smooth ellipticals (more so cigar-shaped ones) are read as
+        lenticular disks, clumpy irregulars as mergers or spirals now and then, and damaged
+        cutouts get 'artifact' votes only sometimes.
+    ``rng`` draws these per-image perceptions, so the two surveys' votes differ even for clear cases.
     """
     morph = p["morph_type"]
-    resolution = p["r_half_arcsec"] / float(np.mean(psf_fwhm))
+    fwhm = float(np.mean(psf_fwhm))
     mag_rel = p["mag_r"] + 5 * np.log10(image_size / REFERENCE_IMAGE_SIZE)      # 15-18 at any stamp size
-    clarity = np.clip(0.35 + 0.65 * np.clip((resolution - 0.8) / 1.6, 0, 1), 0, 1) * (1 - 0.25 * np.clip((mag_rel - 15) / 3, 0, 1))
-    c = 0.55 + 0.37 * clarity
-    disky = morph in ("edge_on", "spiral", "barred_spiral")
+    clarity = (0.35 + 0.65 * np.clip((p["r_half_arcsec"] / fwhm - 0.8) / 1.6, 0, 1)) * (1 - 0.25 * np.clip((mag_rel - 15) / 3, 0, 1))
+    c = float(np.clip(0.55 + 0.37 * clarity + rng.normal(0, 0.04), 0.45, 0.93))
+    smooth = morph.startswith("smooth")
+    spiral = morph in ("spiral", "barred_spiral")
+    read_as_disk = smooth and rng.uniform() < (0.12 if morph == "smooth_cigar" else 0.06)
+    looks_merging = morph == "irregular" and rng.uniform() < 0.2
+    arm_visibility = 0.0
+    if spiral:
+        arm_visibility = clarity * p["arm_strength"] * (0.75 if p["winding"] == "tight" else 1.0) \
+            * (1 - 0.4 * max(0.0, (p["inclination_deg"] - 45) / 20))
+    arms_seen = 0.3 + 0.7 * min(arm_visibility / 0.7, 1.0)
     probs: dict[str, np.ndarray] = {}
 
-    if morph.startswith("smooth"):
-        featured = 1 - c - 0.01
-    elif disky or morph == "irregular":
+    if smooth:
+        featured = 0.65 if read_as_disk else 1 - c
+    elif morph == "edge_on":
         featured = c
+    elif spiral:
+        featured = min(arms_seen, 0.93)
+    elif morph == "irregular":
+        featured = 0.55 + 0.35 * clarity
     else:  # merger: a pair of ellipticals is often called smooth
-        featured = 0.5 + 0.3 * clarity if p["merger_primary"] == "disk" else 0.45 + 0.2 * clarity
-    sof = np.array([1 - featured - 0.01, featured, 0.01])
-    if defect:
-        artifact = artifact_share
-        sof = np.append(sof[:2] / sof[:2].sum() * (1 - artifact), artifact)
-    probs["smooth-or-featured"] = sof
+        featured = 0.5 + 0.35 * clarity if p["merger_primary"] == "disk" else 0.4 + 0.25 * clarity
+    sof = np.array([1 - featured, featured]) * 0.99
+    artifact = draw_artifact_share(rng, defect) if defect else 0.01
+    probs["smooth-or-featured"] = np.append(sof / sof.sum() * (1 - artifact), artifact)
 
     if morph == "edge_on":
         edge_yes = c
+    elif read_as_disk:
+        edge_yes = 0.75 if morph == "smooth_cigar" else 0.1
     elif morph == "smooth_cigar":
         edge_yes = 0.45
-    elif morph in ("spiral", "barred_spiral"):
+    elif spiral:
         edge_yes = 0.04 + 0.35 * max(0.0, (p["inclination_deg"] - 45) / 20)
     else:
         edge_yes = 0.06
     probs["disk-edge-on"] = np.array([edge_yes, 1 - edge_yes])
 
-    if morph in ("spiral", "barred_spiral"):
-        # Tightly wound arms blur together in poor seeing.
-        arms_yes = c - (0.08 * (1 - clarity) if p["winding"] == "tight" else 0.0)
-    elif morph == "merger":
-        arms_yes = 0.2
-    elif morph == "irregular":
-        arms_yes = 0.2
-    elif morph == "edge_on":
-        arms_yes = 0.3
-    else:
-        arms_yes = 0.1
-    probs["has-spiral-arms"] = np.array([arms_yes, 1 - arms_yes])
+    arms_yes = {"merger": 0.3, "irregular": 0.45 if rng.uniform() < 0.2 else 0.2, "edge_on": 0.3}.get(morph, 0.1)
+    probs["has-spiral-arms"] = np.array([min(arms_seen, 0.95), 1 - min(arms_seen, 0.95)]) if spiral else np.array([arms_yes, 1 - arms_yes])
 
-    bar = p["bar"]
-    if bar == "strong":
+    if p["bar"] == "strong":
         probs["bar"] = np.array([c, 0.75 * (1 - c), 0.25 * (1 - c)])
-    elif bar == "weak":
-        weak = c - 0.12
-        probs["bar"] = np.array([0.4 * (1 - weak), weak, 0.6 * (1 - weak)])
+    elif p["bar"] == "weak":                          # weak bars are the least agreed-on answer
+        weak = c - 0.2
+        probs["bar"] = np.array([0.3 * (1 - weak), weak, 0.7 * (1 - weak)])
     else:
-        no = c if disky else 0.85
+        no = c if spiral else 0.85
         probs["bar"] = np.array([0.2 * (1 - no), 0.8 * (1 - no), no])
 
     bulge_index = {"none": 4, "small": 3, "moderate": 2, "large": 1}
     if p["bulge_size"] in bulge_index:
         index = 0 if p["bulge_size"] == "large" and p["bulge_fraction"] > 0.5 else bulge_index[p["bulge_size"]]
-        probs["bulge-size"] = _peaked(5, index, c - 0.08)
+        probs["bulge-size"] = _peaked(5, index, c - 0.12)
     else:
-        probs["bulge-size"] = _peaked(5, 1 if morph.startswith("smooth") else 2, 0.5)
+        probs["bulge-size"] = _peaked(5, 1 if smooth else 2, 0.5)
 
-    q = p["axis_ratio"] if np.isfinite(p["axis_ratio"]) else 0.8
-    rounded_index = 0 if q > 0.78 else (1 if q > 0.45 else 2)
-    probs["how-rounded"] = _peaked(3, rounded_index, c if morph.startswith("smooth") else c - 0.15)
+    # Apparent axis ratio: the PSF adds in quadrature to both axes (s ~ a third of the FWHM).
+    q, r_half, s = p["axis_ratio"], p["r_half_arcsec"], fwhm / 3
+    q_seen = np.sqrt((q ** 2 * r_half ** 2 + s ** 2) / (r_half ** 2 + s ** 2))
+    p_round, p_cigar = 1 / (1 + np.exp(-(q_seen - 0.75) / 0.04)), 1 / (1 + np.exp(-(0.45 - q_seen) / 0.04))
+    rounded = np.array([p_round, max(1 - p_round - p_cigar, 0.0), p_cigar])
+    probs["how-rounded"] = 0.88 * rounded / rounded.sum() + 0.04
 
     if p["winding"]:
-        probs["spiral-winding"] = _peaked(3, ("tight", "medium", "loose").index(p["winding"]), c - 0.1)
+        probs["spiral-winding"] = _peaked(3, ("tight", "medium", "loose").index(p["winding"]), c - 0.12)
     else:
         probs["spiral-winding"] = np.array([0.3, 0.4, 0.3])
 
@@ -785,10 +846,12 @@ def vote_probabilities(p: dict, psf_fwhm, defect: str, image_size: int, artifact
         probs["merging"] = _peaked(4, 3, c - 0.05)
     elif stage == "major_disturbance":
         probs["merging"] = _peaked(4, 2, c - 0.15)
+    elif looks_merging:
+        probs["merging"] = np.array([0.25, 0.15, 0.15, 0.45])
     elif morph == "irregular":
         probs["merging"] = np.array([0.55, 0.25, 0.15, 0.05])
-    elif p.get("has_companion"):
-        probs["merging"] = np.array([0.72, 0.2, 0.05, 0.03])
+    elif p["has_companion"]:
+        probs["merging"] = np.array([0.6, 0.25, 0.08, 0.07])
     else:
         probs["merging"] = np.array([c + 0.03, 0.85 * (0.97 - c), 0.1 * (0.97 - c), 0.05 * (0.97 - c)])
     return {question: np.clip(v, 1e-3, None) / np.clip(v, 1e-3, None).sum() for question, v in probs.items()}
@@ -804,7 +867,7 @@ def draw_artifact_share(rng, defect: str) -> float:
     return float(rng.uniform(0.35, 0.8) if rng.uniform() < 0.6 else rng.uniform(0.03, 0.2))
 
 
-def draw_votes(rng, probs: dict[str, np.ndarray], concentration: float = 40.0) -> dict:
+def draw_votes(rng, probs: dict[str, np.ndarray], concentration: float = 25.0) -> dict:
     """Volunteer votes down the decision tree: counts ~ Multinomial(total, Dirichlet(p)).
 
     Each question is asked only of the volunteers whose earlier answers lead to it (Walmsley
@@ -842,18 +905,24 @@ def draw_votes(rng, probs: dict[str, np.ndarray], concentration: float = 40.0) -
 # examples figure
 # ---------------------------------------------------------------------------------------------
 
+# Display-only band weights (between equal weights and the Legacy Survey viewer's g, r, z scales
+# 6.0, 3.4, 2.2), so old populations look yellow-red and star formation blue; the network input is not weighted.
+DISPLAY_BAND_WEIGHTS = (1.4, 1.0, 0.75)
+
+
 def rgb_composite(flux: np.ndarray) -> np.ndarray:
     """(3, H, W) g, r, z nanomaggies -> (H, W, 3) display RGB with z->R, r->G, g->B (asinh stretch)."""
-    stretched = asinh_stretch(flux)
+    stretched = asinh_stretch(np.asarray(flux) * np.array(DISPLAY_BAND_WEIGHTS, dtype=np.float32)[:, None, None])
     return np.stack([stretched[2], stretched[1], stretched[0]], axis=-1)
 
 
 def save_examples_png(out_dir, truth: pd.DataFrame, path, per_class: int = 4) -> None:
-    """A grid: one row per morph_type plus a row of defective images; DECaLS | BASS+MzLS pairs."""
-    import matplotlib
+    """A mosaic: one row per morph_type plus a row of defective images; DECaLS | BASS+MzLS pairs.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Tiles are drawn north up, east left, as in the Legacy Survey viewer.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     out_dir = Path(out_dir)
     rows = []
@@ -861,35 +930,53 @@ def save_examples_png(out_dir, truth: pd.DataFrame, path, per_class: int = 4) ->
     for morph in MORPH_TYPES:
         group = clean[clean["morph_type"] == morph].sort_values("in_bass_footprint", ascending=False, kind="stable")
         rows.append((morph, group.head(per_class)))
-    defective = truth[(truth["defect_decals"] != "") | (truth["defect_bass"] != "")]
-    rows.append(("defects", defective.head(per_class)))
+    # Defects: one of each kind where possible, preferring damage in the BASS+MzLS image.
+    picked = []
+    for kind in DEFECT_KINDS:
+        for column in ("defect_bass", "defect_decals"):
+            hits = truth.index[(truth[column] == kind) & ~truth.index.isin(picked)]
+            if len(hits):
+                picked.append(hits[0])
+                break
+    rest = truth.index[((truth["defect_decals"] != "") | (truth["defect_bass"] != "")) & ~truth.index.isin(picked)]
+    rows.append(("defects", truth.loc[(picked + list(rest))[:per_class]]))
 
-    fig, axes = plt.subplots(len(rows), 2 * per_class, figsize=(2 * per_class * 1.25, len(rows) * 1.35), squeeze=False)
+    size = read_raw(out_dir / DECALS.image_dir / f"{truth['decals_iauname'].iloc[0]}.fits").shape[1]
+    gap, pair_gap, header = max(1, size // 32), max(3, size // 8), max(6, size // 6)
+    row_height = size + header
+    column_x = [k * (2 * size + gap + pair_gap) + s * (size + gap) for k in range(per_class) for s in range(2)]
+    mosaic = np.ones((len(rows) * row_height, column_x[-1] + size, 3), dtype=np.float32)
+    captions = []                                   # (x, y, text) in mosaic pixels
     for r, (label, group) in enumerate(rows):
-        for k in range(per_class):
+        top = r * row_height + header
+        for k in range(min(per_class, len(group))):
+            row = group.iloc[k]
             for s, survey in enumerate(SURVEYS):
-                ax = axes[r, 2 * k + s]
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if k >= len(group):
-                    ax.axis("off")
-                    continue
-                row = group.iloc[k]
+                x = column_x[2 * k + s]
                 name = row["decals_iauname"] if survey is DECALS else row["bass_iauname"]
-                if not name:
-                    ax.text(0.5, 0.5, "outside\nBASS", ha="center", va="center", fontsize=6, transform=ax.transAxes)
-                    ax.set_facecolor("0.85")
+                if name:
+                    tile = np.flipud(rgb_composite(read_raw(out_dir / survey.image_dir / f"{name}.fits")))
                 else:
-                    ax.imshow(rgb_composite(read_raw(out_dir / survey.image_dir / f"{name}.fits")), origin="lower")
-                caption = survey.name if r == 0 else ""
-                defect = row[f"defect_{survey.key}"]
-                if label == "defects":
-                    caption = defect or "(no defect)"
+                    tile = np.full((size, size, 3), 0.85, dtype=np.float32)
+                    captions.append((x + size / 2, top + size / 2, "outside\nBASS"))
+                mosaic[top:top + size, x:x + size] = tile
+                caption = row[f"defect_{survey.key}"] or "(no defect)" if label == "defects" else \
+                    (survey.name if r == 0 else "")
                 if caption:
-                    ax.set_title(caption, fontsize=6, pad=2)
-                if k == 0 and s == 0:
-                    ax.set_ylabel(label, fontsize=7)
-    fig.suptitle("Mock survey examples: DECaLS | BASS+MzLS pairs (z, r, g -> R, G, B; asinh stretch)", fontsize=8)
-    fig.subplots_adjust(left=0.06, right=0.995, bottom=0.005, top=1 - 0.35 / fig.get_figheight(), wspace=0.04, hspace=0.18)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                    captions.append((x + size / 2, top - 1, caption))
+
+    scale = 1.3 / size                              # inches per mosaic pixel: a tile is 1.3 inch wide
+    left, pad, top = 0.75, 0.05, 0.3                # inches: row labels, border, title
+    width, height = mosaic.shape[1] * scale, mosaic.shape[0] * scale
+    fig = Figure(figsize=(left + width + pad, height + top + pad))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((left / fig.get_figwidth(), pad / fig.get_figheight(), width / fig.get_figwidth(), height / fig.get_figheight()))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    for x, y, text in captions:
+        ax.text(x, y, text, ha="center", va="bottom" if "\n" not in text else "center", fontsize=6)
+    for r, (label, _) in enumerate(rows):
+        ax.text(-size * 0.05, r * row_height + header + size / 2, label.replace("_", "\n"), ha="right", va="center", fontsize=7)
+    fig.suptitle("Mock survey examples: DECaLS | BASS+MzLS pairs (z, r, g -> R, G, B; asinh stretch)", fontsize=8,
+                 y=1 - 0.05 / fig.get_figheight())
+    fig.savefig(path, dpi=max(100, int(np.ceil(1 / scale))))

@@ -77,3 +77,75 @@ def run_path(run_dir: str | Path, name: str) -> Path:
     path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+# --- more names: analysis/decals_1.py .. decals_3.py -------------------------------------
+SELECTION_CLASSES_CSV = "selection/classes.csv"            # long table iauname, ra, dec, question, label
+SELECTION_CONFIG_JSON = "selection/selection_config.json"  # decals_1 flags, catalog path, threshold
+CATALOG_INDEX_CSV = "selection/catalog_index.csv"          # every catalog galaxy -> row of train.txt (-1: none)
+MATCH_SUMMARY_JSON = "selection/match_summary.json"        # decals_2_1 method, counts matched / without image
+LATENT_CLASSES_DIR = "latents/classes"                     # <question>_mu.npy + <question>_labels.csv
+LATENT_CONFIG_JSON = "latents/latents_config.json"         # checkpoint, image_size, latent_dim, device
+MAP_EMBEDDINGS_CSV = "maps/embeddings.csv"                 # image_index, name, pca_1, pca_2, tsne_1, ...
+MAPS_CONFIG_JSON = "maps/maps_config.json"
+
+# --- more names: analysis/decals_2_3.py (latent-size study), analysis/decals_4.py (outliers) --
+LATENT_SIZE_SUBRUN = "latent_size/z{latent_dim}"           # one sub-run (checkpoint.pt, best.pt, ...) per size
+LATENT_SIZE_CSV = "latent_size/latent_size.csv"            # latent_dim, val_mse_per_pixel, val_ssim, rf_accuracy, ...
+LATENT_SIZE_PNG = "latent_size/latent_size.png"
+LATENT_SIZE_JSON = "latent_size/latent_size.json"          # chosen size, rule, config
+LATENT_SIZE_RECON_NPZ = "latent_size/reconstructions.npz"  # originals, recon_<k>, names (same validation galaxies)
+LATENT_SIZE_RECON_PNG = "latent_size/reconstructions_by_size.png"  # the same, as an image grid
+OUTLIER_SCORES_CSV = "outliers/outlier_scores.csv"         # ranked: image_index, name, path, scores, rank
+OUTLIER_GALLERY_PNG = "outliers/top_outliers.png"
+OUTLIER_CONFIG_JSON = "outliers/outliers_config.json"
+DEFECT_SCORES_JSON = "outliers/defect_scores.json"         # mock survey: precision/recall of planted defects
+DEFECT_SCORES_CSV = "outliers/defect_scores.csv"
+
+# --- more names: analysis/decals_6.py (similarity search) --------------------------------
+SIMILARITY_QUERY = "similarity/query_{slug}"                   # + .csv (rank, name, ...), .png gallery, .json config
+SIMILARITY_LATENTS = "similarity/latents_{model}.npy"          # DECaLS latents of a model other than best.pt (+ .json)
+SIMILARITY_BASS_LATENTS = "similarity/bass_latents_{model}.npy"  # BASS+MzLS pair latents (+ .json: rows kept)
+SIMILARITY_POSITIONS_CSV = "similarity/index_positions.csv"    # image_index, name, ra, dec, source (catalog/header)
+SIMILARITY_PRECISION_CSV = "similarity/precision_at_10.csv"    # model, morph_type, n_queries, precision_at_10, random_expectation
+SIMILARITY_PRECISION_JSON = "similarity/precision_at_10.json"  # same + cross-survey scores, defect policy, config
+SIMILARITY_PRECISION_PNG = "similarity/precision_at_10.png"
+SIMILARITY_CROSS_CSV = "similarity/cross_survey_precision.csv"  # BASS+MzLS test pairs as queries vs DECaLS latents
+
+# --- Part II, transfer/ (domain adaptation DECaLS -> BASS+MzLS); "{method}" is mmd or paired ---
+TRANSFER_PAIRS_CSV = "transfer/pairs.csv"                  # make_pairs: pair_id, decals_iauname, bass_iauname, ra, dec, sep_arcsec, split, decals_path, bass_path
+TRANSFER_DECALS_LIST = "transfer/decals_pairs.txt"         # DECaLS image of each pair, row-aligned with pairs.csv
+TRANSFER_BASS_LIST = "transfer/bass_pairs.txt"             # BASS+MzLS image of each pair, row-aligned with pairs.csv
+TRANSFER_PAIR_LABELS_CSV = "transfer/pair_labels.csv"      # pair_id + one class-label column per class question (DECaLS votes)
+TRANSFER_SKIPPED_CSV = "transfer/skipped_pairs.csv"        # matched galaxies without a usable image, with the reason
+TRANSFER_PAIRS_JSON = "transfer/pairs_summary.json"        # make_pairs counts + configuration
+TRANSFER_EXAMPLES_PNG = "transfer/pairs_examples.png"      # DECaLS | BASS+MzLS examples
+TRANSFER_METRICS_BEFORE = "transfer/metrics_before.json"   # no_tf: metrics of the Part I model (+ configuration)
+TRANSFER_MU_DECALS_BEFORE = "transfer/mu_decals_before.npy"  # (n_pairs, latent_dim), rows as pairs.csv
+TRANSFER_MU_BASS_BEFORE = "transfer/mu_bass_before.npy"
+TRANSFER_DISTANCES_BEFORE = "transfer/distances_before.csv"  # pair_id, split, names, latent_distance, retrieval_rank
+TRANSFER_DISTANCE_BEFORE_PNG = "transfer/distance_before.png"
+TRANSFER_MOST_ALIKE_PNG = "transfer/pairs_most_alike.png"
+TRANSFER_LEAST_ALIKE_PNG = "transfer/pairs_least_alike.png"
+ADAPT_DIR = "transfer/{method}"                            # adapt.py, one folder per method
+ADAPT_CHECKPOINT = "transfer/{method}/checkpoint.pt"       # last epoch (training.save_training_checkpoint format)
+ADAPT_BEST = "transfer/{method}/best.pt"                   # best adaptation-validation loss; runtime.load_model reads it
+ADAPT_HISTORY_CSV = "transfer/{method}/history.csv"
+ADAPT_HISTORY_PNG = "transfer/{method}/history.png"
+ADAPT_SUMMARY_JSON = "transfer/{method}/adapt_summary.json"  # configuration + quality guards before/after
+ADAPT_METRICS_JSON = "transfer/{method}/metrics.json"      # evaluate.py: the no_tf metrics for this method
+ADAPT_MU_DECALS = "transfer/{method}/mu_decals.npy"
+ADAPT_MU_BASS = "transfer/{method}/mu_bass.npy"
+ADAPT_DISTANCES_CSV = "transfer/{method}/distances.csv"
+TRANSFER_BEFORE_AFTER_CSV = "transfer/before_after.csv"    # evaluate.py: metric x (no transfer, mmd, paired)
+TRANSFER_BEFORE_AFTER_MD = "transfer/before_after.md"
+TRANSFER_DISTANCE_HIST_PNG = "transfer/distance_hist.png"
+TRANSFER_ADAPTED = "transfer/adapted.pt"                   # THE adapted model: copy of the better method's best.pt
+TRANSFER_ADAPTED_JSON = "transfer/adapted.json"            # which method, why, source checkpoint
+
+# --- more names: analysis/decals_5.py (classification: latents vs morphology vs supervised CNN) --
+CLASSIFICATION_RESULTS_CSV = "classification/results.csv"          # question, method, model, n_galaxies, ..., accuracy/macro F1
+CLASSIFICATION_RESULTS_MD = "classification/results.md"            # table questions x methods + "RF on latents ~ CNN" line
+CLASSIFICATION_CONFUSION_JSON = "classification/confusion.json"    # question -> method/model -> classes, summed matrix
+CLASSIFICATION_CONFUSION_PNG = "classification/confusion_{question}.png"  # RF on latents, row-normalised
+CLASSIFICATION_MORPHOLOGY_CSV = "classification/morphology_features.csv"  # image_index, name, C, A, S, Gini, M20, ellipticity
+CLASSIFICATION_CONFIG_JSON = "classification/classification_config.json"  # flags, seed, commit, skipped questions, timing

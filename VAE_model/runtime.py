@@ -33,7 +33,8 @@ class Precision:
     """Mixed precision as one context plus a scaler that does nothing when off.
 
     On CUDA: bfloat16 autocast where the GPU supports it (no scaler needed), else float16
-    with a gradient scaler. On CPU: float32, a null context and a disabled scaler.
+    with a gradient scaler. On CPU: float32, a null context and a disabled scaler, unless asked
+    for (--amp on): bfloat16 autocast, fast on CPUs with AMX/AVX512-BF16 units.
     """
 
     device: torch.device
@@ -41,7 +42,7 @@ class Precision:
 
     @property
     def dtype(self) -> torch.dtype:
-        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if self.device.type == "cpu" or (self.device.type == "cuda" and torch.cuda.is_bf16_supported()):
             return torch.bfloat16
         return torch.float16
 
@@ -59,16 +60,18 @@ class Precision:
 
 
 def pick_precision(device: torch.device, amp: str = "auto") -> Precision:
-    """amp: 'auto' (mixed precision on CUDA only), 'on' or 'off'."""
+    """amp: 'auto' (mixed precision on CUDA only), 'on' (also bfloat16 on CPU) or 'off'."""
     enabled = {"auto": device.type == "cuda", "on": True, "off": False}[amp]
-    return Precision(device, enabled and device.type == "cuda")
+    return Precision(device, enabled and device.type in ("cuda", "cpu"))
 
 
 def add_runtime_arguments(parser) -> None:
     """Flags every script shares: --run, --seed, --device."""
     from .runfiles import DEFAULT_RUN
 
-    parser.add_argument("--run", default=DEFAULT_RUN, help="run directory (default: %(default)s)")
+    # --run-dir: the same flag under torchrun, whose own --run-path makes a bare --run ambiguous
+    parser.add_argument("--run", "--run-dir", dest="run", default=DEFAULT_RUN,
+                        help="run directory (default: %(default)s); spell it --run-dir after torchrun")
     parser.add_argument("--seed", type=int, default=0, help="random seed, recorded with every result (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda[:N]'")
 

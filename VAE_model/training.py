@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import runfiles
-from .data import augment, batch_loader, draw_augmentation, make_batches, shard, to_float
+from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
 from .models import VAE, VAEConfig, vae_loss
 from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
 
@@ -68,7 +68,7 @@ def wrap_model(model: VAE, device: torch.device, dist: DistInfo, settings: Train
 
 def _all_reduce_sum(values: list[float], device: torch.device, dist: DistInfo) -> list[float]:
     if not dist.enabled:
-        return values
+        return [float(v) for v in values]
     import torch.distributed as tdist
 
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
@@ -85,32 +85,38 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     seed = epoch_seed(settings.seed, epoch)
     batches = make_batches(indices, settings.batch_size, shuffle=True, seed=seed)
     parts = [shard(batch, dist.rank, dist.world_size) for batch in batches]
+    counts = [len(batch[part]) for batch, part in zip(batches, parts)]
+    # a last global batch smaller than the process count leaves a process an empty slice: it still
+    # joins the gradient all-reduce, with one image at weight 0
+    parts = [part if count else slice(0, 1) for part, count in zip(parts, counts)]
     generator = torch.Generator().manual_seed(seed)
     loader = batch_loader(cache, [b[p] for b, p in zip(batches, parts)], device, settings.workers)
-    totals = np.zeros(3)
+    totals = torch.zeros(3, dtype=torch.float64, device=device)   # summed on the device: no sync per step
     n_images = 0
     start = time.perf_counter()
-    bar = tqdm(zip(loader, batches, parts), total=len(batches), desc=f"epoch {epoch}", unit="batch",
-               leave=False, disable=not (progress and dist.is_main))
-    for step, (uint8_batch, batch, part) in enumerate(bar):
+    bar = tqdm(zip(device_batches(loader, device, settings.channels_last), batches, parts, counts),
+               total=len(batches), desc=f"epoch {epoch}", unit="batch", leave=False,
+               disable=not (progress and dist.is_main))
+    for step, (images, batch, part, n_local) in enumerate(bar):
         # draws for the whole global batch, then this process's slice
         flips, turns = draw_augmentation(len(batch), generator)
         noise = torch.randn(len(batch), latent_dim, generator=generator)
-        images = to_float(uint8_batch, device, settings.channels_last)
         if settings.augment:
             images = augment(images, flips[part], turns[part])
         with precision.autocast():
-            reconstruction, mu, logvar = module(images, noise[part].to(device))
+            reconstruction, mu, logvar = module(images, noise[part].to(device, non_blocking=True))
         loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, settings.beta)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"epoch {epoch} step {step}: loss is {loss.item()} (non-finite); "
-                                     "training stopped, the last good checkpoint is kept")
+        _check_finite(loss, epoch, step, device, dist)
+        # DDP averages gradients over processes; weighting each slice by its share of the global
+        # batch makes that average the one-process gradient even when slices differ in size
+        weight = n_local * dist.world_size / len(batch)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss * weight if weight != 1 else loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals += np.array([loss.item(), mse.item(), kl.item()]) * len(images)
-        n_images += len(images)
+        totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).double() * n_local
+        n_images += n_local
+    totals = totals.tolist()
     sums = _all_reduce_sum([*totals, n_images], device, dist)
     seconds = time.perf_counter() - start
     n_total = max(sums[3], 1)
@@ -118,9 +124,23 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
             "images_per_s": sums[3] / seconds, "seconds": seconds}
 
 
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, device, dist: DistInfo) -> None:
+    """Stop on a NaN/inf loss; under DDP every process sees a non-finite loss on any of them
+    (a sum of the losses), so all stop together instead of one waiting forever in all-reduce."""
+    value = loss.detach().float().reshape(1)
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        value = value.clone()
+        tdist.all_reduce(value)
+    if not torch.isfinite(value).all():
+        raise NonFiniteLossError(f"epoch {epoch} step {step}: non-finite loss ({value.item()}); "
+                                 "training stopped, the last good checkpoint is kept")
+
+
 @torch.no_grad()
 def evaluate(module, precision: Precision, cache, indices, batch_size: int, device, dist: DistInfo,
-             beta: float = 1.0) -> dict:
+             beta: float = 1.0, channels_last: bool = False) -> dict:
     """Validation loss per image with z = mu (no sampling noise), summed over processes."""
     module.eval()
     totals = np.zeros(3)
@@ -130,7 +150,7 @@ def evaluate(module, precision: Precision, cache, indices, batch_size: int, devi
         part = batch[shard(batch, dist.rank, dist.world_size)]
         if len(part) == 0:
             continue
-        images = to_float(torch.from_numpy(np.ascontiguousarray(cache[part])), device)
+        images = to_float(torch.from_numpy(np.ascontiguousarray(cache[part])), device, channels_last)
         with precision.autocast():
             reconstruction, mu, logvar = module(images)
         loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, beta)
@@ -198,7 +218,7 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
                                    device, dist, config.latent_dim, progress))
         if len(val_indices):
             row.update(evaluate(module, precision, cache, val_indices, settings.batch_size, device, dist,
-                                settings.beta))
+                                settings.beta, settings.channels_last))
         history.append(row)
         if dist.is_main:
             val = row.get("val_loss", row["train_loss"])

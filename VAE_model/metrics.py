@@ -1,0 +1,152 @@
+"""Reconstruction and ranking metrics shared by the analysis stages.
+
+Images are stretched (3, S, S) arrays in [0, 1] (the units the VAE sees), so MSE per pixel and
+SSIM are comparable across image sizes and models:
+
+    mse_per_pixel(x, x_hat) = mean over bands and pixels of (x_hat - x)^2
+    SSIM                    = Wang et al. (2004, IEEE TIP 13, 600), skimage's implementation on the
+                              3-band image (channel_axis=0, data_range=1: the stretch's range),
+                              averaged over the bands
+
+Also here: rank normalisation of anomaly scores, precision/recall in the top k, and the
+"where does the curve level off" rule of the latent-size study.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import to_float
+
+
+# ----------------------------------------------------------------------------- per-image metrics
+def _as_float(images: np.ndarray) -> np.ndarray:
+    """uint8 cache slices (0..255) or float [0, 1] images -> float32 [0, 1]."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32, copy=False)
+
+
+def mse_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """(N,) mean squared error per pixel (over bands and pixels) of each image, [0, 1] units."""
+    originals, reconstructions = _as_float(originals), _as_float(reconstructions)
+    if originals.shape != reconstructions.shape:
+        raise ValueError(f"shape mismatch: {originals.shape} vs {reconstructions.shape}")
+    return ((reconstructions - originals) ** 2).reshape(len(originals), -1).mean(axis=1)
+
+
+def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """(N,) structural similarity of each 3-band image (skimage, data_range=1, channel_axis=0)."""
+    from skimage.metrics import structural_similarity
+
+    originals, reconstructions = _as_float(originals), _as_float(reconstructions)
+    if originals.shape != reconstructions.shape:
+        raise ValueError(f"shape mismatch: {originals.shape} vs {reconstructions.shape}")
+    return np.array([structural_similarity(a, b, data_range=1.0, channel_axis=0)
+                     for a, b in zip(originals, reconstructions)], dtype=np.float64)
+
+
+@torch.no_grad()
+def reconstruction_metrics(model, cache: np.ndarray, indices, device, batch_size: int = 256,
+                           ssim: bool = True, progress: bool = False, precision=None) -> dict[str, np.ndarray]:
+    """Per-image MSE per pixel (and SSIM) of ``model`` (z = mu) on ``cache[indices]``.
+
+    Streams the memory-mapped cache in batches, so it works on 10^5 galaxies at 256 px.
+    Reconstructions are clipped to [0, 1] (the range of the stretched inputs).
+    Returns {"mse_per_pixel": (n,), "ssim": (n,) or absent}, in the order of ``indices``.
+    """
+    from tqdm import tqdm
+
+    model.eval()
+    indices = np.asarray(indices, dtype=np.int64)
+    mse = np.zeros(len(indices))
+    ssim_values = np.zeros(len(indices))
+    starts = range(0, len(indices), batch_size)
+    for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress, leave=False):
+        part = indices[start:start + batch_size]
+        order = np.argsort(part)   # sorted reads from the memmap, results put back in the caller's order
+        chunk = np.empty((len(part), *cache.shape[1:]), dtype=cache.dtype)
+        chunk[order] = cache[part[order]]
+        x = to_float(torch.from_numpy(chunk), device) if chunk.dtype == np.uint8 \
+            else torch.from_numpy(chunk).float().to(device)
+        if precision is not None:
+            with precision.autocast():
+                reconstruction = model(x)[0]
+        else:
+            reconstruction = model(x)[0]
+        reconstruction = reconstruction.float().clamp(0, 1)
+        mse[start:start + len(part)] = (reconstruction - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
+        if ssim:
+            ssim_values[start:start + len(part)] = ssim_per_image(x.cpu().numpy(), reconstruction.cpu().numpy())
+    result = {"mse_per_pixel": mse}
+    if ssim:
+        result["ssim"] = ssim_values
+    return result
+
+
+# ----------------------------------------------------------------------------- rankings
+def rank_normalise(scores: np.ndarray) -> np.ndarray:
+    """Scores -> ranks scaled to [0, 1] (0 = lowest, 1 = highest; ties share their mean rank).
+
+    Puts scores of different units (isolation-forest path length, LOF ratio, MSE) on one scale
+    so they can be averaged into one anomaly ranking.
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) <= 1:
+        return np.zeros(len(scores))
+    return (rankdata(scores, method="average") - 1) / (len(scores) - 1)
+
+
+def top_k_scores(scores: np.ndarray, is_positive: np.ndarray, k: int) -> dict:
+    """Precision and recall of the k highest scores against boolean ground truth.
+
+    Also the threshold-free average precision and ROC AUC (sklearn), and the expectation for
+    a random ranking: precision k_true/N, recall k/N.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    scores = np.asarray(scores, dtype=np.float64)
+    is_positive = np.asarray(is_positive, dtype=bool)
+    n, n_positive = len(scores), int(is_positive.sum())
+    k = int(min(k, n))
+    # stable sort of -score: ties keep the input order, so the result is deterministic
+    top = np.argsort(-scores, kind="stable")[:k]
+    hits = int(is_positive[top].sum())
+    both_classes = 0 < n_positive < n
+    return {
+        "k": k, "n_images": n, "n_positive": n_positive, "hits": hits,
+        "precision_at_k": hits / k if k else float("nan"),
+        "recall_at_k": hits / n_positive if n_positive else float("nan"),
+        "random_precision": n_positive / n if n else float("nan"),
+        "random_recall": k / n if n else float("nan"),
+        "average_precision": float(average_precision_score(is_positive, scores)) if both_classes else float("nan"),
+        "roc_auc": float(roc_auc_score(is_positive, scores)) if both_classes else float("nan"),
+    }
+
+
+# ----------------------------------------------------------------------------- levelling-off rule
+def smallest_within_tolerance(sizes, values, tolerance: float = 0.05) -> int:
+    """The smallest size whose value (a loss, lower is better) is within ``tolerance`` (a fraction,
+    0.05 = 5%) of the best value over all sizes: min{k : v_k <= (1 + tolerance) * min_j v_j}.
+
+    Sizes may come in any order; NaN values are ignored.
+    """
+    sizes = np.asarray(sizes)
+    values = np.asarray(values, dtype=np.float64)
+    if len(sizes) != len(values) or len(sizes) == 0:
+        raise ValueError("need one value per size and at least one size")
+    if tolerance < 0:
+        raise ValueError("tolerance must be >= 0")
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise ValueError("no finite values")
+    best = values[finite].min()
+    within = finite & (values <= best + tolerance * abs(best))
+    return int(sizes[within].min())
+
+
+__all__ = ["mse_per_image", "ssim_per_image", "reconstruction_metrics", "rank_normalise", "top_k_scores",
+           "smallest_within_tolerance"]

@@ -1,0 +1,209 @@
+"""Part I, step 2.1: match the catalog galaxies (and the selected classes) to the images in train.txt.
+
+Two ways to pair a catalog row with an image:
+  name      the image file stem equals the catalog ``iauname`` (Legacy Survey cutouts are
+            usually saved as ``<iauname>.fits``); ``sep_arcsec`` is then left empty (NaN).
+  position  RA/Dec of each image from its FITS header (cards RA, DEC, degrees J2000) matched to
+            the catalog RA/Dec with astropy ``match_to_catalog_sky`` within --radius-arcsec
+            (1 arcsec by default: a few DECaLS pixels of 0.262 arcsec, well below the separation
+            of two distinct galaxies). When two catalog rows fall on one image the nearer keeps it.
+  auto      (default) name when any image stem is a catalog iauname, else position.
+
+READS   RUN/selection/classes.csv, RUN/selection/selection_config.json (analysis/decals_1.py)
+        RUN/train.txt (make_datatxt.py); the catalog recorded by decals_1 (or --catalog)
+WRITES  RUN/selection/class_index.csv     iauname, ra, dec, question, label, image_index (row in
+                                          train.txt), image_path, sep_arcsec; selected galaxies with an image
+        RUN/selection/catalog_index.csv   every catalog galaxy: iauname, ra, dec, image_index (-1: no
+                                          image), image_path, sep_arcsec (name/position look-up of images)
+        RUN/selection/match_summary.json  method, radius, counts matched and without image, per class
+
+Next: analysis/decals_2_2.py (latent features of every image).
+
+    python analysis/decals_2_1.py --run runs/demo
+    python analysis/decals_2_1.py --run runs/decals --match position --radius-arcsec 1.0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.catalog import CatalogError, cross_match, read_catalog  # noqa: E402
+from VAE_model.data import DataError, image_name, read_image_list  # noqa: E402
+from VAE_model.imageio import FITS_SUFFIXES, read_fits_header  # noqa: E402
+from VAE_model.runtime import add_runtime_arguments, describe_args, write_json  # noqa: E402
+
+STAGE_1 = "analysis/decals_1.py --run {run}"
+INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
+
+
+class MatchError(RuntimeError):
+    """No usable overlap between catalog and images; str() is one line."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--match", choices=["auto", "name", "position"], default="auto",
+                        help="pair catalog rows with images by file name, by sky position, or auto (default: %(default)s)")
+    parser.add_argument("--radius-arcsec", type=float, default=1.0,
+                        help="largest catalog-image separation accepted by position matching (default: %(default)s)")
+    parser.add_argument("--catalog", default=None,
+                        help="catalog to index (default: the one recorded by decals_1 in RUN/selection/selection_config.json)")
+    parser.add_argument("--image-list", default=None, help="image list (default: RUN/train.txt)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes reading FITS headers for position matching (default: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- image positions
+def _header_position(path: str) -> tuple[float, float]:
+    """(RA, Dec) in degrees from a FITS header, NaN when the file has none (PNG/JPG, no cards)."""
+    if not path.lower().endswith(FITS_SUFFIXES):
+        return np.nan, np.nan
+    try:
+        header = read_fits_header(path)
+        return float(header["RA"]), float(header["DEC"])
+    except (KeyError, TypeError, ValueError, OSError):
+        return np.nan, np.nan
+
+
+def image_positions(paths: list[str], workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """RA/Dec (deg) of every image from its FITS header cards RA/DEC; NaN where absent."""
+    from tqdm import tqdm
+
+    bar = dict(total=len(paths), desc="read RA/DEC headers", unit="img", disable=not progress)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(paths) < 2000:
+        positions = [_header_position(p) for p in tqdm(paths, **bar)]
+    else:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(workers) as pool:
+            positions = list(tqdm(pool.imap(_header_position, paths, chunksize=64), **bar))
+    array = np.array(positions, dtype=float).reshape(-1, 2)
+    return array[:, 0], array[:, 1]
+
+
+# ----------------------------------------------------------------------------- matching
+def match_by_name(iaunames, paths: list[str]) -> np.ndarray:
+    """Row of train.txt whose file stem is each iauname (first one if listed twice), -1 if none."""
+    first_row: dict[str, int] = {}
+    for row, path in enumerate(paths):
+        first_row.setdefault(image_name(path), row)
+    return np.array([first_row.get(str(name), -1) for name in iaunames], dtype=int)
+
+
+def match_by_position(cat_ra, cat_dec, img_ra, img_dec, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest image within the radius for each catalog row: (image_index or -1, sep_arcsec or NaN).
+
+    Images without a position (NaN) are never matched; one image goes to its nearest catalog row only.
+    """
+    img_ra, img_dec = np.asarray(img_ra, float), np.asarray(img_dec, float)
+    usable = np.flatnonzero(np.isfinite(img_ra) & np.isfinite(img_dec))
+    index, sep = cross_match(cat_ra, cat_dec, img_ra[usable], img_dec[usable], radius_arcsec)
+    matched = index >= 0
+    image_index = np.full(len(index), -1, dtype=int)
+    image_index[matched] = usable[index[matched]]
+    # one image, one galaxy: among catalog rows claiming the same image, the nearest keeps it
+    order = np.lexsort((sep, image_index))
+    claimed = image_index[order]
+    duplicate = np.zeros(len(order), bool)
+    duplicate[1:] = (claimed[1:] == claimed[:-1]) & (claimed[1:] >= 0)
+    image_index[order[duplicate]] = -1
+    sep_arcsec = np.where(image_index >= 0, sep, np.nan)
+    return image_index, sep_arcsec
+
+
+def match_catalog(catalog: pd.DataFrame, paths: list[str], method: str = "auto", radius_arcsec: float = 1.0,
+                  workers: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, str]:
+    """Index every catalog row to train.txt: (table iauname, ra, dec, image_index, image_path, sep_arcsec; method used).
+
+    Raises MatchError (one line) when no catalog galaxy has an image.
+    """
+    names = catalog["iauname"].astype(str).to_numpy()
+    image_index, sep = np.full(len(catalog), -1, dtype=int), np.full(len(catalog), np.nan)
+    used = method
+    if method in ("auto", "name"):
+        image_index = match_by_name(names, paths)
+        used = "name"
+        if method == "auto" and not (image_index >= 0).any():
+            used = "position"
+    if used == "position":
+        img_ra, img_dec = image_positions(paths, workers, progress)
+        if not np.isfinite(img_ra).any():
+            raise MatchError(f"no image file stem is a catalog iauname and none of the {len(paths)} images has RA/DEC "
+                             "header cards; name the cutouts <iauname>.fits or add RA/DEC to their headers")
+        image_index, sep = match_by_position(catalog["ra"], catalog["dec"], img_ra, img_dec, radius_arcsec)
+    if not (image_index >= 0).any():
+        how = "by name" if used == "name" else f"by position within {radius_arcsec} arcsec"
+        raise MatchError(f"no overlap: none of the {len(catalog)} catalog galaxies matches one of the {len(paths)} "
+                         f"images {how} (check --catalog, the image list, or try --match position/--radius-arcsec)")
+    index = catalog[["iauname", "ra", "dec"]].copy()
+    index["image_index"] = image_index
+    index["image_path"] = [paths[i] if i >= 0 else "" for i in image_index]
+    index["sep_arcsec"] = np.round(sep, 4)
+    return index, used
+
+
+def class_index(selection: pd.DataFrame, catalog_index: pd.DataFrame) -> pd.DataFrame:
+    """The selected galaxies that have an image, with their row in train.txt."""
+    merged = selection.merge(catalog_index[["iauname", *INDEX_COLUMNS]], on="iauname", how="left")
+    merged["image_index"] = merged["image_index"].fillna(-1).astype(int)
+    return merged[merged["image_index"] >= 0].reset_index(drop=True)
+
+
+def match_summary(selection: pd.DataFrame, classes: pd.DataFrame, catalog_index: pd.DataFrame, n_images: int) -> dict:
+    per_class = []
+    for (question, label), group in selection.groupby(["question", "label"], sort=False):
+        with_image = int(((classes["question"] == question) & (classes["label"] == label)).sum())
+        per_class.append({"question": question, "label": label, "n_selected": len(group), "n_with_image": with_image})
+    n_selected = int(selection["iauname"].nunique())
+    n_selected_with_image = int(classes["iauname"].nunique())
+    n_catalog_matched = int((catalog_index["image_index"] >= 0).sum())
+    return {"n_catalog": len(catalog_index), "n_catalog_with_image": n_catalog_matched, "n_images": n_images,
+            "n_images_without_catalog_row": n_images - n_catalog_matched,
+            "n_selected_galaxies": n_selected, "n_selected_with_image": n_selected_with_image,
+            "n_selected_without_image": n_selected - n_selected_with_image, "per_class": per_class}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = args.run
+    list_path = args.image_list or f"{run}/{runfiles.TRAIN_TXT}"
+    try:
+        stage_1 = STAGE_1.format(run=run)
+        selection = pd.read_csv(runfiles.require(Path(run) / runfiles.SELECTION_CLASSES_CSV, stage_1))
+        config = json.loads(runfiles.require(Path(run) / runfiles.SELECTION_CONFIG_JSON, stage_1).read_text())
+        paths = read_image_list(runfiles.require(list_path, f"make_datatxt.py --run {run}"))
+        catalog = read_catalog(args.catalog or config["catalog_path"])
+        catalog_index, method = match_catalog(catalog, paths, args.match, args.radius_arcsec, args.workers,
+                                             progress=not args.quiet)
+    except (runfiles.MissingInputError, CatalogError, DataError, MatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    classes = class_index(selection, catalog_index)
+    catalog_index.to_csv(runfiles.run_path(run, runfiles.CATALOG_INDEX_CSV), index=False)
+    classes.to_csv(runfiles.run_path(run, runfiles.CLASS_INDEX_CSV), index=False)
+    summary = match_summary(selection, classes, catalog_index, len(paths))
+    write_json({**describe_args(args, method_used=method), **summary}, runfiles.run_path(run, runfiles.MATCH_SUMMARY_JSON))
+    print(pd.DataFrame(summary["per_class"]).to_string(index=False))
+    print(f"done: matched by {method}; {summary['n_selected_with_image']} of {summary['n_selected_galaxies']} selected "
+          f"galaxies have an image ({summary['n_selected_without_image']} without); {summary['n_catalog_with_image']} of "
+          f"{summary['n_catalog']} catalog galaxies and {summary['n_catalog_with_image']} of {len(paths)} images paired; "
+          f"index in {Path(run) / runfiles.CLASS_INDEX_CSV}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

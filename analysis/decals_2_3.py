@@ -1,0 +1,351 @@
+"""Part I, step 2.3: how large must the latent vector be? Train one VAE per latent size and compare.
+
+For every size k in --latent-sizes a VAE is trained in its own sub-run RUN/latent_size/z<k>/ on
+the SAME training/validation split as the main run (RUN/split.json) and the same decode-once
+cache, with the same settings (epochs, batch size, learning rate, image size, beta, augmentation;
+by default read from the main run's RUN/args.json, flags override). A sub-run whose checkpoint
+already holds the requested epochs is reused, a shorter one is resumed (training.fit, resume=True).
+Each model (its best.pt, best validation loss) is then measured on the held-out galaxies:
+
+    val_mse_per_pixel   mean over validation images of the per-pixel MSE (stretched [0, 1] units)
+    val_ssim            mean SSIM of the 3-band images (skimage, data_range=1), on at most
+                        --ssim-max evenly spaced validation galaxies (SSIM runs image by image on the CPU)
+    rf_accuracy         mean over class questions of the 5-fold cross-validated random-forest accuracy
+                        on the latents (mu) of the galaxies in RUN/selection/class_index.csv
+                        (VAE_model.classify.score_table); skipped with a note when the class
+                        index or the classifier module is absent
+
+Rule for the chosen size (where the MSE curve levels off):
+    the smallest latent size whose validation MSE per pixel is within --tolerance percent
+    (default 5%) of the best MSE of the sweep:  k* = min{k : MSE_k <= (1 + tol) * min_j MSE_j}.
+Why this rule and not a knee finder (Kneedle: the point farthest from the chord): the sweep has
+only 5-6 unevenly spaced sizes, and a chord-distance knee depends on that spacing, on whether the
+axis is linear or logarithmic and on the last point, and it names a "knee" even on a curve that
+never flattens. The tolerance rule is invariant to the spacing and to the axis, states its cost in
+the units astronomers care about ("at most 5% worse reconstruction than the best model tried"),
+and is reproducible from latent_size.csv by hand. The classification score is reported next to it,
+not mixed into the rule: it is noisier (a few hundred labelled galaxies per question).
+
+READS   RUN/train.txt, RUN/split.json, RUN/args.json (Galaxy_VAE_n.py), RUN/cache (built if absent)
+        RUN/selection/class_index.csv (analysis/decals_2_1.py; optional)
+WRITES  RUN/latent_size/z<k>/         checkpoint.pt, best.pt, loss_history.csv, args.json per size
+        RUN/latent_size/latent_size.csv   latent_dim, val_mse_per_pixel, val_ssim, rf_accuracy, epochs, seed, ...
+        RUN/latent_size/latent_size.png   the three measures against latent size, chosen size marked
+        RUN/latent_size/latent_size.json  chosen size, the rule, per-question accuracies, configuration
+        RUN/latent_size/reconstructions_by_size.png   the galaxies below, input and each model's reconstruction
+        RUN/latent_size/reconstructions.npz   the same validation galaxies reconstructed by every model:
+                                          originals (n,3,S,S), recon_<k> (n,3,S,S), names, image_index,
+                                          latent_sizes   (for outliers/visualization.ipynb)
+
+    python analysis/decals_2_3.py --run runs/demo
+    python analysis/decals_2_3.py --run runs/demo --latent-sizes 4,8,16,32,64 --epochs 8   # demo (2 CPU cores)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
+from VAE_model.features import encode_arrays, reconstruct_arrays  # noqa: E402
+from VAE_model.imageio import ImageError  # noqa: E402
+from VAE_model.metrics import reconstruction_metrics, smallest_within_tolerance  # noqa: E402
+from VAE_model.models import VAEConfig  # noqa: E402
+from VAE_model.plots import save_image_grid  # noqa: E402
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
+                               load_model, pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.training import NonFiniteLossError, TrainSettings, fit  # noqa: E402
+
+DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
+# Galaxy_VAE_n.py's reference defaults, used when the main run left no args.json
+TRAINING_DEFAULTS = {"epochs": 50, "batch_size": 512, "lr": 1e-5, "image_size": 256, "beta": 1.0, "augment": True}
+RULE = ("smallest latent size whose validation MSE per pixel is within {tol:g}% of the best MSE of the sweep "
+        "(k* = min{{k : MSE_k <= (1 + {frac:g}) * min_j MSE_j}})")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--latent-sizes", default=DEFAULT_LATENT_SIZES,
+                        help="comma-separated latent sizes to train (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=5.0,
+                        help="percent above the best validation MSE counted as levelled off (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: the main run's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the main run's)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the main run's)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="image side in px, divisible by 64 (default: the main run's args.json or checkpoint.pt)")
+    parser.add_argument("--beta", type=float, default=None, help="weight of the KL term (default: the main run's)")
+    parser.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                        help="disable random flips/rotations (default: as the main run)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="cross-validation folds of the classification score (default: %(default)s)")
+    parser.add_argument("--ssim-max", type=int, default=2000,
+                        help="validation galaxies (evenly spaced) used for SSIM; MSE uses all (default: %(default)s)")
+    parser.add_argument("--n-show", type=int, default=8,
+                        help="validation galaxies saved in reconstructions.npz (default: %(default)s)")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on CUDA (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--latent-sizes {text!r}: expected comma-separated integers") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--latent-sizes {text!r}: need at least one size >= 1")
+    return sizes
+
+
+def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
+    """Training settings of the sweep: flags, else the main run's args.json, else its checkpoint's
+    image size, else Galaxy_VAE_n.py's defaults. Returns the dict and where each value came from."""
+    recorded = {}
+    args_path = Path(run) / runfiles.TRAIN_ARGS
+    if args_path.exists():
+        recorded = json.loads(args_path.read_text())
+    elif (Path(run) / runfiles.CHECKPOINT).exists():
+        recorded = {"image_size": load_checkpoint(Path(run) / runfiles.CHECKPOINT)["model_config"]["image_size"]}
+    settings, source = {}, {}
+    for key, default in TRAINING_DEFAULTS.items():
+        flag = getattr(args, key)
+        if flag is not None:
+            settings[key], source[key] = flag, "flag"
+        elif recorded.get(key) is not None:
+            settings[key], source[key] = recorded[key], "main run"
+        else:
+            settings[key], source[key] = default, "default"
+    settings["source"] = source
+    return settings
+
+
+def read_split(run: str | Path, n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    path = runfiles.require(Path(run) / runfiles.SPLIT_JSON, f"Galaxy_VAE_n.py --run {run}")
+    split = json.loads(path.read_text())
+    train_idx, val_idx = np.asarray(split["train"], dtype=np.int64), np.asarray(split["val"], dtype=np.int64)
+    if len(train_idx) == 0 or max(train_idx.max(initial=-1), val_idx.max(initial=-1)) >= n_images:
+        raise DataError(f"{path}: split does not fit the {n_images} images of train.txt; rerun Galaxy_VAE_n.py")
+    return train_idx, val_idx
+
+
+def checkpoint_epoch(sub_run: Path, config: VAEConfig) -> int:
+    """Epochs already trained in a sub-run (0 when none); a checkpoint of another model is an error."""
+    path = sub_run / runfiles.CHECKPOINT
+    if not path.exists() or not (sub_run / runfiles.BEST_CHECKPOINT).exists():
+        return 0
+    state = load_checkpoint(path)
+    if VAEConfig.from_dict(state["model_config"]) != config:
+        raise ValueError(f"{path}: holds another model ({state['model_config']}); delete {sub_run} to retrain")
+    return int(state["epoch"])
+
+
+def train_or_reuse(sub_run: Path, cache, train_idx, val_idx, config: VAEConfig, settings: TrainSettings,
+                   device, precision, record: dict, progress: bool, log=print) -> tuple[int, str]:
+    """Train the model of one latent size, or reuse/resume it. Returns (epochs trained, status)."""
+    done = checkpoint_epoch(sub_run, config)
+    if done >= settings.epochs:
+        log(f"latent {config.latent_dim}: reused {sub_run / runfiles.CHECKPOINT} ({done} epochs)")
+        return done, "reused"
+    sub_run.mkdir(parents=True, exist_ok=True)
+    write_json(record, sub_run / runfiles.TRAIN_ARGS)
+    log(f"latent {config.latent_dim}: training epochs {done + 1}-{settings.epochs} in {sub_run}")
+    _, history = fit(sub_run, cache, train_idx, val_idx, config, settings, device, precision, resume=True,
+                     args_record=record, progress=progress, log=lambda message: None)
+    return len(history), "resumed" if done else "trained"
+
+
+# ----------------------------------------------------------------------------- classification score
+def read_class_index(run: str | Path, n_images: int) -> tuple[pd.DataFrame | None, str]:
+    """Labelled galaxies with an image (image_index into train.txt), or (None, reason)."""
+    path = Path(run) / runfiles.CLASS_INDEX_CSV
+    if not path.exists():
+        return None, f"{path} not found (run analysis/decals_2_1.py --run {run}); classification score skipped"
+    table = pd.read_csv(path)
+    missing = {"question", "label", "image_index"} - set(table.columns)
+    if missing:
+        return None, f"{path}: missing columns {', '.join(sorted(missing))}; classification score skipped"
+    table = table[(table["image_index"] >= 0) & (table["image_index"] < n_images)]
+    if table.empty:
+        return None, f"{path}: no galaxy with an image in train.txt; classification score skipped"
+    return table.reset_index(drop=True), f"{len(table)} labelled (question, galaxy) rows from {path}"
+
+
+def encode_indices(model, cache, indices: np.ndarray, device, precision, chunk: int = 4096) -> np.ndarray:
+    """mu of cache[indices] (in the order given), read in sorted chunks from the memmap."""
+    indices = np.asarray(indices, dtype=np.int64)
+    mu = np.zeros((len(indices), model.config.latent_dim), np.float32)
+    for start in range(0, len(indices), chunk):
+        part = indices[start:start + chunk]
+        order = np.argsort(part)
+        images = np.ascontiguousarray(cache[part[order]])
+        chunk_mu, _ = encode_arrays(model, images, device, precision)
+        mu[start + order] = chunk_mu
+    return mu
+
+
+def classification_score(model, cache, class_index: pd.DataFrame, device, precision, folds: int,
+                         seed: int) -> tuple[float, dict[str, float], str]:
+    """Mean random-forest accuracy over class questions (and per question) on the latents mu.
+
+    The protocol (classes smaller than the folds dropped, stratified folds seeded by ``seed``,
+    200 trees) is VAE_model.classify's (score_table), shared by every classification score.
+    """
+    try:
+        from VAE_model.classify import score_table
+    except ImportError:
+        return float("nan"), {}, "VAE_model.classify not available; classification score skipped"
+    images = np.unique(class_index["image_index"].to_numpy())
+    mu = encode_indices(model, cache, images, device, precision)
+    local = class_index.assign(image_index=np.searchsorted(images, class_index["image_index"].to_numpy()))
+    scores = score_table(mu, local, folds=folds, seed=seed, models=("random_forest",))
+    if scores.empty:
+        return float("nan"), {}, "no class question could be cross-validated; classification score skipped"
+    per_question = dict(zip(scores["question"], scores["accuracy_mean"].astype(float)))
+    return float(np.mean(list(per_question.values()))), per_question, \
+        f"random forest, {folds}-fold CV, mean over {len(per_question)} questions ({', '.join(per_question)})"
+
+
+# ----------------------------------------------------------------------------- figure
+def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: float, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = table["latent_dim"].to_numpy()
+    panels = [("val_mse_per_pixel", "validation MSE per pixel"), ("val_ssim", "validation SSIM"),
+              ("rf_accuracy", "random-forest accuracy\n(mean over class questions)")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    for ax, (column, label) in zip(axes, panels):
+        values = table[column].to_numpy(dtype=float)
+        if np.isfinite(values).any():
+            ax.plot(sizes, values, "o-")
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.axvline(chosen, color="tab:red", linestyle="--", linewidth=1, label=f"chosen: {chosen}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(sizes.min() / 1.3, sizes.max() * 1.3)
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("latent size")
+        ax.set_ylabel(label)
+    best = table["val_mse_per_pixel"].min()
+    axes[0].axhline(best * (1 + tolerance_percent / 100), color="grey", linestyle=":", linewidth=1,
+                    label=f"best + {tolerance_percent:g}%")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_reconstructions_by_size(recon: dict, table: pd.DataFrame, path: str | Path) -> Path:
+    """Rows: the validation galaxies, then their reconstruction by each latent size."""
+    sizes = [int(k) for k in recon["latent_sizes"]]
+    mse = dict(zip(table["latent_dim"], table["val_mse_per_pixel"]))
+    rows = [list(recon["originals"])] + [list(recon[f"recon_{k}"]) for k in sizes]
+    labels = ["input"] + [f"latent {k}\nMSE {mse[k]:.4f}" for k in sizes]
+    return save_image_grid(rows, path, row_labels=labels, col_labels=[str(n)[:16] for n in recon["names"]],
+                           title="validation galaxies reconstructed by VAEs of different latent size")
+
+
+# ----------------------------------------------------------------------------- the study
+def latent_size_study(args: argparse.Namespace, log=print) -> dict:
+    run = Path(args.run)
+    sizes = parse_sizes(args.latent_sizes)
+    list_path = runfiles.require(run / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
+    training = main_run_settings(run, args)
+    device = pick_device(args.device)
+    precision = pick_precision(device, args.amp)
+    seed_everything(args.seed)
+    cache = image_cache(list_path, int(training["image_size"]), run / runfiles.CACHE_DIR, progress=not args.quiet)
+    train_idx, val_idx = read_split(run, len(cache))
+    eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
+    settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
+                             lr=float(training["lr"]), beta=float(training["beta"]), augment=bool(training["augment"]),
+                             seed=args.seed, workers=args.workers, channels_last=device.type == "cuda")
+    record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
+                           training=training, n_train=len(train_idx), n_val=len(val_idx))
+    paths = read_image_list(list_path)
+    class_index, class_note = read_class_index(run, len(cache))
+    log(f"classification: {class_note}")
+    log(f"latent sizes {sizes}: {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
+        f"{training['image_size']} px, {len(train_idx)} train / {len(val_idx)} validation images, {device}")
+    # SSIM is computed on the CPU image by image: an evenly spaced subset keeps it cheap on large surveys
+    n_ssim = max(1, min(args.ssim_max, len(eval_idx)))
+    ssim_idx = eval_idx[np.unique(np.linspace(0, len(eval_idx) - 1, n_ssim).astype(int))]
+    show = np.sort(eval_idx[:args.n_show])   # the galaxies Galaxy_VAE_n.py shows in reconstructions.png
+    recon = {"originals": cache[show].astype(np.float32) / 255.0,
+             "names": np.array([image_name(paths[i]) for i in show]), "image_index": show,
+             "latent_sizes": np.array(sizes)}
+    rows, per_question = [], {}
+    for k in sizes:
+        sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
+        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]))
+        epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
+                                        dict(record, latent_dim=k), progress=not args.quiet, log=log)
+        model = load_model(sub_run / runfiles.BEST_CHECKPOINT, device)
+        best_epoch = int(load_checkpoint(sub_run / runfiles.BEST_CHECKPOINT)["epoch"])
+        mse = reconstruction_metrics(model, cache, eval_idx, device, batch_size=256, ssim=False,
+                                     precision=precision, progress=not args.quiet)["mse_per_pixel"]
+        ssim = reconstruction_metrics(model, cache, ssim_idx, device, batch_size=256, precision=precision)["ssim"]
+        recon[f"recon_{k}"] = reconstruct_arrays(model, recon["originals"], device)
+        if class_index is not None:
+            accuracy, per_question[k], note = classification_score(model, cache, class_index, device, precision,
+                                                                   args.folds, args.seed)
+        else:
+            accuracy, note = float("nan"), class_note
+        rows.append({"latent_dim": k, "val_mse_per_pixel": float(mse.mean()), "val_ssim": float(ssim.mean()),
+                     "rf_accuracy": accuracy, "epochs": epochs, "best_epoch": best_epoch, "seed": args.seed,
+                     "status": status})
+        log(f"latent {k:3d}: val MSE/pixel {rows[-1]['val_mse_per_pixel']:.5f}  SSIM {rows[-1]['val_ssim']:.3f}  "
+            f"RF accuracy {accuracy:.3f}  ({status}, {epochs} epochs)")
+    table = pd.DataFrame(rows)
+    chosen = smallest_within_tolerance(table["latent_dim"], table["val_mse_per_pixel"], args.tolerance / 100)
+    best = table.loc[table["val_mse_per_pixel"].idxmin()]
+    table.to_csv(runfiles.run_path(run, runfiles.LATENT_SIZE_CSV), index=False)
+    save_latent_size_plot(table, chosen, args.tolerance, runfiles.run_path(run, runfiles.LATENT_SIZE_PNG))
+    np.savez_compressed(runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_NPZ), **recon)
+    save_reconstructions_by_size(recon, table, runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_PNG))
+    rule = RULE.format(tol=args.tolerance, frac=args.tolerance / 100)
+    summary = {"chosen_latent_dim": chosen, "rule": rule, "tolerance_percent": args.tolerance,
+               "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
+               "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance / 100),
+               "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",
+               "n_evaluated": len(eval_idx), "n_evaluated_ssim": len(ssim_idx),
+               "classification": note if class_index is not None else class_note,
+               "rf_accuracy_per_question": {str(k): v for k, v in per_question.items()},
+               "results": rows, "config": record}
+    write_json(summary, runfiles.run_path(run, runfiles.LATENT_SIZE_JSON))
+    return summary
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = latent_size_study(args)
+    except (runfiles.MissingInputError, DataError, ImageError, CheckpointError, NonFiniteLossError,
+            ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"rule: {summary['rule']}")
+    print(f"done: chosen latent size {summary['chosen_latent_dim']} (best MSE/pixel "
+          f"{summary['best_val_mse_per_pixel']:.5f} at {summary['best_latent_dim']}); "
+          f"results in {Path(args.run) / runfiles.LATENT_SIZE_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

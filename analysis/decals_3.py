@@ -1,0 +1,298 @@
+"""Part I, step 3: two-dimensional maps of the latent space (mu) coloured by morphology class.
+
+PCA (linear, all galaxies), t-SNE (scikit-learn, PCA initialisation) and UMAP (umap-learn)
+of the latent means ``mu``, used as they come out of the encoder (no rescaling: the KL term
+already puts informative latent dimensions on a common, roughly unit scale). t-SNE and UMAP
+run on a random subsample of at most --max-points galaxies (their embedding columns are empty,
+NaN, for the others). Each map has one panel per class question of ``VAE_model.morph_classes``:
+colour = class label, grey = galaxies in no class of that question. A thumbnail map places
+~200 galaxy images (from the decode-once cache) at their positions, one per cell of a grid laid
+over the map, so that it shows which images live where.
+
+READS   RUN/latents/mu.npy, names.csv, latents_config.json (analysis/decals_2_2.py)
+        RUN/selection/class_index.csv (analysis/decals_2_1.py), RUN/train.txt + RUN/cache (thumbnails)
+WRITES  RUN/maps/pca.png, tsne.png, umap.png    one panel per class question
+        RUN/maps/umap_thumbnails.png            galaxy thumbnails on the map (--thumbnail-map; default umap)
+        RUN/maps/embeddings.csv                 image_index, name, pca_1, pca_2, tsne_1, tsne_2, umap_1, umap_2
+        RUN/maps/maps_config.json               flags, PCA explained variance, points used, timings
+
+    python analysis/decals_3.py --run runs/demo
+    python analysis/decals_3.py --run runs/decals --methods pca,umap --max-points 50000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.data import DataError, image_cache  # noqa: E402
+from VAE_model.imageio import ImageError, resize  # noqa: E402
+from VAE_model.morph_classes import CLASS_QUESTIONS  # noqa: E402
+from VAE_model.plots import plt, to_rgb  # noqa: E402  (Agg backend set there)
+from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json  # noqa: E402
+
+METHODS = ("pca", "tsne", "umap")
+TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+UNLABELLED_COLOUR = "#c4c4c4"
+THUMBNAIL_MAX_PX = 64     # thumbnails are block-averaged down to at most this many pixels a side
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--methods", default="pca,tsne,umap",
+                        help="comma-separated subset of pca, tsne, umap (default: %(default)s)")
+    parser.add_argument("--max-points", type=int, default=20000,
+                        help="random subsample size for t-SNE and UMAP on big data sets (default: %(default)s)")
+    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: %(default)s)")
+    parser.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default: %(default)s)")
+    parser.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default: %(default)s)")
+    parser.add_argument("--thumbnails", type=int, default=200,
+                        help="about how many galaxy thumbnails on the thumbnail map; 0: no thumbnail map (default: %(default)s)")
+    parser.add_argument("--thumbnail-map", choices=METHODS, default=None,
+                        help="map that carries the thumbnails (default: umap if computed, else tsne, else pca)")
+    return parser.parse_args(argv)
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip().lower().replace("-", "") for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"--methods: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(methods))
+
+
+# ----------------------------------------------------------------------------- embeddings
+def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
+    """Sorted random subset of range(n) of at most max_points rows (all rows when n is small)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+
+
+def embed(mu: np.ndarray, method: str, seed: int, perplexity: float = 30.0, n_neighbors: int = 15,
+          min_dist: float = 0.1) -> tuple[np.ndarray, dict]:
+    """2-D embedding (n, 2) of mu by one method, and a record of what was done."""
+    mu = np.asarray(mu, dtype=np.float32)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=min(mu.shape), random_state=seed).fit(mu)
+        return pca.transform(mu)[:, :2], {"explained_variance_ratio": np.round(pca.explained_variance_ratio_, 5).tolist()}
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        # perplexity must stay below the number of points; (n - 1) / 3 is the usual ceiling
+        used = float(min(perplexity, max(2.0, (len(mu) - 1) / 3)))
+        tsne = TSNE(n_components=2, perplexity=used, init="pca", learning_rate="auto", random_state=seed)
+        return tsne.fit_transform(mu), {"perplexity": used, "kl_divergence": round(float(tsne.kl_divergence_), 4)}
+    if method == "umap":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import umap  # slow import (numba), hence here
+
+            neighbours = int(min(n_neighbors, len(mu) - 1))
+            reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, min_dist=min_dist, random_state=seed)
+            return reducer.fit_transform(mu), {"n_neighbors": neighbours, "min_dist": min_dist}
+    raise ValueError(f"unknown method {method}")
+
+
+def labels_by_question(class_index: pd.DataFrame, n_images: int) -> dict[str, np.ndarray]:
+    """For every class question, the label of each image (None where the image is in no class)."""
+    labels = {}
+    for question in CLASS_QUESTIONS:
+        column = np.full(n_images, None, dtype=object)
+        rows = class_index[class_index["question"] == question]
+        column[rows["image_index"].to_numpy(dtype=int)] = rows["label"].to_numpy()
+        labels[question] = column
+    return labels
+
+
+# ----------------------------------------------------------------------------- figures
+def _point_size(n: int) -> float:
+    return float(np.clip(4000.0 / max(n, 1), 0.5, 14.0))
+
+
+def plot_class_map(xy: np.ndarray, labels: dict[str, np.ndarray], title: str, path: str | Path) -> Path:
+    """One panel per class question: class labels in colour over the unlabelled galaxies in grey."""
+    shown = np.isfinite(xy).all(axis=1)
+    questions = list(CLASS_QUESTIONS)
+    n_cols = 4
+    n_rows = int(np.ceil(len(questions) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.0 * n_cols, 3.7 * n_rows), squeeze=False)
+    size = _point_size(int(shown.sum()))
+    palette = plt.get_cmap("tab10").colors
+    for ax, question in zip(axes.flat, questions):
+        label = labels[question]
+        unlabelled = shown & (label == None)  # noqa: E711 (element-wise on an object array)
+        ax.scatter(*xy[unlabelled].T, s=size, c=UNLABELLED_COLOUR, lw=0, rasterized=True,
+                   label=f"no class ({int(unlabelled.sum())})")
+        for k, (name, _) in enumerate(CLASS_QUESTIONS[question]):
+            chosen = shown & (label == name)
+            ax.scatter(*xy[chosen].T, s=size * 1.6, color=palette[k % len(palette)], lw=0, alpha=0.85,
+                       rasterized=True, label=f"{name} ({int(chosen.sum())})")
+        ax.set_title(question, fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.legend(fontsize=7, markerscale=max(1.0, 6 / np.sqrt(size)), loc="best", framealpha=0.7)
+    for ax in list(axes.flat)[len(questions):]:
+        ax.axis("off")
+    fig.suptitle(f"{title} of the latent means mu ({int(shown.sum())} galaxies); grey: in no class of the question",
+                 fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def grid_side(n_target: int) -> int:
+    """Starting cells per side of the thumbnail grid: the occupied part of a 2-D map is often about
+    half its bounding box, so lay out twice as many cells as thumbnails wanted."""
+    return max(2, int(np.ceil(np.sqrt(2 * n_target))))
+
+
+def _one_per_cell(points: np.ndarray, n_side: int) -> np.ndarray:
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    cell = np.minimum(((points - low) / span * n_side).astype(int), n_side - 1)
+    centre = low + (cell + 0.5) * span / n_side
+    distance = np.hypot(*(points - centre).T)
+    cell_id = cell[:, 0] * n_side + cell[:, 1]
+    order = np.lexsort((distance, cell_id))
+    first = np.ones(len(order), bool)
+    first[1:] = cell_id[order][1:] != cell_id[order][:-1]
+    return order[first]
+
+
+def spread_points(xy: np.ndarray, n_target: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(indices, n_side): at most n_target points spread over the map, one per cell of an n_side x n_side
+    grid over the bounding box (the point nearest the cell centre), so thumbnails barely overlap.
+    The grid is refined until about n_target cells are occupied (thin, curved maps fill few cells)."""
+    finite = np.flatnonzero(np.isfinite(xy).all(axis=1))
+    n_side = grid_side(n_target)
+    if len(finite) == 0 or n_target <= 0:
+        return finite[:0], n_side
+    points = xy[finite]
+    chosen = _one_per_cell(points, n_side)
+    while len(chosen) < 0.8 * min(n_target, len(finite)) and n_side < 4 * grid_side(n_target):
+        n_side = int(np.ceil(n_side * 1.2))
+        chosen = _one_per_cell(points, n_side)
+    chosen = finite[chosen]
+    if len(chosen) > n_target:
+        chosen = np.random.default_rng(seed).choice(chosen, size=n_target, replace=False)
+    return np.sort(chosen), n_side
+
+
+def thumbnail(image_uint8: np.ndarray) -> np.ndarray:
+    image = np.asarray(image_uint8, dtype=np.float32) / 255.0
+    size = image.shape[-1]
+    if size > THUMBNAIL_MAX_PX:
+        image = resize(image, size // int(np.ceil(size / THUMBNAIL_MAX_PX)))
+    return to_rgb(image)
+
+
+def plot_thumbnail_map(xy: np.ndarray, cache: np.ndarray, chosen: np.ndarray, n_side: int, title: str,
+                       path: str | Path) -> Path:
+    """Scatter of all galaxies in grey with the images of ``chosen`` (one per cell of an n_side grid)
+    placed at their positions."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    shown = np.isfinite(xy).all(axis=1)
+    fig, ax = plt.subplots(figsize=(12, 12))
+    ax.scatter(*xy[shown].T, s=_point_size(int(shown.sum())), c=UNLABELLED_COLOUR, lw=0, rasterized=True)
+    ax.margins(0.5 / n_side)
+    # each thumbnail about one grid cell wide: 12 in * 110 dpi / n_side pixels on the page
+    cell_px = 12 * 110 * 0.75 / n_side
+    for i in chosen:
+        image = thumbnail(cache[i])
+        box = OffsetImage(image, zoom=cell_px / image.shape[0], origin="lower", interpolation="antialiased")
+        ax.add_artist(AnnotationBbox(box, tuple(xy[i]), frameon=True, pad=0.05, bboxprops={"lw": 0.3, "ec": "0.4"}))
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"{title} of mu: {len(chosen)} galaxies shown at their positions (z, r, g as red, green, blue)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- stage
+def load_inputs(run: str | Path):
+    """mu, the names table, the class index and the latents config of a run (MissingInputError if absent)."""
+    run = Path(run)
+    stage_2_2 = f"analysis/decals_2_2.py --run {run}"
+    mu = np.load(runfiles.require(run / runfiles.LATENT_MU, stage_2_2))
+    names = pd.read_csv(runfiles.require(run / runfiles.LATENT_NAMES, stage_2_2))
+    config = json.loads(runfiles.require(run / runfiles.LATENT_CONFIG_JSON, stage_2_2).read_text())
+    classes = pd.read_csv(runfiles.require(run / runfiles.CLASS_INDEX_CSV, f"analysis/decals_2_1.py --run {run}"))
+    if len(names) != len(mu):
+        raise runfiles.MissingInputError(f"{run / runfiles.LATENT_NAMES}: {len(names)} rows for {len(mu)} latent "
+                                         f"vectors; rerun `{stage_2_2}`")
+    return mu, names, classes, config
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = Path(args.run)
+    seed_everything(args.seed)
+    try:
+        methods = parse_methods(args.methods)
+        mu, names, classes, latent_config = load_inputs(run)
+    except (runfiles.MissingInputError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from tqdm import tqdm
+
+    labels = labels_by_question(classes, len(mu))
+    sample = subsample(len(mu), args.max_points, args.seed)
+    table = names[["image_index", "name"]].copy()
+    records, maps = {}, {}
+    for method in tqdm(methods, desc="embed", unit="map"):
+        start = time.perf_counter()
+        rows = np.arange(len(mu)) if method == "pca" else sample
+        xy = np.full((len(mu), 2), np.nan)
+        xy[rows], record = embed(mu[rows], method, args.seed, args.perplexity, args.n_neighbors, args.min_dist)
+        record.update(n_points=len(rows), seconds=round(time.perf_counter() - start, 2))
+        table[f"{method}_1"], table[f"{method}_2"] = np.round(xy[:, 0], 5), np.round(xy[:, 1], 5)
+        plot_class_map(xy, labels, TITLES[method], run / runfiles.MAPS_DIR / f"{method}.png")
+        records[method], maps[method] = record, xy
+    table.to_csv(runfiles.run_path(run, runfiles.MAP_EMBEDDINGS_CSV), index=False)
+
+    thumbnail_method = args.thumbnail_map or next(m for m in ("umap", "tsne", "pca") if m in maps)
+    if args.thumbnails > 0 and thumbnail_method in maps:
+        try:
+            cache = image_cache(run / runfiles.TRAIN_TXT, int(latent_config["image_size"]), run / runfiles.CACHE_DIR)
+        except (DataError, ImageError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        xy = maps[thumbnail_method]
+        chosen, n_side = spread_points(xy, args.thumbnails, args.seed)
+        plot_thumbnail_map(xy, cache, chosen, n_side, TITLES[thumbnail_method],
+                           run / runfiles.MAPS_DIR / f"{thumbnail_method}_thumbnails.png")
+        records["thumbnails"] = {"map": thumbnail_method, "n_shown": len(chosen)}
+    elif args.thumbnails > 0:
+        print(f"note: no thumbnail map ({thumbnail_method} is not among --methods {args.methods})")
+    write_json(describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records),
+               runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
+    timing = ", ".join(f"{m} {records[m]['seconds']:.1f} s" for m in methods)
+    pca_note = ""
+    if "pca" in records:
+        pca_note = f"; PCA 1+2 explain {100 * sum(records['pca']['explained_variance_ratio'][:2]):.0f}% of the variance"
+    print(f"done: {len(methods)} maps of {len(mu)} galaxies ({timing}){pca_note}; in {run / runfiles.MAPS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

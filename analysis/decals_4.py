@@ -1,0 +1,230 @@
+"""Part I, step 4: outlier screening - which images does the VAE find unusual?
+
+Three anomaly scores per image of train.txt, each "higher = more unusual":
+
+    iforest_score   isolation forest on the latents mu (sklearn; -score_samples: short isolation
+                    paths = easy to separate from the rest)
+    lof_score       local outlier factor on mu (sklearn; ratio of the neighbours' density to the
+                    image's own, k = --n-neighbors)
+    recon_mse       per-pixel reconstruction MSE of the trained VAE (RUN/best.pt, z = mu) on the
+                    decode-once cache: what the decoder cannot draw (trails, stars, missing bands)
+
+and a combined score, the mean of the three rank-normalised scores (each rank scaled to [0, 1]),
+so no score's units dominate. mu is used as written by decals_2_2.py, not standardised: dimensions
+the KL term switched off carry ~0 variance and would turn into pure noise if rescaled.
+
+On the mock survey the truth table says which DECaLS images carry a planted defect (satellite
+trail, saturated star, missing band, bad pixels). With k = number of defective images in train.txt
+(images matched by name == truth.decals_iauname), each method's top-k list is scored: precision and
+recall at k (equal here, since k is the number planted), average precision and ROC AUC, against the
+random expectation k/N. The truth table is only read for this score, never for the ranking.
+
+READS   RUN/latents/mu.npy, RUN/latents/names.csv (analysis/decals_2_2.py), RUN/train.txt,
+        RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/cache (built if absent),
+        --truth (default data/mock/truth.parquet; optional)
+WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, path, iforest_score, lof_score,
+                                           recon_mse, combined_score, rank (1 = most unusual)
+        RUN/outliers/top_outliers.png      the top --top images and their reconstructions, with scores
+        RUN/outliers/defect_scores.json|.csv   mock survey only: top-k precision/recall per method
+        RUN/outliers/outliers_config.json  flags, checkpoint, seed, git commit
+
+    python analysis/decals_4.py --run runs/demo
+    python analysis/decals_4.py --run runs/decals --truth none --top 24
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.catalog import CatalogError, read_catalog  # noqa: E402
+from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
+from VAE_model.features import reconstruct_arrays  # noqa: E402
+from VAE_model.imageio import ImageError  # noqa: E402
+from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores  # noqa: E402
+from VAE_model.plots import save_image_grid  # noqa: E402
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+                               pick_device, pick_precision, seed_everything, write_json)
+
+DEFAULT_TRUTH = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_TRUTH}"
+METHODS = ("iforest_score", "lof_score", "recon_mse", "combined_score")
+SCORE_COLUMNS = ["image_index", "name", "path", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--checkpoint", default=None,
+                        help="trained VAE for the reconstruction error (default: RUN/best.pt)")
+    parser.add_argument("--truth", default=DEFAULT_TRUTH,
+                        help="mock-survey truth table to score the ranking with; 'none' to skip (default: %(default)s)")
+    parser.add_argument("--n-neighbors", type=int, default=20,
+                        help="neighbours of the local outlier factor (default: %(default)s, sklearn's)")
+    parser.add_argument("--n-estimators", type=int, default=200,
+                        help="trees of the isolation forest (default: %(default)s)")
+    parser.add_argument("--top", type=int, default=10, help="outliers shown in top_outliers.png (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="images per reconstruction batch (default: %(default)s)")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- scores
+def latent_outlier_scores(mu: np.ndarray, seed: int = 0, n_neighbors: int = 20,
+                          n_estimators: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """(isolation-forest score, LOF score) per row of mu; higher = more unusual."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+
+    mu = np.asarray(mu, dtype=np.float64)
+    forest = IsolationForest(n_estimators=n_estimators, random_state=seed).fit(mu)
+    iforest = -forest.score_samples(mu)
+    lof = LocalOutlierFactor(n_neighbors=max(1, min(n_neighbors, len(mu) - 1))).fit(mu)
+    return iforest, -lof.negative_outlier_factor_
+
+
+def combine_scores(*scores: np.ndarray) -> np.ndarray:
+    """Mean of the rank-normalised scores, in [0, 1]."""
+    return np.mean([rank_normalise(s) for s in scores], axis=0)
+
+
+def outlier_table(paths: list[str], mu: np.ndarray, recon_mse: np.ndarray, seed: int = 0, n_neighbors: int = 20,
+                  n_estimators: int = 200) -> pd.DataFrame:
+    """All scores, sorted by the combined score (rank 1 = most unusual; ties keep train.txt order)."""
+    iforest, lof = latent_outlier_scores(mu, seed, n_neighbors, n_estimators)
+    table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths],
+                          "path": paths, "iforest_score": iforest, "lof_score": lof, "recon_mse": recon_mse,
+                          "combined_score": combine_scores(iforest, lof, recon_mse)})
+    table = table.sort_values("combined_score", ascending=False, kind="stable").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table[SCORE_COLUMNS]
+
+
+def read_latents(run: Path, paths: list[str]) -> np.ndarray:
+    """mu aligned with train.txt; stale latents (another image list) are an error."""
+    made_by = f"analysis/decals_2_2.py --run {run}"
+    mu = np.load(runfiles.require(run / runfiles.LATENT_MU, made_by))
+    if mu.ndim != 2 or len(mu) != len(paths):
+        raise DataError(f"{run / runfiles.LATENT_MU}: {mu.shape} does not match the {len(paths)} images of "
+                        f"train.txt; rerun `{made_by}`")
+    names_path = run / runfiles.LATENT_NAMES
+    if names_path.exists():
+        names = pd.read_csv(names_path)
+        if "name" in names.columns and list(names["name"].astype(str)) != [image_name(p) for p in paths]:
+            raise DataError(f"{names_path}: latents belong to another image list; rerun `{made_by}`")
+    if not np.all(np.isfinite(mu)):
+        raise DataError(f"{run / runfiles.LATENT_MU}: non-finite latents; rerun `{made_by}`")
+    return mu
+
+
+# ----------------------------------------------------------------------------- scoring against the truth
+def defect_scores(table: pd.DataFrame, truth_path: str | Path) -> tuple[dict, pd.DataFrame | None]:
+    """Top-k precision/recall of each method against the planted defects of the truth table.
+
+    k = number of defective images among the ranked ones. Returns (summary, per-method table);
+    the table is None (and the summary says why) when nothing can be scored.
+    """
+    truth_path = Path(truth_path)
+    if str(truth_path).lower() == "none" or not truth_path.exists():
+        return {"scored": False, "note": f"{truth_path}: no truth table; defect scores skipped"}, None
+    truth = read_catalog(truth_path, required=("decals_iauname", "defect_decals"))
+    kinds = dict(zip(truth["decals_iauname"].astype(str).str.strip(), truth["defect_decals"].fillna("").astype(str)))
+    matched = table["name"].isin(kinds.keys())
+    defect = table["name"].map(kinds).fillna("")
+    is_defect = (defect != "").to_numpy()
+    n, k = len(table), int(is_defect.sum())
+    base = {"truth": str(truth_path), "n_images": n, "n_matched_to_truth": int(matched.sum()), "k": k}
+    if k == 0:
+        return {"scored": False, **base, "note": "no planted defect among the images of train.txt; scores skipped"}, None
+    rows, by_kind = [], {}
+    for method in METHODS:
+        scores = table[method].to_numpy()
+        rows.append({"method": method.replace("_score", ""), **top_k_scores(scores, is_defect, k)})
+        top = np.argsort(-scores, kind="stable")[:k]
+        by_kind[rows[-1]["method"]] = {kind: {"n": int((defect == kind).sum()),
+                                              "found_in_top_k": int((defect.iloc[top] == kind).sum())}
+                                       for kind in sorted(set(defect[is_defect]))}
+    result = pd.DataFrame(rows)
+    summary = {"scored": True, **base, "random_expectation": k / n,
+               "note": "precision = recall at k (k = number of planted defects); random expectation k/N",
+               "methods": {row["method"]: {key: value for key, value in row.items() if key != "method"} for row in rows},
+               "found_by_kind": by_kind,
+               "defective_images": table.loc[is_defect, ["image_index", "name", "rank"]].assign(
+                   defect=defect[is_defect].to_numpy()).to_dict("records")}
+    return summary, result
+
+
+# ----------------------------------------------------------------------------- figure
+def save_outlier_gallery(table: pd.DataFrame, cache, model, device, path: str | Path, n: int = 10) -> Path:
+    top = table.head(n)
+    images = cache[np.sort(top["image_index"].to_numpy())]
+    order = np.argsort(np.argsort(top["image_index"].to_numpy()))   # back to rank order
+    images = images[order].astype(np.float32) / 255.0
+    reconstructions = reconstruct_arrays(model, images, device)
+    labels = [f"#{r.rank} {r.name[:16]}\ncomb {r.combined_score:.2f} mse {r.recon_mse:.4f}\n"
+              f"IF {r.iforest_score:.2f} LOF {r.lof_score:.2f}" for r in top.itertuples()]
+    return save_image_grid([list(images), list(reconstructions)], path, row_labels=["input", "reconstruction"],
+                           col_labels=labels, cell_inches=1.5,
+                           title="most unusual images (combined rank of isolation forest, LOF, reconstruction MSE)")
+
+
+# ----------------------------------------------------------------------------- stage
+def screen_outliers(args: argparse.Namespace, log=print) -> dict:
+    run = Path(args.run)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    precision = pick_precision(device, args.amp)
+    list_path = runfiles.require(run / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
+    paths = read_image_list(list_path)
+    mu = read_latents(run, paths)
+    checkpoint = Path(args.checkpoint or run / runfiles.BEST_CHECKPOINT)
+    model = load_model(runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}"), device)
+    cache = image_cache(list_path, model.config.image_size, run / runfiles.CACHE_DIR, progress=not args.quiet)
+    recon_mse = reconstruction_metrics(model, cache, np.arange(len(cache)), device, batch_size=args.batch_size,
+                                       ssim=False, progress=not args.quiet, precision=precision)["mse_per_pixel"]
+    table = outlier_table(paths, mu, recon_mse, args.seed, args.n_neighbors, args.n_estimators)
+    table.to_csv(runfiles.run_path(run, runfiles.OUTLIER_SCORES_CSV), index=False)
+    save_outlier_gallery(table, cache, model, device, runfiles.run_path(run, runfiles.OUTLIER_GALLERY_PNG), args.top)
+    record = describe_args(args, device=str(device), checkpoint=str(checkpoint), n_images=len(paths),
+                           latent_dim=int(mu.shape[1]), image_size=model.config.image_size)
+    write_json(record, runfiles.run_path(run, runfiles.OUTLIER_CONFIG_JSON))
+    summary, scores = defect_scores(table, args.truth)
+    if scores is not None:
+        summary["config"] = record
+        write_json(summary, runfiles.run_path(run, runfiles.DEFECT_SCORES_JSON))
+        scores.to_csv(runfiles.run_path(run, runfiles.DEFECT_SCORES_CSV), index=False)
+        for row in scores.itertuples():
+            log(f"  {row.method:9s} precision@{row.k} {row.precision_at_k:.2f}  AP {row.average_precision:.2f}  "
+                f"ROC AUC {row.roc_auc:.2f}  (random {row.random_precision:.3f})")
+    else:
+        log(f"note: {summary['note']}")
+    return {"table": table, "defects": summary}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        result = screen_outliers(args)
+    except (runfiles.MissingInputError, DataError, ImageError, CheckpointError, CatalogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    top = result["table"].iloc[0]
+    defects = result["defects"]
+    scored = (f"; planted defects in the top {defects['k']}: combined precision "
+              f"{defects['methods']['combined']['precision_at_k']:.2f} vs random {defects['random_expectation']:.3f}"
+              if defects.get("scored") else "")
+    print(f"done: {len(result['table'])} images ranked, most unusual {top['name']} "
+          f"(combined {top['combined_score']:.2f}){scored}; results in {Path(args.run) / runfiles.OUTLIERS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,610 @@
+"""Part I, step 6: similarity search in the latent space ("show me galaxies like this one").
+
+A nearest-neighbour index over the VAE latents (exact search, Euclidean distance on ``mu``,
+scikit-learn NearestNeighbors; see VAE_model/similarity.py for when to switch to an approximate
+index such as FAISS, Annoy or pynndescent: beyond a few million vectors, or sub-millisecond queries).
+A query is a galaxy given by
+  --name IAUNAME      a galaxy of the index (``--name auto``: the first Galaxy Zoo 'merger' of
+                      RUN/selection/classes.csv with an image, else the first galaxy of names.csv);
+                      a name of the other survey (pairs.csv) is encoded from its image file
+  --ra --dec          sky position in degrees, the nearest indexed galaxy within --radius-arcsec
+                      (positions from RUN/selection/catalog_index.csv, else the FITS headers RA/DEC)
+  --image PATH        any cutout file, encoded on the fly with the model (one loader, model image size)
+and the answer is its k nearest galaxies. The query galaxy itself is never its own neighbour
+(by name, by position, or by the image file of an indexed galaxy: same neighbours).
+
+Across surveys: --image of a BASS+MzLS cutout searches the DECaLS latents; --index-survey bass
+(or --reverse) searches the BASS+MzLS images of the transfer pairs instead. --model auto uses the
+adapted model (RUN/transfer/adapted.pt) when it exists, else RUN/best.pt; the index is always
+encoded with the same model as the query (latents of models other than best.pt are cached).
+
+--evaluate scores the search on the mock survey against its truth table (never used otherwise):
+precision@10 = fraction of the 10 nearest neighbours with the query's true morph_type, for every
+DECaLS galaxy as query, per type and overall, for the Part I model and the adapted model (if any),
+with the random expectation (fraction of same-type galaxies). Defect policy: galaxies whose
+DECaLS image carries a planted defect (truth defect_decals != '') stay in the index (as in real
+use) but are scored separately, as the row morph_type = 'defective', not in 'all' or the types.
+Cross-survey: the BASS+MzLS images of the test pairs as queries against the DECaLS latents:
+precision@10 of same type and the fraction with the true DECaLS counterpart in the top 1 / 10,
+before (Part I model) and after adaptation (same defect policy, on defect_bass).
+
+READS   RUN/best.pt (Galaxy_VAE_n.py), RUN/train.txt, RUN/cache/ (built if absent)
+        RUN/latents/mu.npy, names.csv (analysis/decals_2_2.py)
+        RUN/selection/catalog_index.csv (analysis/decals_2_1.py; optional, positions)
+        RUN/selection/classes.csv (analysis/decals_1.py; optional, --name auto)
+        RUN/transfer/pairs.csv, bass_pairs.txt, adapted.pt (transfer/; optional)
+        MOCK_DIR/truth.parquet (--evaluate only)
+WRITES  RUN/similarity/query_<slug>.csv   rank, name, image_index, distance, ra, dec, path
+        RUN/similarity/query_<slug>.png   gallery: the query, then its neighbours with distances
+        RUN/similarity/query_<slug>.json  the query, the model, the configuration
+        RUN/similarity/precision_at_10.csv|.json|.png   (--evaluate) model, morph_type, n_queries,
+                                          precision_at_10, random_expectation (+ cross-survey in the JSON)
+        RUN/similarity/cross_survey_precision.csv       (--evaluate, when pairs exist)
+        RUN/similarity/latents_<model>.npy, bass_latents_<model>.npy (+ .json)  latent caches
+        RUN/similarity/index_positions.csv               RA/Dec per indexed galaxy (+ source)
+
+    python analysis/decals_6.py --run runs/demo --name J101234.56+301234.5
+    python analysis/decals_6.py --run runs/demo --ra 153.1440 --dec 30.2096 --k 20
+    python analysis/decals_6.py --run runs/demo --image data/mock/bass_mzls/J101234.57+301234.6.fits
+    python analysis/decals_6.py --run runs/demo --reverse --name J101234.56+301234.5
+    python analysis/decals_6.py --run runs/demo --evaluate --name auto
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.catalog import CatalogError  # noqa: E402
+from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
+from VAE_model.features import encode_arrays  # noqa: E402
+from VAE_model.imageio import ImageError, load_image, read_fits_header  # noqa: E402
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+                               pick_device, seed_everything, write_json)
+from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,  # noqa: E402
+                                  encode_files, load_images_uint8, match_position, nearest, precision_at_k,
+                                  random_expectation, slug, summarise)
+
+EVAL_K = 10                # precision@10, as named in the output files
+DEFECTIVE = "defective"    # morph_type label of the separately scored defective queries
+MODEL_CHOICES = "auto (adapted if RUN/transfer/adapted.pt exists, else best.pt), part1, adapted, or a checkpoint path"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    query = parser.add_mutually_exclusive_group()
+    query.add_argument("--name", default=None, help="query galaxy name (iauname = file stem); 'auto': a Galaxy Zoo merger")
+    query.add_argument("--ra", type=float, default=None, help="query position: right ascension in degrees (with --dec)")
+    query.add_argument("--image", default=None, help="query image file (FITS/PNG/JPG), encoded on the fly")
+    parser.add_argument("--dec", type=float, default=None, help="query position: declination in degrees (with --ra)")
+    parser.add_argument("--radius-arcsec", type=float, default=DEFAULT_RADIUS_ARCSEC,
+                        help="match radius of a position query, arcsec (default: %(default)s)")
+    parser.add_argument("--k", type=int, default=DEFAULT_K, help="number of neighbours returned (default: %(default)s)")
+    parser.add_argument("--model", default="auto", help=f"model: {MODEL_CHOICES} (default: %(default)s)")
+    parser.add_argument("--index-survey", choices=["decals", "bass"], default="decals",
+                        help="latents searched: DECaLS images (train.txt) or the BASS+MzLS images of the "
+                             "transfer pairs (default: %(default)s)")
+    parser.add_argument("--reverse", action="store_true", help="same as --index-survey bass (DECaLS query, BASS+MzLS index)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="score precision@10 against the mock survey truth (Part I and adapted models)")
+    parser.add_argument("--mock-dir", default=None,
+                        help="mock survey folder with truth.parquet (default: the one make_datatxt.py used, "
+                             f"else {runfiles.DEFAULT_MOCK_DIR})")
+    parser.add_argument("--batch-size", type=int, default=1024, help="encoding batch size (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.reverse:
+        args.index_survey = "bass"
+    if (args.ra is None) != (args.dec is None):
+        parser.error("--ra and --dec go together")
+    if args.k < 1:
+        parser.error("--k must be at least 1")
+    if args.name is None and args.ra is None and args.image is None and not args.evaluate:
+        parser.error("give a query (--name, --ra/--dec or --image) and/or --evaluate")
+    return args
+
+
+# ----------------------------------------------------------------------------- models and latents
+def resolve_model(run: str, choice: str) -> tuple[Path, str]:
+    """(checkpoint path, model label): 'part1' = RUN/best.pt, 'adapted' = RUN/transfer/adapted.pt."""
+    best, adapted = Path(run) / runfiles.BEST_CHECKPOINT, Path(run) / runfiles.TRANSFER_ADAPTED
+    if choice == "auto":
+        choice = "adapted" if adapted.exists() else "part1"
+    if choice == "part1":
+        return runfiles.require(best, f"Galaxy_VAE_n.py --run {run}"), "part1"
+    if choice == "adapted":
+        return runfiles.require(adapted, f"transfer/ adaptation (writes {runfiles.TRANSFER_ADAPTED}) --run {run}"), "adapted"
+    path = runfiles.require(choice, "Galaxy_VAE_n.py (or give an existing checkpoint)")
+    for known, label in ((best, "part1"), (adapted, "adapted")):
+        if known.exists() and known.resolve() == path.resolve():
+            return path, label
+    return path, slug(path.stem)
+
+
+def _paths_digest(paths) -> str:
+    return hashlib.sha1("\n".join(paths).encode()).hexdigest()
+
+
+def _checkpoint_stamp(path: Path, model, digest: str) -> dict:
+    stat = Path(path).stat()
+    return {"checkpoint": str(Path(path).resolve()), "checkpoint_size": stat.st_size,
+            "checkpoint_mtime_ns": stat.st_mtime_ns, "list_sha1": digest,
+            "image_size": model.config.image_size, "latent_dim": model.config.latent_dim}
+
+
+def cached_latents(out_path: Path, stamp: dict, make) -> np.ndarray:
+    """Latents saved at ``out_path`` (+ .json stamp), recomputed by ``make()`` when the stamp differs."""
+    meta_path = out_path.with_suffix(".json")
+    if out_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == stamp:
+        return np.load(out_path)
+    mu = make()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out_path, mu)
+    meta_path.write_text(json.dumps(stamp, indent=2))
+    return mu
+
+
+def read_names(run: str) -> pd.DataFrame:
+    path = runfiles.require(Path(run) / runfiles.LATENT_NAMES, f"analysis/decals_2_2.py --run {run}")
+    names = pd.read_csv(path, dtype={"name": str, "path": str})
+    missing = {"image_index", "name", "path"} - set(names.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return names
+
+
+def decals_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
+                 progress: bool = True) -> LatentTable:
+    """The DECaLS latents (rows of train.txt) under this model.
+
+    Part I model: RUN/latents/mu.npy as decals_2_2 wrote it. Any other model: the decode-once
+    cache encoded with it, saved in RUN/similarity/latents_<model>.npy.
+    """
+    names = read_names(run)
+    list_path = runfiles.require(Path(run) / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
+    paths = read_image_list(list_path)
+    if len(paths) != len(names) or list(names["path"]) != paths:
+        raise DataError(f"{Path(run) / runfiles.LATENT_NAMES} does not match {list_path}; "
+                        f"rerun `analysis/decals_2_2.py --run {run}`")
+    if label == "part1":
+        mu = np.load(runfiles.require(Path(run) / runfiles.LATENT_MU, f"analysis/decals_2_2.py --run {run}"))
+        if mu.shape != (len(names), model.config.latent_dim):
+            raise DataError(f"{Path(run) / runfiles.LATENT_MU}: shape {mu.shape}, expected ({len(names)}, "
+                            f"{model.config.latent_dim}) for {model_path}; rerun `analysis/decals_2_2.py --run {run}`")
+    else:
+        def make():
+            cache = image_cache(list_path, model.config.image_size, Path(run) / runfiles.CACHE_DIR, progress=progress)
+            return encode_arrays(model, cache, device, batch_size=batch_size, progress=progress)[0]
+
+        out = runfiles.run_path(run, runfiles.SIMILARITY_LATENTS.format(model=label))
+        mu = cached_latents(out, _checkpoint_stamp(model_path, model, _paths_digest(paths)), make)
+    return LatentTable("decals", label, mu, names["name"].to_numpy(), names["path"].to_numpy(),
+                       names["image_index"].to_numpy())
+
+
+def read_pairs(run: str) -> pd.DataFrame:
+    path = runfiles.require(Path(run) / runfiles.TRANSFER_PAIRS_CSV, f"transfer/make_pairs.py --run {run}")
+    pairs = pd.read_csv(path, dtype={"decals_iauname": str, "bass_iauname": str, "split": str,
+                                     "decals_path": str, "bass_path": str})
+    missing = {"decals_iauname", "bass_iauname", "ra", "dec", "bass_path"} - set(pairs.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return pairs
+
+
+def bass_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
+               progress: bool = True) -> LatentTable:
+    """The BASS+MzLS latents of the transfer pairs (image_index = row of pairs.csv) under this model.
+
+    Images come from the decode-once cache of transfer/bass_pairs.txt when it lists the pairs'
+    files, else straight from the files; pairs whose image cannot be used are left out.
+    Saved in RUN/similarity/bass_latents_<model>.npy (NaN rows: unusable images).
+    """
+    pairs = read_pairs(run)
+    paths = pairs["bass_path"].astype(str).tolist()
+    image_size = model.config.image_size
+
+    def make():
+        list_path = Path(run) / runfiles.TRANSFER_BASS_LIST
+        if list_path.exists() and read_image_list(list_path) == paths:
+            images, ok = image_cache(list_path, image_size, Path(run) / runfiles.CACHE_DIR, progress=progress), None
+        else:
+            images, ok, errors = load_images_uint8(paths, image_size, progress)
+            if errors:
+                print(f"note: {len(errors)} BASS+MzLS images unusable, left out (first: {errors[0]})")
+        mu = encode_arrays(model, images, device, batch_size=batch_size, progress=progress)[0]
+        if ok is not None:
+            mu[~ok] = np.nan
+        return mu
+
+    out = runfiles.run_path(run, runfiles.SIMILARITY_BASS_LATENTS.format(model=label))
+    mu = cached_latents(out, _checkpoint_stamp(model_path, model, _paths_digest(paths)), make)
+    kept = np.isfinite(mu).all(axis=1)
+    return LatentTable("bass", label, mu[kept], pairs["bass_iauname"].to_numpy()[kept], np.asarray(paths)[kept],
+                       np.flatnonzero(kept), pairs["ra"].to_numpy(float)[kept], pairs["dec"].to_numpy(float)[kept])
+
+
+def decals_positions(run: str, table: LatentTable, progress: bool = True) -> None:
+    """Fill table.ra/dec: catalog_index.csv (decals_2_1) first, FITS header RA/DEC for the rest (cached)."""
+    n = len(table)
+    ra, dec, source = np.full(n, np.nan), np.full(n, np.nan), np.full(n, "", dtype=object)
+    catalog_path = Path(run) / runfiles.CATALOG_INDEX_CSV
+    if catalog_path.exists():
+        catalog = pd.read_csv(catalog_path)
+        catalog = catalog[catalog["image_index"] >= 0]
+        row_of = {int(i): r for r, i in enumerate(table.image_index)}
+        for image_index, cat_ra, cat_dec in catalog[["image_index", "ra", "dec"]].itertuples(index=False):
+            r = row_of.get(int(image_index))
+            if r is not None:
+                ra[r], dec[r], source[r] = cat_ra, cat_dec, "catalog"
+    missing = np.flatnonzero(source == "")
+    if len(missing):
+        cache_path = Path(run) / runfiles.SIMILARITY_POSITIONS_CSV
+        cached = pd.read_csv(cache_path, dtype={"name": str}) if cache_path.exists() else None
+        if cached is not None and len(cached) == n and (cached["name"].to_numpy(str) == table.names).all():
+            header = cached["source"].eq("header").to_numpy()
+            use = missing[header[missing]]
+            ra[use], dec[use], source[use] = cached["ra"].to_numpy()[use], cached["dec"].to_numpy()[use], "header"
+        else:
+            from tqdm import tqdm
+
+            for r in tqdm(missing, desc="read RA/DEC from FITS headers", unit="img", disable=not progress or len(missing) < 200):
+                path = table.paths[r]
+                if not path.lower().endswith((".fits", ".fit", ".fits.gz", ".fz")):
+                    continue
+                try:
+                    header = read_fits_header(path)
+                except Exception:  # unreadable header: the galaxy has no position, reported below
+                    continue
+                if "RA" in header and "DEC" in header:
+                    ra[r], dec[r], source[r] = float(header["RA"]), float(header["DEC"]), "header"
+            pd.DataFrame({"image_index": table.image_index, "name": table.names, "ra": ra, "dec": dec,
+                          "source": source}).to_csv(runfiles.run_path(run, runfiles.SIMILARITY_POSITIONS_CSV), index=False)
+    table.ra, table.dec = ra, dec
+
+
+# ----------------------------------------------------------------------------- one query
+def auto_name(run: str, table: LatentTable) -> tuple[str, str]:
+    """(name, why): the first Galaxy Zoo 'merger' (decals_1 selection) in the index, else the first galaxy."""
+    classes_path = Path(run) / runfiles.SELECTION_CLASSES_CSV
+    if classes_path.exists():
+        classes = pd.read_csv(classes_path, dtype={"iauname": str})
+        mergers = classes[(classes["question"] == "merger") & (classes["label"] == "merger")]["iauname"]
+        for name in mergers:
+            if table.row_of_name(name) is not None:
+                return name, "first Galaxy Zoo merger (RUN/selection/classes.csv) with an image"
+    return str(table.names[0]), f"first galaxy of the {table.survey} index"
+
+
+def other_survey_path(run: str, survey: str, name: str) -> str | None:
+    """Image file of ``name`` in the survey not being searched (pairs.csv for BASS, names.csv for DECaLS)."""
+    if survey == "decals":
+        pairs_path = Path(run) / runfiles.TRANSFER_PAIRS_CSV
+        if not pairs_path.exists():
+            return None
+        pairs = read_pairs(run)
+        hit = pairs[pairs["bass_iauname"] == name]
+        return str(hit["bass_path"].iloc[0]) if len(hit) else None
+    names_path = Path(run) / runfiles.LATENT_NAMES
+    if not names_path.exists():
+        return None
+    names = read_names(run)
+    hit = names[names["name"] == name]
+    return str(hit["path"].iloc[0]) if len(hit) else None
+
+
+def run_query(args, run: str, table: LatentTable, model, device) -> dict:
+    """Resolve the query to a latent vector, search, return everything the outputs need."""
+    query = {"index_survey": table.survey, "model": table.model, "k": args.k}
+    row, path = None, None
+    if args.name is not None:
+        name = args.name.strip()
+        if name == "auto":
+            name, why = auto_name(run, table)
+            print(f"--name auto: {name} ({why})")
+        query.update(kind="name", label=name)
+        row = table.row_of_name(name)
+        if row is None:
+            path = other_survey_path(run, table.survey, name)
+            if path is None:
+                where = "RUN/latents/names.csv" + (" or RUN/transfer/pairs.csv" if table.survey == "decals" else "")
+                raise QueryError(f"unknown galaxy name {name!r}: not among the {len(table)} {table.survey} galaxies "
+                                 f"searched nor in {where}")
+    elif args.ra is not None:
+        if table.ra is None:
+            decals_positions(run, table, progress=not args.quiet)
+        row, sep = match_position(args.ra, args.dec, table.ra, table.dec, args.radius_arcsec)
+        query.update(kind="position", label=f"ra{args.ra:.5f}_dec{args.dec:+.5f}", ra=args.ra, dec=args.dec,
+                     matched_sep_arcsec=round(sep, 4))
+    else:
+        path = args.image
+        if not Path(path).exists():
+            raise QueryError(f"{path}: query image not found")
+        query.update(kind="image", label=f"file_{image_name(path)}")
+    if path is not None:  # encode the file; exclude it when it is an indexed image
+        vector = encode_files(model, [path], device)[0]
+        row = table.row_of_path(path)
+        query.update(query_path=str(path))
+        if row is not None:
+            # same file as an indexed galaxy: report how far the fresh encoding is from the stored one
+            # (~1e-6 when the index was made with this model; large values mean stale latents)
+            query["fresh_vs_stored_latent_distance"] = float(np.linalg.norm(vector - table.mu[row]))
+    else:
+        vector = table.mu[row]
+    if row is not None:
+        query.update(query_name=str(table.names[row]), query_image_index=int(table.image_index[row]),
+                     query_path=str(table.paths[row]), excluded_from_neighbours=True)
+    else:
+        query.update(query_name=image_name(path), excluded_from_neighbours=False)
+    index = build_index(table.mu)
+    rows, distances = nearest(index, table.mu, vector[None], args.k, exclude=[-1 if row is None else row])
+    query["rows"], query["distances"], query["vector_row"] = rows[0], distances[0], row
+    return query
+
+
+def table_image(run: str, table: LatentTable, row: int, image_size: int) -> np.ndarray:
+    """(3, S, S) [0, 1] image of an indexed galaxy (the decode-once cache for DECaLS)."""
+    if table.survey == "decals":
+        cache = image_cache(Path(run) / runfiles.TRAIN_TXT, image_size, Path(run) / runfiles.CACHE_DIR, progress=False)
+        return np.asarray(cache[table.image_index[row]], dtype=np.float32) / 255.0
+    return load_image(table.paths[row], image_size)
+
+
+def write_query(args, run: str, table: LatentTable, query: dict, image_size: int) -> tuple[Path, pd.DataFrame]:
+    from VAE_model.plots import save_image_grid
+
+    rows, distances = query["rows"], query["distances"]
+    if table.ra is None and table.survey == "decals":
+        decals_positions(run, table, progress=not args.quiet)
+    result = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "name": table.names[rows],
+                           "image_index": table.image_index[rows], "distance": np.round(distances, 6),
+                           "ra": table.ra[rows] if table.ra is not None else np.nan,
+                           "dec": table.dec[rows] if table.dec is not None else np.nan, "path": table.paths[rows]})
+    label = slug(query["label"]) + ("" if table.survey == "decals" else "_in_bass")
+    stem = runfiles.run_path(run, runfiles.SIMILARITY_QUERY.format(slug=label))
+    csv_path = stem.with_name(stem.name + ".csv")
+    result.to_csv(csv_path, index=False)
+
+    query_image = (table_image(run, table, query["vector_row"], image_size) if query["vector_row"] is not None
+                   else load_image(query["query_path"], image_size))
+    images = [query_image] + [table_image(run, table, r, image_size) for r in rows]
+    labels = [f"query\n{query['query_name']}"] + [f"#{i + 1}  d={d:.2f}\n{n}" for i, (d, n) in
+                                                   enumerate(zip(distances, table.names[rows]))]
+    survey = {"decals": "DECaLS", "bass": "BASS+MzLS"}[table.survey]
+    save_image_grid([images], stem.with_name(stem.name + ".png"), col_labels=labels, cell_inches=1.5,
+                    title=f"{len(rows)} nearest neighbours in the {survey} latent space "
+                          f"({table.model} model, Euclidean distance on mu)")
+    record = {key: value for key, value in query.items() if key not in ("rows", "distances", "vector_row")}
+    write_json({"query": record, "neighbours": result.to_dict(orient="records"),
+                "config": describe_args(args)}, stem.with_name(stem.name + ".json"))
+    return csv_path, result
+
+
+# ----------------------------------------------------------------------------- evaluation
+def default_mock_dir(run: str) -> Path:
+    """The mock survey make_datatxt.py used (recorded in datatxt_summary.json), else data/mock."""
+    summary = Path(run) / runfiles.DATATXT_SUMMARY
+    if summary.exists():
+        record = json.loads(summary.read_text())
+        if record.get("mock") and record.get("mock_dir"):
+            return Path(record["mock_dir"])
+    return Path(runfiles.DEFAULT_MOCK_DIR)
+
+
+def read_truth(mock_dir: Path) -> pd.DataFrame:
+    path = runfiles.require(Path(mock_dir) / runfiles.MOCK_TRUTH, "make_datatxt.py --mock N (the mock survey)")
+    try:
+        truth = pd.read_parquet(path)
+    except Exception as error:
+        raise CatalogError(f"{path}: unreadable truth table ({type(error).__name__})") from None
+    missing = {"decals_iauname", "bass_iauname", "morph_type", "defect_decals", "defect_bass"} - set(truth.columns)
+    if missing:
+        raise CatalogError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    for column in ("decals_iauname", "bass_iauname", "defect_decals", "defect_bass", "morph_type"):
+        truth[column] = truth[column].fillna("").astype(str)
+    return truth
+
+
+def within_survey_scores(table: LatentTable, truth: pd.DataFrame, k: int = EVAL_K) -> tuple[pd.DataFrame, dict]:
+    """precision@k of every DECaLS galaxy (with a truth row) as query against the others."""
+    by_name = truth.set_index("decals_iauname")
+    known = np.isin(table.names, by_name.index)
+    mu, names = table.mu[known], table.names[known]
+    types = by_name.loc[names, "morph_type"].to_numpy(str)
+    defective = by_name.loc[names, "defect_decals"].to_numpy(str) != ""
+    index = build_index(mu)
+    rows, _ = nearest(index, mu, mu, k, exclude=np.arange(len(mu)))
+    precision = precision_at_k(types[rows], types)
+    expectation = random_expectation(types, types, query_in_index=True)
+    clean = summarise(table.model, types[~defective], precision[~defective], expectation[~defective], k)
+    bad = summarise(table.model, types[defective], precision[defective], expectation[defective], k, overall=DEFECTIVE)
+    frame = pd.concat([clean, bad.iloc[:1]], ignore_index=True) if defective.any() else clean
+    info = {"n_index": int(len(mu)), "n_without_truth": int((~known).sum()), "n_defective_queries": int(defective.sum())}
+    return frame, info
+
+
+def cross_survey_scores(decals: LatentTable, bass: LatentTable, pairs: pd.DataFrame, truth: pd.DataFrame,
+                        k: int = EVAL_K) -> tuple[pd.DataFrame, dict]:
+    """BASS+MzLS images of the test pairs as queries against the DECaLS latents (nothing excluded)."""
+    split = pairs["split"].astype(str).to_numpy() if "split" in pairs.columns else np.full(len(pairs), "")
+    used_split = "test" if (split == "test").any() else "all"
+    chosen = (split[bass.image_index] == "test") if used_split == "test" else np.ones(len(bass), bool)
+    truth_bass = truth[truth["bass_iauname"] != ""].set_index("bass_iauname")
+    chosen &= np.isin(bass.names, truth_bass.index)
+    query_mu, query_names = bass.mu[chosen], bass.names[chosen]
+    query_truth = truth_bass.loc[query_names]
+    query_types = query_truth["morph_type"].to_numpy(str)
+    counterparts = query_truth["decals_iauname"].to_numpy(str)
+    defective = query_truth["defect_bass"].to_numpy(str) != ""
+
+    by_name = truth.set_index("decals_iauname")
+    known = np.isin(decals.names, by_name.index)
+    index_mu, index_names = decals.mu[known], decals.names[known]
+    index_types = by_name.loc[index_names, "morph_type"].to_numpy(str)
+    rows, _ = nearest(build_index(index_mu), index_mu, query_mu, k)
+    precision = precision_at_k(index_types[rows], query_types)
+    expectation = random_expectation(index_types, query_types, query_in_index=False)
+    findable = np.isin(counterparts, index_names)
+    found_names = index_names[rows]
+    top1 = np.where(findable, found_names[:, 0] == counterparts, np.nan)
+    topk = np.where(findable, (found_names == counterparts[:, None]).any(axis=1), np.nan)
+    extra = {"counterpart_in_top_1": top1, f"counterpart_in_top_{k}": topk}
+    clean = summarise(decals.model, query_types[~defective], precision[~defective], expectation[~defective], k,
+                      extra={c: v[~defective] for c, v in extra.items()})
+    frames = [clean]
+    if defective.any():
+        frames.append(summarise(decals.model, query_types[defective], precision[defective], expectation[defective], k,
+                                overall=DEFECTIVE, extra={c: v[defective] for c, v in extra.items()}).iloc[:1])
+    frame = pd.concat(frames, ignore_index=True)
+    info = {"query_split": used_split, "n_queries": int(len(query_mu)), "n_defective_queries": int(defective.sum()),
+            "n_counterpart_in_index": int(findable.sum()), "n_index": int(len(index_mu)),
+            f"random_counterpart_in_top_{k}": k / max(len(index_mu), 1)}
+    return frame, info
+
+
+def plot_precision(within: pd.DataFrame, cross: pd.DataFrame | None, path: Path, k: int = EVAL_K,
+                   random_counterpart: float | None = None) -> None:
+    """Bars of precision@k per true type and model (black ticks: random expectation); cross-survey panel."""
+    import matplotlib.pyplot as plt
+
+    column = f"precision_at_{k}"
+    models = list(dict.fromkeys(within["model"]))
+    types = [t for t in dict.fromkeys(within["morph_type"]) if t != DEFECTIVE]
+    panels = 2 if cross is not None and len(cross) else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4 + 0.9 * len(types) + 3 * (panels - 1), 4), squeeze=False,
+                             gridspec_kw={"width_ratios": [len(types) + 1, 3][:panels]})
+    ax = axes[0][0]
+    width = 0.8 / len(models)
+    x = np.arange(len(types))
+    for m, model in enumerate(models):
+        part = within[within["model"] == model].set_index("morph_type").reindex(types)
+        ax.bar(x + (m - (len(models) - 1) / 2) * width, part[column], width, label=f"{model} model")
+        for xi, value in zip(x + (m - (len(models) - 1) / 2) * width, part["random_expectation"]):
+            ax.plot([xi - width / 2, xi + width / 2], [value, value], color="k", lw=1.5)
+    ax.plot([], [], color="k", lw=1.5, label="random expectation")
+    ax.set_xticks(x, types, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel(f"precision@{k} (same true morph_type)")
+    ax.set_ylim(0, 1)
+    ax.set_title("DECaLS queries vs DECaLS latents", fontsize=9)
+    ax.legend(fontsize=7)
+    if panels == 2:
+        ax = axes[0][1]
+        overall = cross[cross["morph_type"] == "all"].set_index("model")
+        metrics = [column, f"counterpart_in_top_{k}"]
+        cross_models = list(overall.index)
+        width = 0.8 / len(cross_models)
+        for m, model in enumerate(cross_models):
+            xs = np.arange(len(metrics)) + (m - (len(cross_models) - 1) / 2) * width
+            ax.bar(xs, [overall.loc[model, c] for c in metrics], width, label=f"{model} model")
+            ax.plot([xs[0] - width / 2, xs[0] + width / 2], [overall.loc[model, "random_expectation"]] * 2, color="k", lw=1.5)
+            if random_counterpart is not None:   # k / N: the counterpart among k random galaxies
+                ax.plot([xs[1] - width / 2, xs[1] + width / 2], [random_counterpart] * 2, color="k", lw=1.5)
+        ax.set_xticks(np.arange(len(metrics)), ["same type", f"counterpart\nin top {k}"], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title("BASS+MzLS test queries vs DECaLS", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(args, run: str, device) -> dict:
+    """Score both models on the mock truth; write the CSV/JSON/PNG; return the JSON record."""
+    mock_dir = Path(args.mock_dir) if args.mock_dir else default_mock_dir(run)
+    truth = read_truth(mock_dir)
+    have_pairs = (Path(run) / runfiles.TRANSFER_PAIRS_CSV).exists()
+    pairs = read_pairs(run) if have_pairs else None
+    models = [resolve_model(run, "part1")]
+    if (Path(run) / runfiles.TRANSFER_ADAPTED).exists():
+        models.append(resolve_model(run, "adapted"))
+    within, cross, info = [], [], {}
+    for model_path, label in models:
+        model = load_model(model_path, device)
+        decals = decals_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet)
+        frame, within_info = within_survey_scores(decals, truth)
+        within.append(frame)
+        info[label] = {"checkpoint": str(model_path), "within_decals": within_info}
+        if pairs is not None:
+            bass = bass_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet)
+            frame, cross_info = cross_survey_scores(decals, bass, pairs, truth)
+            cross.append(frame)
+            info[label]["cross_survey"] = cross_info
+    within = pd.concat(within, ignore_index=True)
+    cross = pd.concat(cross, ignore_index=True) if cross else None
+    within.to_csv(runfiles.run_path(run, runfiles.SIMILARITY_PRECISION_CSV), index=False, float_format="%.4f")
+    if cross is not None:
+        cross.to_csv(runfiles.run_path(run, runfiles.SIMILARITY_CROSS_CSV), index=False, float_format="%.4f")
+    random_counterpart = next((v["cross_survey"][f"random_counterpart_in_top_{EVAL_K}"] for v in info.values()
+                               if "cross_survey" in v), None)
+    plot_precision(within, cross, runfiles.run_path(run, runfiles.SIMILARITY_PRECISION_PNG),
+                   random_counterpart=random_counterpart)
+    record = {
+        "k": EVAL_K, "truth": str(Path(mock_dir) / runfiles.MOCK_TRUTH),
+        "defect_policy": "galaxies with a planted image defect stay in the index but are scored separately "
+                         f"(morph_type = '{DEFECTIVE}'); 'all' and the per-type rows are clean queries only",
+        "random_expectation": "(n_type - 1) / (N - 1) for DECaLS queries (query excluded), n_type / N for "
+                              "BASS+MzLS queries",
+        "within_decals": within.to_dict(orient="records"),
+        "cross_survey": cross.to_dict(orient="records") if cross is not None else None,
+        "cross_survey_note": None if cross is not None else
+        f"no {runfiles.TRANSFER_PAIRS_CSV}: run the transfer/ pairing stage for cross-survey scores",
+        "models": info, "config": describe_args(args, device_used=str(device)),
+    }
+    write_json(record, runfiles.run_path(run, runfiles.SIMILARITY_PRECISION_JSON))
+    return record
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = args.run
+    device = pick_device(args.device)
+    seed_everything(args.seed)
+    start = time.perf_counter()
+    try:
+        summaries = []
+        if args.evaluate:
+            record = evaluate(args, run, device)
+            for row in record["within_decals"]:
+                if row["morph_type"] == "all":
+                    summaries.append(f"precision@{EVAL_K} {row['model']} {row[f'precision_at_{EVAL_K}']:.3f} "
+                                     f"(random {row['random_expectation']:.3f}, {row['n_queries']} queries)")
+            for row in record["cross_survey"] or []:
+                if row["morph_type"] == "all":
+                    summaries.append(f"cross-survey {row['model']}: same type {row[f'precision_at_{EVAL_K}']:.3f}, "
+                                     f"counterpart in top {EVAL_K} {row[f'counterpart_in_top_{EVAL_K}']:.3f}")
+            print(f"wrote {Path(run) / runfiles.SIMILARITY_PRECISION_CSV} and .json/.png")
+        if args.name is not None or args.ra is not None or args.image is not None:
+            model_path, label = resolve_model(run, args.model)
+            model = load_model(model_path, device)
+            if args.index_survey == "bass":
+                table = bass_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet)
+            else:
+                table = decals_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet)
+            query = run_query(args, run, table, model, device)
+            csv_path, result = write_query(args, run, table, query, model.config.image_size)
+            print(result.to_string(index=False, columns=["rank", "name", "distance", "ra", "dec"]))
+            summaries.append(f"query {query['query_name']} ({query['kind']}): {len(result)} neighbours in "
+                             f"{len(table)} {table.survey} latents ({label} model), nearest {result['name'].iloc[0]} "
+                             f"at d={result['distance'].iloc[0]:.3f}; {csv_path} and .png")
+    except (runfiles.MissingInputError, QueryError, CatalogError, CheckpointError, DataError, ImageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"done in {time.perf_counter() - start:.1f} s: " + "; ".join(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Latent-size study (analysis/decals_2_3.py), outlier screening (analysis/decals_4.py), metrics."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import Galaxy_VAE_n
+from analysis import decals_2_3, decals_4
+from VAE_model import runfiles
+from VAE_model.data import image_cache
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import write_fits_cutout
+from VAE_model.metrics import mse_per_image, rank_normalise, smallest_within_tolerance, ssim_per_image, top_k_scores
+from VAE_model.runtime import load_model
+
+TRAIN = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet"]
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_identical_images_have_ssim_one_and_mse_zero():
+    images = np.random.default_rng(0).uniform(0, 1, (3, 3, 32, 32)).astype(np.float32)
+    assert np.allclose(ssim_per_image(images, images.copy()), 1.0)
+    assert np.allclose(mse_per_image(images, images.copy()), 0.0)
+    shifted = np.clip(images + 0.1, 0, 1)
+    assert np.all(ssim_per_image(images, shifted) < 1.0)
+    assert np.allclose(mse_per_image(images, shifted), ((shifted - images) ** 2).mean(axis=(1, 2, 3)))
+    as_uint8 = np.round(images * 255).astype(np.uint8)   # cache slices are uint8 0..255
+    assert np.allclose(mse_per_image(as_uint8, as_uint8.astype(np.float32) / 255), 0.0, atol=1e-12)
+
+
+def test_rank_normalise_and_top_k():
+    assert np.allclose(rank_normalise([10.0, 30.0, 20.0]), [0.0, 1.0, 0.5])
+    result = top_k_scores([0.9, 0.1, 0.8, 0.2, 0.3], [True, False, False, False, True], k=2)
+    assert result["hits"] == 1 and result["precision_at_k"] == 0.5 and result["recall_at_k"] == 0.5
+    assert result["random_precision"] == pytest.approx(2 / 5)
+
+
+# ----------------------------------------------------------------------------- the chosen-size rule
+def test_chosen_size_is_smallest_within_tolerance_of_best_mse():
+    sizes = [64, 4, 8, 16, 32]                       # any order
+    mse = [0.0051, 0.0200, 0.0100, 0.0052, 0.0050]   # levels off from 16; best at 32
+    assert smallest_within_tolerance(sizes, mse, 0.05) == 16
+    assert smallest_within_tolerance(sizes, mse, 0.01) == 32
+    assert smallest_within_tolerance(sizes, mse, 10.0) == 4   # everything within 1000%
+    assert smallest_within_tolerance([4, 8, 16], [np.nan, 0.01, 0.0104], 0.05) == 8   # NaN ignored
+    with pytest.raises(ValueError):
+        smallest_within_tolerance([4, 8], [0.1], 0.05)
+
+
+# ----------------------------------------------------------------------------- decals_2_3
+def test_latent_size_study_writes_one_row_per_size_and_reuses_models(tiny_run, capsys):
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TRAIN]) == 0
+    argv = ["--run", str(tiny_run), "--latent-sizes", "8,2", "--epochs", "1", "--quiet"]
+    assert decals_2_3.main(argv) == 0
+    table = pd.read_csv(tiny_run / runfiles.LATENT_SIZE_CSV)
+    assert list(table["latent_dim"]) == [2, 8]
+    assert {"val_mse_per_pixel", "val_ssim", "rf_accuracy", "epochs", "seed"} <= set(table.columns)
+    assert np.all(np.isfinite(table["val_mse_per_pixel"])) and np.all((table["val_ssim"] > -1) & (table["val_ssim"] <= 1))
+    summary = json.loads((tiny_run / runfiles.LATENT_SIZE_JSON).read_text())
+    assert summary["chosen_latent_dim"] in (2, 8)
+    assert summary["chosen_latent_dim"] == smallest_within_tolerance(table["latent_dim"], table["val_mse_per_pixel"], 0.05)
+    assert (tiny_run / runfiles.LATENT_SIZE_PNG).exists()
+    # the same validation galaxies, reconstructed by each model
+    split = json.loads((tiny_run / runfiles.SPLIT_JSON).read_text())
+    recon = np.load(tiny_run / runfiles.LATENT_SIZE_RECON_NPZ)
+    n_show = min(8, len(split["val"]))
+    assert recon["originals"].shape == (n_show, 3, 64, 64)
+    assert recon["recon_2"].shape == recon["recon_8"].shape == recon["originals"].shape
+    assert sorted(recon["image_index"]) == sorted(split["val"])[:n_show]
+    # the latent-8 sub-run used the main run's split and settings: same validation MSE as the main run
+    main_mse = pd.read_csv(tiny_run / runfiles.LOSS_CSV)["val_mse_per_pixel"].iloc[-1]
+    sub_mse = pd.read_csv(tiny_run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=8) / runfiles.LOSS_CSV)
+    assert sub_mse["val_mse_per_pixel"].iloc[-1] == pytest.approx(main_mse, rel=1e-4)
+
+    checkpoint = tiny_run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=2) / runfiles.CHECKPOINT
+    before = checkpoint.stat().st_mtime_ns
+    capsys.readouterr()
+    assert decals_2_3.main(argv) == 0
+    assert checkpoint.stat().st_mtime_ns == before
+    assert "reused" in capsys.readouterr().out
+    assert list(pd.read_csv(tiny_run / runfiles.LATENT_SIZE_CSV)["status"]) == ["reused", "reused"]
+
+
+def test_latent_size_study_without_split_names_the_stage_to_run(tiny_run, capsys):
+    assert decals_2_3.main(["--run", str(tiny_run), "--latent-sizes", "2", "--epochs", "1",
+                            "--image-size", "64", "--quiet"]) == 1
+    assert "Galaxy_VAE_n.py" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- decals_4
+def smooth_blob(rng, size: int) -> np.ndarray:
+    """A faint, fairly uniform elliptical galaxy (nanomaggies): the 'normal' population."""
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    angle, axis_ratio = rng.uniform(0, np.pi), rng.uniform(0.6, 1.0)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = (-x * np.sin(angle) + y * np.cos(angle)) / axis_ratio
+    profile = np.exp(-0.5 * (u ** 2 + v ** 2) / (0.07 * size) ** 2)
+    colour = np.array([0.6, 1.0, 1.4]) * rng.uniform(0.8, 1.2)
+    return (3.0 * colour[:, None, None] * profile[None] + rng.normal(0, 0.01, (3, size, size))).astype(np.float32)
+
+
+def add_defect(image: np.ndarray, kind: str, rng) -> np.ndarray:
+    size = image.shape[-1]
+    y, x = np.mgrid[:size, :size]
+    if kind == "satellite_trail":     # a bright streak across the cutout in one band
+        angle = rng.uniform(0, np.pi)
+        distance = np.abs(-(x - size / 2) * np.sin(angle) + (y - size / 2) * np.cos(angle))
+        image[rng.integers(3)] += 30.0 * np.exp(-0.5 * (distance / 1.5) ** 2)
+    elif kind == "missing_band":      # one band zero over half the cutout
+        image[rng.integers(3), :, : size // 2] = 0.0
+    elif kind == "saturated_star":    # a bright star off-centre
+        xs, ys = rng.uniform(8, 20, 2)
+        image += 80.0 * np.exp(-0.5 * ((x - xs) ** 2 + (y - ys) ** 2) / 2.0 ** 2)
+    elif kind == "bad_pixels":        # a hot CCD column
+        image[rng.integers(3), :, rng.integers(5, size - 5)] = 30.0
+    return image
+
+
+def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    defects = {5: "satellite_trail", 17: "missing_band", 26: "saturated_star", 38: "bad_pixels"}
+    paths, truth = [], []
+    for i in range(44):
+        name = f"J{i:06d}+300000.0"
+        image = smooth_blob(rng, 64)
+        if i in defects:
+            image = add_defect(image, defects[i], rng)
+        paths.append(tmp_path / "images" / f"{name}.fits")
+        write_fits_cutout(paths[-1], image, {"RA": 180.0, "DEC": 30.0})
+        truth.append({"galaxy_id": i, "decals_iauname": name, "defect_decals": defects.get(i, "")})
+    truth.append({"galaxy_id": 99, "decals_iauname": "J999999+300000.0", "defect_decals": "bad_pixels"})  # no image
+    pd.DataFrame(truth).to_parquet(tmp_path / "truth.parquet")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    # missing latents: one clear error naming the stage that writes them
+    assert decals_4.main(["--run", str(run), "--quiet"]) == 1
+    assert "decals_2_2.py" in capsys.readouterr().err
+
+    assert Galaxy_VAE_n.main(["--run", str(run), "--epochs", "3", "--batch-size", "8", "--lr", "1e-3",
+                              "--image-size", "64", "--latent-dim", "8", "--quiet"]) == 0
+    model = load_model(run / runfiles.BEST_CHECKPOINT)
+    mu, _ = encode_arrays(model, image_cache(run / runfiles.TRAIN_TXT, 64, run / runfiles.CACHE_DIR, progress=False), "cpu")
+    (run / runfiles.LATENTS_DIR).mkdir()
+    np.save(run / runfiles.LATENT_MU, mu)
+
+    assert decals_4.main(["--run", str(run), "--truth", str(tmp_path / "truth.parquet"), "--quiet"]) == 0
+    scores = pd.read_csv(run / runfiles.OUTLIER_SCORES_CSV)
+    assert list(scores.columns) == decals_4.SCORE_COLUMNS
+    assert len(scores) == 44 and list(scores["rank"]) == list(range(1, 45))
+    assert scores["combined_score"].is_monotonic_decreasing
+    assert (run / runfiles.OUTLIER_GALLERY_PNG).exists()
+    result = json.loads((run / runfiles.DEFECT_SCORES_JSON).read_text())
+    assert result["k"] == 4 and result["n_images"] == 44
+    assert result["random_expectation"] == pytest.approx(4 / 44)
+    assert set(result["methods"]) == {"iforest", "lof", "recon_mse", "combined"}
+    assert result["methods"]["combined"]["precision_at_k"] > result["random_expectation"]
+    assert len(pd.read_csv(run / runfiles.DEFECT_SCORES_CSV)) == 4
+
+    # without a truth table: scores still written, defect scoring skipped with a note
+    (run / runfiles.DEFECT_SCORES_JSON).unlink()
+    assert decals_4.main(["--run", str(run), "--truth", str(tmp_path / "absent.parquet"), "--quiet"]) == 0
+    assert "no truth table" in capsys.readouterr().out
+    assert not (run / runfiles.DEFECT_SCORES_JSON).exists()

@@ -1,0 +1,224 @@
+"""Part II (domain adaptation): cross-match and split, MMD, and the pipeline make_pairs -> no_tf ->
+adapt (mmd, paired) -> evaluate on a tiny two-survey sky made here (blurred, noisier, dimmer copies
+of fake DECaLS galaxies stand in for BASS+MzLS)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import Galaxy_VAE_n
+from transfer import adapt, evaluate, make_pairs, no_tf
+from VAE_model import runfiles
+from VAE_model.adaptation import mmd2, pair_metrics, paired_loss, retrieval_ranks
+from VAE_model.catalog import all_fraction_columns, fraction_column, iau_name
+from VAE_model.imageio import write_fits_cutout
+from VAE_model.runtime import load_checkpoint, load_model
+
+N_GALAXIES = 36          # 28 at Dec > 32 (both surveys), 8 DECaLS only
+BASS_OFFSET_DEG = 0.2 / 3600
+TINY_TRAIN = ["--image-size", "64", "--epochs", "2", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8",
+              "--quiet", "--device", "cpu"]
+TINY_ADAPT = ["--epochs", "3", "--batch-size", "8", "--lr", "1e-3", "--quiet", "--device", "cpu"]
+
+
+def galaxy(rng, size: int, axis_ratio: float) -> np.ndarray:
+    """Elliptical Gaussian blob (nanomaggies) + sky noise, (3, size, size)."""
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    angle, sigma = rng.uniform(0, np.pi), rng.uniform(0.06, 0.15) * size
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = (-x * np.sin(angle) + y * np.cos(angle)) / axis_ratio
+    colours = rng.uniform(0.5, 2.0, size=3)
+    profile = np.exp(-0.5 * (u ** 2 + v ** 2) / sigma ** 2)
+    return (colours[:, None, None] * 20.0 * profile[None] + rng.normal(0, 0.01, (3, size, size))).astype(np.float32)
+
+
+def bass_version(rng, image: np.ndarray) -> np.ndarray:
+    """The same galaxy as BASS+MzLS would see it: worse seeing, 0.9 flux response, more noise."""
+    from scipy.ndimage import gaussian_filter
+
+    blurred = np.stack([gaussian_filter(band, sigma=1.5) for band in image])
+    return (0.9 * blurred + rng.normal(0, 0.02, image.shape)).astype(np.float32)
+
+
+def make_two_surveys(root, n: int = N_GALAXIES, size: int = 64, seed: int = 0) -> dict:
+    """decals/ and bass_mzls/ FITS folders + Galaxy-Zoo-style catalogs (how-rounded labels follow
+    the axis ratio, so the classes can be learned from the images)."""
+    rng = np.random.default_rng(seed)
+    decals_rows, bass_rows = [], []
+    for i in range(n):
+        ra, dec = 150.0 + 0.05 * i, (33.0 + 0.03 * i) if i < n - 8 else (25.0 + 0.03 * i)
+        axis_ratio = rng.uniform(0.3, 1.0)
+        image = galaxy(rng, size, axis_ratio)
+        name = iau_name(ra, dec)
+        write_fits_cutout(root / "decals" / f"{name}.fits", image, {"SURVEY": "decals"})
+        row = {column: 0.0 for column in all_fraction_columns()}
+        row.update({"iauname": name, "ra": ra, "dec": dec,
+                    fraction_column("smooth-or-featured", "smooth"): 0.9,
+                    fraction_column("how-rounded", "round" if axis_ratio > 0.65 else "in-between"): 0.9})
+        decals_rows.append(row)
+        if dec > 32:
+            bass_ra, bass_dec = ra + BASS_OFFSET_DEG, dec
+            bass_name = iau_name(bass_ra, bass_dec)
+            write_fits_cutout(root / "bass_mzls" / f"{bass_name}.fits", bass_version(rng, image), {"SURVEY": "bass"})
+            bass_rows.append({"iauname": bass_name, "ra": bass_ra, "dec": bass_dec})
+    pd.DataFrame(decals_rows).to_parquet(root / "gz_decals.parquet")
+    pd.DataFrame(bass_rows).to_parquet(root / "gz_bass_mzls.parquet")
+    return {"n_decals": n, "n_bass": len(bass_rows)}
+
+
+_PIPELINE: dict = {}
+
+
+def build_transfer_run(base) -> dict:
+    """Tiny Part I model + every Part II stage, built once per test session (shared with
+    tests/test_notebooks_transfer.py). Returns paths, exit codes and the run directory."""
+    if _PIPELINE:
+        return _PIPELINE
+    torch.manual_seed(0)
+    sky = base / "sky"
+    counts = make_two_surveys(sky)
+    run = base / "run"
+    run.mkdir()
+    decals_images = sorted((sky / "decals").glob("*.fits"))
+    (run / "train.txt").write_text("".join(f"{p}\n" for p in decals_images))
+    codes = {"train": Galaxy_VAE_n.main(["--run", str(run), *TINY_TRAIN])}
+    common = ["--run", str(run), "--device", "cpu"]
+    codes["make_pairs"] = make_pairs.main([
+        "--run", str(run), "--decals-catalog", str(sky / "gz_decals.parquet"),
+        "--bass-catalog", str(sky / "gz_bass_mzls.parquet"), "--decals-images", str(sky / "decals"),
+        "--bass-images", str(sky / "bass_mzls"), "--workers", "1"])
+    codes["no_tf"] = no_tf.main([*common, "--quiet"])
+    codes["adapt_paired"] = adapt.main([*common, "--method", "paired", "--lambda", "1", *TINY_ADAPT])
+    codes["adapt_mmd"] = adapt.main([*common, "--method", "mmd", "--lambda", "1", *TINY_ADAPT])
+    codes["evaluate"] = evaluate.main([*common, "--quiet"])
+    _PIPELINE.update(run=run, sky=sky, codes=codes, **counts)
+    return _PIPELINE
+
+
+@pytest.fixture(scope="module")
+def transfer_run(tmp_path_factory):
+    return build_transfer_run(tmp_path_factory.mktemp("transfer"))
+
+
+# ----------------------------------------------------------------------------- cross-match and split
+def test_cross_match_pairs_small_offsets_only_inside_the_footprint():
+    decals = pd.DataFrame({"iauname": [f"D{i}" for i in range(6)], "ra": [150.0 + 0.01 * i for i in range(6)],
+                           "dec": [33.0, 33.5, 34.0, 34.5, 30.0, 31.0]})   # the last two lie outside BASS (Dec < 32)
+    offsets_arcsec = [0.2, -0.2, 0.2, 5.0]                                   # D3: 5" away, must not pair
+    bass = pd.DataFrame({"iauname": [f"B{i}" for i in range(4)],
+                         "ra": decals["ra"][:4].to_numpy(), "dec": decals["dec"][:4].to_numpy() + np.array(offsets_arcsec) / 3600})
+    matches = make_pairs.match_catalogs(decals, bass, radius_arcsec=1.0)
+    assert list(matches["decals_iauname"]) == ["D0", "D1", "D2"]
+    assert list(matches["bass_iauname"]) == ["B0", "B1", "B2"]
+    assert np.allclose(matches["sep_arcsec"], 0.2, atol=1e-3)
+    # a BASS source claimed by two DECaLS galaxies goes to the closer one
+    crowded = pd.concat([decals.iloc[:1], pd.DataFrame({"iauname": ["D0b"], "ra": [150.0], "dec": [33.0 + 0.5 / 3600]})])
+    matches = make_pairs.match_catalogs(crowded.reset_index(drop=True), bass, radius_arcsec=1.0)
+    assert list(matches["decals_iauname"]) == ["D0"]
+
+
+def test_split_is_by_galaxy_seeded_and_disjoint():
+    split = make_pairs.split_pairs(100, 0.3, seed=1)
+    assert (split == "test").sum() == 30 and (split == "train").sum() == 70
+    assert np.array_equal(split, make_pairs.split_pairs(100, 0.3, seed=1))
+    assert not np.array_equal(split, make_pairs.split_pairs(100, 0.3, seed=2))
+
+
+# ----------------------------------------------------------------------------- MMD and metrics
+def test_mmd_is_zero_for_identical_batches_and_grows_with_a_mean_shift():
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    assert abs(mmd2(x, x.clone()).item()) < 1e-6
+    assert abs(mmd2(x, x.clone(), unbiased=True).item()) < 0.2   # U-statistic: ~0, may dip below
+    y = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    values = [mmd2(x, y + shift).item() for shift in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
+    assert all(b > a for a, b in zip(values, values[1:])), values
+    assert values[0] < 0.1 * values[-1]
+    # gradients flow to both batches (the alignment term trains the encoder)
+    z = y.clone().requires_grad_(True)
+    mmd2(x, z + 1.0).backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    assert paired_loss(x, x).item() == 0.0
+
+
+def test_pair_metrics_see_perfect_and_scrambled_pairs():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(60, 8))
+    split = np.array(["train"] * 30 + ["test"] * 30)
+    labels = {"shape": np.array(["a" if v > 0 else "b" for v in mu[:, 0]], dtype=object)}
+    perfect = pair_metrics(mu, mu + 0.01 * rng.normal(size=mu.shape), split, labels)
+    assert perfect["retrieval"]["top1"] == 1.0 and perfect["distance"]["ratio_median_paired_to_random"] < 0.05
+    assert perfect["classification"]["questions"]["shape"]["accuracy_bass"] > 0.8
+    scrambled = pair_metrics(mu, rng.normal(size=mu.shape), split, labels)
+    assert scrambled["retrieval"]["median_rank"] > 5 and scrambled["distance"]["ratio_median_paired_to_random"] > 0.7
+    assert list(retrieval_ranks(mu[:5], mu[:5])) == [1] * 5
+
+
+# ----------------------------------------------------------------------------- the pipeline
+def test_every_stage_succeeds_and_writes_its_files(transfer_run):
+    assert transfer_run["codes"] == {k: 0 for k in transfer_run["codes"]}, transfer_run["codes"]
+    run = transfer_run["run"]
+    for name in (runfiles.TRANSFER_PAIRS_CSV, runfiles.TRANSFER_DECALS_LIST, runfiles.TRANSFER_BASS_LIST,
+                 runfiles.TRANSFER_PAIR_LABELS_CSV, runfiles.TRANSFER_EXAMPLES_PNG, runfiles.TRANSFER_METRICS_BEFORE,
+                 runfiles.TRANSFER_MU_DECALS_BEFORE, runfiles.TRANSFER_MOST_ALIKE_PNG, runfiles.TRANSFER_LEAST_ALIKE_PNG,
+                 runfiles.TRANSFER_BEFORE_AFTER_CSV, runfiles.TRANSFER_BEFORE_AFTER_MD,
+                 runfiles.TRANSFER_DISTANCE_HIST_PNG, runfiles.TRANSFER_ADAPTED, runfiles.TRANSFER_ADAPTED_JSON):
+        assert (run / name).exists(), name
+    for method in ("mmd", "paired"):
+        for name in (runfiles.ADAPT_CHECKPOINT, runfiles.ADAPT_BEST, runfiles.ADAPT_HISTORY_CSV,
+                     runfiles.ADAPT_SUMMARY_JSON, runfiles.ADAPT_METRICS_JSON):
+            assert (run / name.format(method=method)).exists(), name.format(method=method)
+
+
+def test_pairs_cover_the_footprint_and_no_galaxy_is_in_train_and_test(transfer_run):
+    run = transfer_run["run"]
+    pairs = pd.read_csv(run / runfiles.TRANSFER_PAIRS_CSV)
+    assert list(pairs.columns) == make_pairs.PAIR_COLUMNS
+    assert len(pairs) == transfer_run["n_bass"]                     # every BASS galaxy paired, none outside
+    assert (pairs["dec"] > 32).all() and np.allclose(pairs["sep_arcsec"], 0.2 * np.cos(np.radians(pairs["dec"])), atol=0.02)
+    train, test = pairs[pairs["split"] == "train"], pairs[pairs["split"] == "test"]
+    assert not set(train["decals_iauname"]) & set(test["decals_iauname"])
+    assert not set(train["bass_iauname"]) & set(test["bass_iauname"])
+    assert abs(len(test) - 0.3 * len(pairs)) <= 1
+    decals_list = (run / runfiles.TRANSFER_DECALS_LIST).read_text().split()
+    bass_list = (run / runfiles.TRANSFER_BASS_LIST).read_text().split()
+    assert decals_list == list(pairs["decals_path"]) and bass_list == list(pairs["bass_path"])
+    assert all(p.endswith(f"{n}.fits") for p, n in zip(bass_list, pairs["bass_iauname"]))
+
+
+def test_adaptation_brings_the_two_surveys_closer_without_collapse(transfer_run):
+    run = transfer_run["run"]
+    table = pd.read_csv(run / runfiles.TRANSFER_BEFORE_AFTER_CSV, index_col="metric")
+    assert list(table.columns) == ["no transfer", "mmd", "paired"]
+    ratio = table.loc["paired / random distance ratio"]
+    assert ratio["paired"] < ratio["no transfer"], ratio.to_dict()
+    variance = table.loc["latent variance (test DECaLS)"]
+    assert variance["paired"] > 0.3 * variance["no transfer"], variance.to_dict()
+    adapted = json.loads((run / runfiles.TRANSFER_ADAPTED_JSON).read_text())
+    assert adapted["method"] in ("mmd", "paired")
+    model = load_model(run / runfiles.TRANSFER_ADAPTED)              # a normal checkpoint
+    assert model.config.latent_dim == 8 and model.config.image_size == 64
+    before = json.loads((run / runfiles.TRANSFER_METRICS_BEFORE).read_text())
+    assert before["classification"]["questions"], "the how-rounded classes should take part"
+
+
+def test_adaptation_checkpoint_resumes_and_records_the_method(transfer_run, capsys):
+    run = transfer_run["run"]
+    path = run / runfiles.ADAPT_CHECKPOINT.format(method="paired")
+    state = load_checkpoint(path)
+    assert state["epoch"] == 3 and state["settings"]["method"] == "paired" and "optimizer" in state
+    assert adapt.main(["--run", str(run), "--device", "cpu", "--method", "paired", "--lambda", "1", "--resume",
+                       *[a if a != "3" else "4" for a in TINY_ADAPT]]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    state = load_checkpoint(path)
+    assert state["epoch"] == 4 and [row["epoch"] for row in state["history"]] == [1, 2, 3, 4]
+
+
+def test_missing_pairs_say_which_stage_to_run(tmp_path, capsys):
+    assert no_tf.main(["--run", str(tmp_path), "--device", "cpu"]) == 1
+    assert "Galaxy_VAE_n.py" in capsys.readouterr().err
+    assert evaluate.main(["--run", str(tmp_path), "--device", "cpu"]) == 1
+    assert "no_tf.py" in capsys.readouterr().err

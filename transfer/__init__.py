@@ -1,0 +1,1 @@
+"""Part II: domain adaptation DECaLS -> BASS+MzLS (stage scripts; run from the repository root)."""

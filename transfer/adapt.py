@@ -1,0 +1,180 @@
+"""Part II, step 3: adapt the Part I (DECaLS) VAE to BASS+MzLS by fine-tuning on both surveys.
+
+Starts from the Part I model and minimises, on the TRAIN pairs only,
+
+    L = vae_loss(DECaLS batch) + vae_loss(BASS+MzLS batch) + lambda * alignment(mu_DECaLS, mu_BASS)
+
+  --method mmd     (reference) alignment = multi-kernel RBF MMD^2 between the two batches' mu
+                   (Gaussian kernels at median-heuristic x {0.25, 0.5, 1, 2, 4}; biased estimator
+                   by default, see VAE_model.adaptation.mmd2). The two batches are drawn
+                   independently: the method does not need pairs.
+  --method paired  alignment = mean squared distance between the mu of the two images of one
+                   galaxy (uses the pairs; both images get the same flips/rotation).
+The reconstruction terms keep Part I quality; the guards below are reported before and after.
+A held-out part of the train pairs (--val-fraction) picks the best epoch (never the test pairs).
+
+Reference setting (real data): lambda 0.1, Adam lr 1e-5, batch 128 per survey, 20 epochs.
+The demo uses a larger learning rate and fewer epochs (see the Makefile).
+
+READS   RUN/best.pt (or --checkpoint), RUN/transfer/pairs.csv + decals_pairs.txt + bass_pairs.txt
+        (transfer/make_pairs.py), RUN/train.txt + RUN/split.json (Part I validation, for the guards)
+WRITES  RUN/transfer/<method>/checkpoint.pt     every epoch, atomic (training checkpoint format)
+        RUN/transfer/<method>/best.pt           lowest held-out adaptation loss; runtime.load_model reads it
+        RUN/transfer/<method>/history.csv|.png  per-epoch losses, held-out distance ratio
+        RUN/transfer/<method>/adapt_summary.json  configuration + quality guards before/after
+
+Next: transfer/evaluate.py (metrics before/after, picks RUN/transfer/adapted.pt).
+
+    python transfer/adapt.py --run runs/demo --method mmd
+    python transfer/adapt.py --run runs/demo --method paired
+    python transfer/adapt.py --run runs/demo --method mmd --resume    # after an interruption
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt,  # noqa: E402
+                                  model_quality, pair_caches, part1_validation, read_pairs)
+from VAE_model.data import DataError  # noqa: E402
+from VAE_model.imageio import ImageError  # noqa: E402
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.training import NonFiniteLossError  # noqa: E402
+
+# Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
+# this factor, or latent variance below this fraction of Part I's, means Part I quality was lost.
+MAX_MSE_INCREASE = 1.2
+MIN_VARIANCE_FRACTION = 0.5
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--method", choices=METHODS, default="mmd",
+                        help="alignment: 'mmd' (reference, unpaired) or 'paired' (default: %(default)s)")
+    parser.add_argument("--lambda", dest="align_weight", type=float, default=0.1,
+                        help="weight of the alignment term (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per survey per step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term, as in Part I (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="train pairs held out to choose the best epoch (default: %(default)s)")
+    parser.add_argument("--kernel-multipliers", type=float, nargs="+", default=list(DEFAULT_KERNEL_MULTIPLIERS),
+                        help="MMD kernel bandwidths as multiples of the median heuristic (default: %(default)s)")
+    parser.add_argument("--mmd-estimator", choices=["biased", "unbiased"], default="biased",
+                        help="MMD^2 estimator: biased V-statistic (>= 0) or unbiased U-statistic (default: %(default)s)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/rotations")
+    parser.add_argument("--checkpoint", default=None, help="Part I model to start from (default: RUN/best.pt)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/transfer/<method>/checkpoint.pt")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def adaptation_split(train_pairs: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out subset of the train pairs (seeded) for choosing the best epoch."""
+    order = np.random.default_rng([seed, 7]).permutation(train_pairs)
+    n_val = int(round(len(order) * val_fraction)) if val_fraction > 0 else 0
+    if val_fraction > 0 and len(order) >= 6:
+        n_val = max(n_val, 2)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def save_history_png(history: list[dict], path, method: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    for key, label in (("train_vae_decals", "train DECaLS"), ("train_vae_bass", "train BASS+MzLS"),
+                       ("val_vae_decals", "held-out DECaLS"), ("val_vae_bass", "held-out BASS+MzLS")):
+        if key in history[0]:
+            axes[0].plot(epochs, [row[key] for row in history], label=label)
+    axes[0].set_ylabel("VAE loss per image")
+    for key, label in (("train_align", "train"), ("val_align", "held-out")):
+        if key in history[0]:
+            axes[1].plot(epochs, [row[key] for row in history], label=label)
+    axes[1].set_ylabel("MMD^2" if method == "mmd" else "mean squared paired distance")
+    if "val_distance_ratio" in history[0]:
+        axes[2].plot(epochs, [row["val_distance_ratio"] for row in history])
+    axes[2].set_ylabel("held-out paired / random distance")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"adaptation, method {method}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    precision = pick_precision(device, args.amp)
+    run = args.run
+    checkpoint = args.checkpoint or f"{run}/{runfiles.BEST_CHECKPOINT}"
+    try:
+        settings = AdaptSettings(method=args.method, align_weight=args.align_weight, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr, beta=args.beta, augment=args.augment,
+                                 seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
+                                 mmd_estimator=args.mmd_estimator)
+        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
+        model = load_model(checkpoint, device)
+        pairs = read_pairs(run)
+        decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
+        part1 = part1_validation(run, model.config.image_size, progress=not args.quiet)
+        split = pairs["split"].to_numpy()
+        train_idx, val_idx = adaptation_split(np.flatnonzero(split == "train"), args.val_fraction, args.seed)
+        test_idx = np.flatnonzero(split == "test")
+        if len(train_idx) < 2:
+            raise ValueError(f"only {len(train_idx)} train pairs; need at least 2")
+        before = model_quality(model, decals_cache, test_idx, device, precision, *part1)
+        record = describe_args(args, source_checkpoint=str(Path(checkpoint).resolve()), device=str(device),
+                               precision=precision.describe(), n_train_pairs=len(train_idx), n_val_pairs=len(val_idx))
+        print(f"adapting ({args.method}, lambda {args.align_weight}) on {len(train_idx)} train pairs "
+              f"({len(val_idx)} held out), {model.config.image_size} px, {device} {precision.describe()}")
+        model, history = adapt(run, model, decals_cache, bass_cache, train_idx, val_idx, settings, device, precision,
+                               resume=args.resume, args_record=record, progress=not args.quiet)
+        best_path = Path(run) / runfiles.ADAPT_BEST.format(method=args.method)
+        best = load_model(best_path, device)
+        after = model_quality(best, decals_cache, test_idx, device, precision, *part1)
+    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError, NonFiniteLossError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    warnings = []
+    for key in ("recon_mse_per_pixel_part1_val", "recon_mse_per_pixel_test_decals"):
+        if key in before and after[key] > MAX_MSE_INCREASE * before[key]:
+            warnings.append(f"{key} rose from {before[key]:.5f} to {after[key]:.5f} (> x{MAX_MSE_INCREASE})")
+    if after["latent_variance_test_decals"] < MIN_VARIANCE_FRACTION * before["latent_variance_test_decals"]:
+        warnings.append(f"latent variance fell from {before['latent_variance_test_decals']:.4f} to "
+                        f"{after['latent_variance_test_decals']:.4f} (collapse?)")
+    best_epoch = min(history, key=lambda row: row.get("val_loss", row["train_loss"]))["epoch"] if history else 0
+    write_json({"method": args.method, "best_epoch": best_epoch, "best_checkpoint": str(best_path),
+                "quality_before": before, "quality_after": after, "warnings": warnings, "history": history,
+                "config": record}, runfiles.run_path(run, runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)))
+    if history:
+        save_history_png(history, runfiles.run_path(run, runfiles.ADAPT_HISTORY_PNG.format(method=args.method)), args.method)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    mse_key = "recon_mse_per_pixel_part1_val" if "recon_mse_per_pixel_part1_val" in before else "recon_mse_per_pixel_test_decals"
+    print(f"done ({args.method}): best epoch {best_epoch} -> {best_path}; DECaLS recon MSE/pixel "
+          f"{before[mse_key]:.5f} -> {after[mse_key]:.5f}, latent variance {before['latent_variance_test_decals']:.3f} "
+          f"-> {after['latent_variance_test_decals']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Part II, step 4: score the adapted models with the no-transfer metrics; pick THE adapted model.
+
+Each method's RUN/transfer/<method>/best.pt is scored exactly as transfer/no_tf.py scored the
+Part I model (VAE_model.adaptation.evaluate_model, same test pairs, same seed). Latent distances
+alone can mislead -- a model that shrinks its latent space shrinks every distance -- so the
+methods are compared on the SCALE-FREE metrics: paired / random-pair distance ratio, retrieval
+top-1, top-10 and median rank, and the random-forest accuracy on BASS+MzLS latents. The better
+method wins more of these five (ties: the lower distance ratio); a method whose Part I
+reconstruction MSE rose by more than x1.2 or whose latent variance fell below half of Part I's is
+only chosen when no method passes these guards.
+
+READS   RUN/transfer/metrics_before.json (transfer/no_tf.py), RUN/transfer/<method>/best.pt
+        (transfer/adapt.py), pairs.csv + pair lists + pair_labels.csv, RUN/train.txt + split.json
+WRITES  RUN/transfer/<method>/metrics.json, mu_decals.npy, mu_bass.npy, distances.csv
+        RUN/transfer/before_after.csv|.md    metric x (no transfer, mmd, paired)
+        RUN/transfer/distance_hist.png       paired vs random distances / random median, per model
+        RUN/transfer/adapted.pt              copy of the better method's best.pt: THE adapted model
+        RUN/transfer/adapted.json            which method, the vote, the configuration
+
+    python transfer/evaluate.py --run runs/demo
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles  # noqa: E402
+from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches,  # noqa: E402
+                                  part1_validation, random_pair_distances, read_pair_labels, read_pairs,
+                                  save_distance_histograms)
+from VAE_model.data import DataError  # noqa: E402
+from VAE_model.imageio import ImageError  # noqa: E402
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+                               pick_device, pick_precision, seed_everything, write_json)
+
+BASELINE = "no transfer"
+# (table row, True if larger is better): the scale-free comparison of the methods
+SCALE_FREE = [("paired / random distance ratio", False), ("retrieval top-1 fraction", True),
+              ("retrieval top-10 fraction", True), ("retrieval median rank", False),
+              ("RF accuracy on BASS+MzLS latents (mean)", True)]
+MAX_MSE_INCREASE = 1.2
+MIN_VARIANCE_FRACTION = 0.5
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="adapted models to score, those with a best.pt (default: %(default)s)")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def passes_guards(row: dict, baseline: dict) -> bool:
+    """Part I quality kept: recon MSE within x1.2 of Part I's, latent variance >= half of Part I's."""
+    mse_key = "DECaLS recon MSE/pixel (Part I val)"
+    if math.isnan(row[mse_key]):
+        mse_key = "DECaLS recon MSE/pixel (test pairs)"
+    variance_key = "latent variance (test DECaLS)"
+    return (row[mse_key] <= MAX_MSE_INCREASE * baseline[mse_key]
+            and row[variance_key] >= MIN_VARIANCE_FRACTION * baseline[variance_key])
+
+
+def choose_method(rows: dict[str, dict]) -> tuple[str, dict]:
+    """The better adapted model by the scale-free metrics (see the module docstring).
+
+    rows: {BASELINE: table row, method: table row, ...}; returns (method, details)."""
+    methods = [name for name in rows if name != BASELINE]
+    ok = [m for m in methods if passes_guards(rows[m], rows[BASELINE])] or methods
+    wins = {m: 0 for m in methods}
+    for key, larger_better in SCALE_FREE:
+        values = {m: rows[m][key] for m in ok if not math.isnan(rows[m][key])}
+        if len(values) < 2:
+            continue
+        best = max(values.values()) if larger_better else min(values.values())
+        winners = [m for m, v in values.items() if v == best]
+        if len(winners) == 1:
+            wins[winners[0]] += 1
+    ratio = "paired / random distance ratio"
+    winner = max(ok, key=lambda m: (wins[m], -rows[m][ratio]))
+    beats_baseline = {key: (rows[winner][key] > rows[BASELINE][key]) if larger else (rows[winner][key] < rows[BASELINE][key])
+                      for key, larger in SCALE_FREE if not math.isnan(rows[winner][key])}
+    return winner, {"wins": wins, "passes_guards": {m: m in ok for m in methods},
+                    "winner_beats_no_transfer": beats_baseline}
+
+
+def markdown_table(table: pd.DataFrame, winner: str, details: dict) -> str:
+    columns = list(table.columns)
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for metric, row in table.iterrows():
+        cells = []
+        for value in row:
+            if isinstance(value, float) and math.isnan(value):
+                cells.append("n/a")
+            elif isinstance(value, float) and abs(value) < 0.01 and value != 0:
+                cells.append(f"{value:.2e}")
+            else:
+                cells.append(f"{value:.3f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    wins = ", ".join(f"{m} {n}" for m, n in details["wins"].items())
+    lines += ["", f"Better method by the scale-free metrics (distance ratio, retrieval top-1/top-10/median rank, "
+                  f"RF accuracy on BASS+MzLS): **{winner}** (wins: {wins}); "
+                  f"its best.pt is copied to `{runfiles.TRANSFER_ADAPTED}`."]
+    return "\n".join(lines) + "\n"
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    precision = pick_precision(device, args.amp)
+    run = args.run
+    try:
+        before_path = runfiles.require(Path(run) / runfiles.TRANSFER_METRICS_BEFORE, f"transfer/no_tf.py --run {run}")
+        before = json.loads(before_path.read_text())
+        methods = [m for m in args.methods if (Path(run) / runfiles.ADAPT_BEST.format(method=m)).exists()]
+        if not methods:
+            raise runfiles.MissingInputError(f"{Path(run) / runfiles.ADAPT_DIR.format(method=args.methods[0])}/best.pt: "
+                                             f"not found; run `transfer/adapt.py --run {run} --method mmd` first")
+        pairs = read_pairs(run)
+        image_size = int(before["config"]["image_size"])
+        decals_cache, bass_cache = pair_caches(run, image_size, len(pairs), progress=not args.quiet)
+        labels = read_pair_labels(run, pairs)
+        part1 = part1_validation(run, image_size, progress=False)
+    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    test = (pairs["split"] == "test").to_numpy()
+    mu_d0 = np.load(Path(run) / runfiles.TRANSFER_MU_DECALS_BEFORE)
+    mu_b0 = np.load(Path(run) / runfiles.TRANSFER_MU_BASS_BEFORE)
+    panels = {BASELINE: (distance_table(pairs, mu_d0, mu_b0)["latent_distance"].to_numpy()[test],
+                         random_pair_distances(mu_d0[test], mu_b0[test], seed=args.seed))}
+    rows = {BASELINE: metrics_row(before)}
+    for method in methods:
+        checkpoint = Path(run) / runfiles.ADAPT_BEST.format(method=method)
+        try:
+            model = load_model(checkpoint, device)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        metrics, mu_d, mu_b = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
+                                             part1, seed=args.seed)
+        np.save(runfiles.run_path(run, runfiles.ADAPT_MU_DECALS.format(method=method)), mu_d)
+        np.save(runfiles.run_path(run, runfiles.ADAPT_MU_BASS.format(method=method)), mu_b)
+        distances = distance_table(pairs, mu_d, mu_b)
+        distances.to_csv(runfiles.run_path(run, runfiles.ADAPT_DISTANCES_CSV.format(method=method)), index=False,
+                         float_format="%.6f")
+        write_json({**metrics, "config": describe_args(args, checkpoint=str(checkpoint.resolve()), method=method)},
+                   runfiles.run_path(run, runfiles.ADAPT_METRICS_JSON.format(method=method)))
+        panels[method] = (distances["latent_distance"].to_numpy()[test],
+                          random_pair_distances(mu_d[test], mu_b[test], seed=args.seed))
+        rows[method] = metrics_row(metrics)
+    table = pd.DataFrame(rows)
+    table.index.name = "metric"
+    winner, details = choose_method(rows)
+    table.to_csv(runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_CSV), float_format="%.6g")
+    runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_MD).write_text(markdown_table(table, winner, details))
+    save_distance_histograms(panels, runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_HIST_PNG), normalise=True)
+    source = Path(run) / runfiles.ADAPT_BEST.format(method=winner)
+    copy_atomic(source, runfiles.run_path(run, runfiles.TRANSFER_ADAPTED))
+    write_json({"method": winner, "source": str(source.resolve()), "adapted": str((Path(run) / runfiles.TRANSFER_ADAPTED).resolve()),
+                **details, "rule": "most wins on the scale-free metrics among models passing the quality guards",
+                "scale_free_metrics": [key for key, _ in SCALE_FREE], "config": describe_args(args)},
+               runfiles.run_path(run, runfiles.TRANSFER_ADAPTED_JSON))
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    r = rows[winner]
+    print(f"done: better method {winner} (wins {details['wins']}): distance ratio "
+          f"{rows[BASELINE]['paired / random distance ratio']:.3f} -> {r['paired / random distance ratio']:.3f}, "
+          f"retrieval median rank {rows[BASELINE]['retrieval median rank']:.0f} -> {r['retrieval median rank']:.0f}; "
+          f"adapted model -> {Path(run) / runfiles.TRANSFER_ADAPTED}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
