@@ -87,9 +87,13 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, multipliers=DEFAULT_KERNEL_MULTIPLIER
     return term_xx + term_yy - 2.0 * k_xy.mean()
 
 
-def paired_loss(mu_a: torch.Tensor, mu_b: torch.Tensor) -> torch.Tensor:
-    """Mean over galaxies of the squared Euclidean distance between the two images' ``mu``."""
-    return (mu_a.float() - mu_b.float()).pow(2).sum(1).mean()
+def paired_loss(mu_a: torch.Tensor, mu_b: torch.Tensor, distance: str = "squared") -> torch.Tensor:
+    """Mean over galaxies of the distance between the two images' ``mu``: 'squared' Euclidean, or
+    'euclidean' (robust: a pair with a defect in one image pulls no harder than any other pair)."""
+    squared = (mu_a.float() - mu_b.float()).pow(2).sum(1)
+    if distance == "squared":
+        return squared.mean()
+    return torch.sqrt(squared + 1e-8).mean()
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -242,18 +246,21 @@ class AdaptSettings:
     seed: int = 0
     kernel_multipliers: tuple = field(default=DEFAULT_KERNEL_MULTIPLIERS)
     mmd_estimator: str = "biased"        # or 'unbiased'
+    paired_distance: str = "squared"     # or 'euclidean'
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.mmd_estimator not in ("biased", "unbiased"):
             raise ValueError(f"mmd_estimator must be 'biased' or 'unbiased', got {self.mmd_estimator!r}")
+        if self.paired_distance not in ("squared", "euclidean"):
+            raise ValueError(f"paired_distance must be 'squared' or 'euclidean', got {self.paired_distance!r}")
         self.kernel_multipliers = tuple(float(s) for s in self.kernel_multipliers)
 
 
 def alignment_loss(mu_decals: torch.Tensor, mu_bass: torch.Tensor, settings: AdaptSettings) -> torch.Tensor:
     if settings.method == "paired":
-        return paired_loss(mu_decals, mu_bass)
+        return paired_loss(mu_decals, mu_bass, settings.paired_distance)
     return mmd2(mu_decals, mu_bass, settings.kernel_multipliers, unbiased=settings.mmd_estimator == "unbiased")
 
 

@@ -331,7 +331,8 @@ def draw_galaxy_params(rng, image_size: int) -> dict:
          "r_half_arcsec": np.nan, "sersic_n": np.nan, "axis_ratio": np.nan, "inclination_deg": np.nan,
          "bulge_size": "", "bulge_fraction": 0.0, "bar": "none", "bar_fraction": 0.0,
          "n_arms": 0, "winding": "", "pitch_angle_deg": np.nan, "arm_strength": 0.0,
-         "has_dust_lane": False, "scale_height_ratio": np.nan, "dust_depth": 0.0, "merger_stage": "none", "merger_primary": "", "secondary_flux_ratio": np.nan,
+         "has_dust_lane": False, "scale_height_ratio": np.nan, "dust_depth": 0.0,
+         "merger_stage": "none", "merger_primary": "", "secondary_flux_ratio": np.nan,
          "secondary_separation_arcsec": np.nan, "n_knots": 0}
     if morph.startswith("smooth"):
         q_range = {"smooth_round": (0.8, 1.0), "smooth_inbetween": (0.5, 0.75), "smooth_cigar": (0.22, 0.4)}[morph]
@@ -381,7 +382,8 @@ def _sersic(n: float, half_light_radius: float, min_truncation_arcsec: float = 0
         return galsim.Gaussian(half_light_radius=half_light_radius)
     if n == 1.0:
         return galsim.Exponential(half_light_radius=half_light_radius)
-    multiple = next((k for k in SERSIC_TRUNCATION_HLR if k * half_light_radius >= min_truncation_arcsec), SERSIC_TRUNCATION_HLR[-1])
+    multiple = next((k for k in SERSIC_TRUNCATION_HLR if k * half_light_radius >= min_truncation_arcsec),
+                    SERSIC_TRUNCATION_HLR[-1])
     return galsim.Sersic(n, half_light_radius=half_light_radius, trunc=multiple * half_light_radius)
 
 
@@ -427,7 +429,8 @@ def spiral_arm_grid(p: dict, scale_radius: float, inner_radius: float, bar_angle
     v = (-x * np.sin(pa) + y * np.cos(pa)) / cos_i
     r = np.hypot(u, v) + 1e-6
     theta = np.arctan2(v, u)
-    phase = p["n_arms"] * (theta - bar_angle_rad - chirality * np.log(r / inner_radius) / np.tan(np.radians(p["pitch_angle_deg"])))
+    winding = np.log(r / inner_radius) / np.tan(np.radians(p["pitch_angle_deg"]))
+    phase = p["n_arms"] * (theta - bar_angle_rad - chirality * winding)
     mean_s = math.comb(2 * sharpness, sharpness) / 4 ** sharpness   # <((1+cos)/2)^k> over a period
     modulation = ((1 + np.cos(phase)) / 2) ** sharpness / mean_s
     grid = np.exp(-r / scale_radius) * (1 - np.exp(-(r / inner_radius) ** 2)) * modulation
@@ -473,7 +476,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         galaxy.append((profile, fraction * flux_total * band_factors(*colour)))
 
     if morph.startswith("smooth"):
-        profile = _sersic(p["sersic_n"], p["r_half_arcsec"], STAMP_CORNER * width).shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
+        profile = _sersic(p["sersic_n"], p["r_half_arcsec"], STAMP_CORNER * width)
+        profile = profile.shear(q=p["axis_ratio"], beta=pa * galsim.degrees)
         add(profile, 1.0, _colour(rng, COLOUR_RED))
 
     elif morph == "edge_on":
@@ -486,7 +490,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         disk_fraction = 1.0 - p["bulge_fraction"]
         parts = [(disk, disk_fraction * flux_total * band_factors(*disk_colour))]
         if p["bulge_fraction"] > 0:
-            bulge = _sersic(p["sersic_n"], r_half * rng.uniform(0.15, 0.25)).shear(q=rng.uniform(0.7, 0.95), beta=pa * galsim.degrees)
+            bulge = _sersic(p["sersic_n"], r_half * rng.uniform(0.15, 0.25))
+            bulge = bulge.shear(q=rng.uniform(0.7, 0.95), beta=pa * galsim.degrees)
             parts.append((bulge, p["bulge_fraction"] * flux_total * band_factors(*_colour(rng, COLOUR_RED))))
         if not p["has_dust_lane"]:
             galaxy.extend(parts)
@@ -517,7 +522,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         bulge_r_half = r_half * {"none": 0.15, "small": 0.13, "moderate": 0.2, "large": 0.28}[p["bulge_size"]]
         bar_length = r_half * rng.uniform(0.8, 1.2) if p["bar"] != "none" else 0.0
         inner = max(bar_length, 1.6 * bulge_r_half, 0.5 * h)
-        arms, arm_rel_flux = spiral_arm_grid(p, h, inner, bar_angle, int(rng.choice([-1, 1])), int(rng.choice([3, 4])), grid_px)
+        chirality, sharpness = int(rng.choice([-1, 1])), int(rng.choice([3, 4]))
+        arms, arm_rel_flux = spiral_arm_grid(p, h, inner, bar_angle, chirality, sharpness, grid_px)
         w = p["arm_strength"]
         # Disk light = (1 - w) smooth exponential + w * arms; the arms carry the young blue stars.
         disk_flux = 1.0 - p["bulge_fraction"] - p["bar_fraction"]
@@ -526,12 +532,14 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         add(smooth, disk_flux * smooth_share, _colour(rng, COLOUR_DISK))
         add(_interpolated(arms, 2), disk_flux * (1 - smooth_share), _colour(rng, COLOUR_BLUE))
         if p["bulge_fraction"] > 0:
-            bulge = _sersic(p["sersic_n"], bulge_r_half).shear(q=rng.uniform(0.8, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians)
+            bulge = _sersic(p["sersic_n"], bulge_r_half)
+            bulge = bulge.shear(q=rng.uniform(0.8, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians)
             add(_to_sky(bulge, p["inclination_deg"] * 0.5, pa), p["bulge_fraction"], _colour(rng, COLOUR_RED))
         if p["bar"] != "none":
             # A bar is a flat elongated Sersic n = 0.5 (Gaussian) component in the disk plane.
             q_bar = rng.uniform(0.15, 0.25)
-            bar = galsim.Gaussian(half_light_radius=bar_length * 0.6 * np.sqrt(q_bar)).shear(q=q_bar, beta=bar_angle * galsim.radians)
+            bar = galsim.Gaussian(half_light_radius=bar_length * 0.6 * np.sqrt(q_bar))
+            bar = bar.shear(q=q_bar, beta=bar_angle * galsim.radians)
             add(_to_sky(bar, p["inclination_deg"], pa), p["bar_fraction"], (0.7, 0.42))
 
     elif morph == "merger":
@@ -546,15 +554,18 @@ def build_scene(p: dict, rng, deviate, image_size: int):
             beta = rng.uniform(0, np.pi) * galsim.radians
             # Each body keeps a compact core, so the two nuclei stay distinct in the cutout.
             if disky:
-                add(galsim.Exponential(half_light_radius=r_h).shear(q=q, beta=beta).shift(x0, y0), 0.55 * fraction, _colour(rng, COLOUR_DISK))
+                disk = galsim.Exponential(half_light_radius=r_h).shear(q=q, beta=beta).shift(x0, y0)
+                add(disk, 0.55 * fraction, _colour(rng, COLOUR_DISK))
                 add(_sersic(2.5, 0.2 * r_h).shift(x0, y0), 0.45 * fraction, _colour(rng, COLOUR_RED))
             else:
                 add(_sersic(p["sersic_n"], 0.6 * r_h, STAMP_CORNER * width).shear(q=q, beta=beta).shift(x0, y0), fraction,
                     _colour(rng, COLOUR_RED))
             # Tidal distortion: an offset, sheared, fainter copy makes the body lopsided.
             angle = rng.uniform(0, 2 * np.pi)
-            add(galsim.Exponential(half_light_radius=1.3 * r_h).shear(g1=rng.uniform(-0.4, 0.4), g2=rng.uniform(-0.4, 0.4))
-                .shift(x0 + 0.5 * r_h * np.cos(angle), y0 + 0.5 * r_h * np.sin(angle)), 0.2 * fraction, _colour(rng, COLOUR_DISK))
+            g1, g2 = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
+            lopsided = galsim.Exponential(half_light_radius=1.3 * r_h).shear(g1=g1, g2=g2)
+            lopsided = lopsided.shift(x0 + 0.5 * r_h * np.cos(angle), y0 + 0.5 * r_h * np.sin(angle))
+            add(lopsided, 0.2 * fraction, _colour(rng, COLOUR_DISK))
 
         sense = rng.choice([-1, 1])
         if p["merger_stage"] == "merger":
@@ -604,7 +615,8 @@ def build_scene(p: dict, rng, deviate, image_size: int):
         profile = _sersic(float(rng.choice([1.0, 2.5, 4.0])), rng.uniform(0.2, 0.45) * p["r_half_arcsec"])
         profile = profile.shear(q=rng.uniform(0.4, 1.0), beta=rng.uniform(0, np.pi) * galsim.radians)
         field.append((profile.shift(distance * np.cos(angle), distance * np.sin(angle)),
-                      10 ** ((ZERO_POINT_MAG - p["mag_r"] - rng.uniform(1.5, 3.0)) / 2.5) * band_factors(*_colour(rng, COLOUR_DISK))))
+                      10 ** ((ZERO_POINT_MAG - p["mag_r"] - rng.uniform(1.5, 3.0)) / 2.5)
+                      * band_factors(*_colour(rng, COLOUR_DISK))))
     n_background = min(int(rng.poisson(1.2 * area)), 30)    # ~15 000 per deg2 at r 20-23.5
     background = []
     for _ in range(n_background):
@@ -658,7 +670,8 @@ def _background_grid(sources: list[tuple], grid_px: int) -> list[tuple]:
     return out
 
 
-def draw_survey_image(scene_bands, survey: SurveySpec, shift_arcsec, psf_fwhm, noise_sigma, image_size: int, rng) -> np.ndarray:
+def draw_survey_image(scene_bands, survey: SurveySpec, shift_arcsec, psf_fwhm, noise_sigma, image_size: int,
+                      rng) -> np.ndarray:
     """Convolve the scene with the survey PSF per band, draw it at the pixel scale, add sky noise.
 
     The Gaussian sky noise comes from numpy (galsim's GaussianDeviate is ~50x slower per value).
@@ -704,7 +717,8 @@ def add_defect(flux: np.ndarray, kind: str, rng, psf_fwhm) -> str:
         dx, dy = x - xs, y - ys
         for b in range(n_bands):
             alpha = fwhm_px[b] / (2 * np.sqrt(2 ** (1 / PSF_MOFFAT_BETA) - 1))
-            moffat = (PSF_MOFFAT_BETA - 1) / (np.pi * alpha ** 2) * (1 + (dx ** 2 + dy ** 2) / alpha ** 2) ** -PSF_MOFFAT_BETA
+            moffat = (PSF_MOFFAT_BETA - 1) / (np.pi * alpha ** 2) \
+                * (1 + (dx ** 2 + dy ** 2) / alpha ** 2) ** -PSF_MOFFAT_BETA
             spikes = sum(np.exp(-0.5 * (across / 0.7) ** 2) / (1 + np.abs(along) / 3.0)
                          for across, along in ((dx, dy), (dy, dx)))
             star = star_flux[b] * (moffat + 2e-3 * spikes)
@@ -771,7 +785,8 @@ def vote_probabilities(p: dict, psf_fwhm, defect: str, image_size: int, rng) -> 
     morph = p["morph_type"]
     fwhm = float(np.mean(psf_fwhm))
     mag_rel = p["mag_r"] + 5 * np.log10(image_size / REFERENCE_IMAGE_SIZE)      # 15-18 at any stamp size
-    clarity = (0.35 + 0.65 * np.clip((p["r_half_arcsec"] / fwhm - 0.8) / 1.6, 0, 1)) * (1 - 0.25 * np.clip((mag_rel - 15) / 3, 0, 1))
+    clarity = (0.35 + 0.65 * np.clip((p["r_half_arcsec"] / fwhm - 0.8) / 1.6, 0, 1)) \
+        * (1 - 0.25 * np.clip((mag_rel - 15) / 3, 0, 1))
     c = float(np.clip(0.55 + 0.37 * clarity + rng.normal(0, 0.04), 0.45, 0.93))
     smooth = morph.startswith("smooth")
     spiral = morph in ("spiral", "barred_spiral")
@@ -811,7 +826,9 @@ def vote_probabilities(p: dict, psf_fwhm, defect: str, image_size: int, rng) -> 
     probs["disk-edge-on"] = np.array([edge_yes, 1 - edge_yes])
 
     arms_yes = {"merger": 0.3, "irregular": 0.45 if rng.uniform() < 0.2 else 0.2, "edge_on": 0.3}.get(morph, 0.1)
-    probs["has-spiral-arms"] = np.array([min(arms_seen, 0.95), 1 - min(arms_seen, 0.95)]) if spiral else np.array([arms_yes, 1 - arms_yes])
+    if spiral:
+        arms_yes = min(arms_seen, 0.95)
+    probs["has-spiral-arms"] = np.array([arms_yes, 1 - arms_yes])
 
     if p["bar"] == "strong":
         probs["bar"] = np.array([c, 0.75 * (1 - c), 0.25 * (1 - c)])
@@ -970,13 +987,15 @@ def save_examples_png(out_dir, truth: pd.DataFrame, path, per_class: int = 4) ->
     width, height = mosaic.shape[1] * scale, mosaic.shape[0] * scale
     fig = Figure(figsize=(left + width + pad, height + top + pad))
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((left / fig.get_figwidth(), pad / fig.get_figheight(), width / fig.get_figwidth(), height / fig.get_figheight()))
+    fig_width, fig_height = fig.get_figwidth(), fig.get_figheight()
+    ax = fig.add_axes((left / fig_width, pad / fig_height, width / fig_width, height / fig_height))
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
     for x, y, text in captions:
         ax.text(x, y, text, ha="center", va="bottom" if "\n" not in text else "center", fontsize=6)
     for r, (label, _) in enumerate(rows):
-        ax.text(-size * 0.05, r * row_height + header + size / 2, label.replace("_", "\n"), ha="right", va="center", fontsize=7)
+        ax.text(-size * 0.05, r * row_height + header + size / 2, label.replace("_", "\n"), ha="right", va="center",
+                fontsize=7)
     fig.suptitle("Mock survey examples: DECaLS | BASS+MzLS pairs (z, r, g -> R, G, B; asinh stretch)", fontsize=8,
                  y=1 - 0.05 / fig.get_figheight())
     fig.savefig(path, dpi=max(100, int(np.ceil(1 / scale))))

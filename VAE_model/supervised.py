@@ -31,7 +31,17 @@ class EncoderClassifier(nn.Module):
         flat = config.channels[-1] * config.bottleneck_size ** 2
         self.head = nn.Linear(flat, n_classes)
 
+        # per-channel input standardisation, set from the training images (``set_input_scaling``)
+        self.register_buffer("input_mean", torch.zeros(1, config.in_channels, 1, 1))
+        self.register_buffer("input_std", torch.ones(1, config.in_channels, 1, 1))
+
+    def set_input_scaling(self, images_uint8: np.ndarray) -> None:
+        pixels = torch.from_numpy(np.asarray(images_uint8[:2048], dtype=np.float32) / 255.0)
+        self.input_mean.copy_(pixels.mean(dim=(0, 2, 3)).view(1, -1, 1, 1))
+        self.input_std.copy_(pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        images = (images - self.input_mean) / self.input_std
         return self.head(torch.flatten(self.features(images), 1))
 
 
@@ -46,7 +56,9 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, n_classes: int, co
     device = torch.device(device)
     precision = precision or pick_precision(device)
     torch.manual_seed(seed)
-    model = EncoderClassifier(config, n_classes).to(device)
+    model = EncoderClassifier(config, n_classes)
+    model.set_input_scaling(images)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scaler = precision.scaler()
     loss_fn = nn.CrossEntropyLoss()

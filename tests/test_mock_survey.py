@@ -63,7 +63,8 @@ def test_catalogs_have_the_galaxy_zoo_schema_with_consistent_votes(mock):
         first_question = table[total_votes_column("smooth-or-featured")]
         assert first_question.between(30, 45).all()
         # Decision tree: edge-on is asked of the featured votes, how-rounded of the smooth ones.
-        assert (table[total_votes_column("disk-edge-on")] == table[count_column("smooth-or-featured", "featured-or-disk")]).all()
+        featured = table[count_column("smooth-or-featured", "featured-or-disk")]
+        assert (table[total_votes_column("disk-edge-on")] == featured).all()
         assert (table[total_votes_column("how-rounded")] == table[count_column("smooth-or-featured", "smooth")]).all()
         assert (table[total_votes_column("spiral-winding")] == table[count_column("has-spiral-arms", "yes")]).all()
 

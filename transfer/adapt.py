@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="MMD kernel bandwidths as multiples of the median heuristic (default: %(default)s)")
     parser.add_argument("--mmd-estimator", choices=["biased", "unbiased"], default="biased",
                         help="MMD^2 estimator: biased V-statistic (>= 0) or unbiased U-statistic (default: %(default)s)")
+    parser.add_argument("--paired-distance", choices=["squared", "euclidean"], default="squared",
+                        help="paired alignment: mean squared or mean (robust) Euclidean distance (default: %(default)s)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/rotations")
     parser.add_argument("--checkpoint", default=None, help="Part I model to start from (default: RUN/best.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/transfer/<method>/checkpoint.pt")
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
         settings = AdaptSettings(method=args.method, align_weight=args.align_weight, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, beta=args.beta, augment=args.augment,
                                  seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
-                                 mmd_estimator=args.mmd_estimator)
+                                 mmd_estimator=args.mmd_estimator, paired_distance=args.paired_distance)
         runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
         model = load_model(checkpoint, device)
         pairs = read_pairs(run)
