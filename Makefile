@@ -1,21 +1,33 @@
 # Galaxy_VAE: two commands do all the set-up.
-#   make demo   build .venv, render the mock survey, run every stage into runs/demo (REPORT.md at the end)
+#   make demo   build .venv, render the mock survey, run every stage into runs/demo, write runs/demo/REPORT.md
 #   make test   build .venv, run the test suite
+# Re-running `make demo` skips stages whose inputs (files, scripts, demo settings) have not changed.
 PYTHON_SYSTEM ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/demo
+MOCK_DIR ?= data/mock
 SEED ?= 0
-# Demo size: fits ~20 minutes on 2 CPU cores. The real-data defaults of the scripts are 256 px etc.
+# Demo size for ~20 minutes on 2 CPU cores (the scripts' own defaults are the 256 px reference setting).
 DEMO_GALAXIES ?= 1500
 DEMO_SIZE ?= 64
 DEMO_LATENT ?= 40
-DEMO_EPOCHS ?= 30
-DEMO_BATCH ?= 64
+DEMO_EPOCHS ?= 40
+DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
-COMMON := --run $(RUN) --seed $(SEED)
+DEMO_LATENT_SIZES ?= 4,8,16,24,40,64
+DEMO_SWEEP_EPOCHS ?= 12
+DEMO_ADAPT_EPOCHS ?= 8
+DEMO_ADAPT_LR ?= 2e-4
+DEMO_ADAPT_BATCH ?= 64
+DEMO_CNN_EPOCHS ?= 6
 
-.PHONY: demo test venv clean-demo
+COMMON := --run $(RUN) --seed $(SEED)
+TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --quiet
+SETTINGS := $(RUN)/.demo_settings
+SETTINGS_TEXT := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) latent=$(DEMO_LATENT) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) seed=$(SEED) mock=$(MOCK_DIR)
+
+.PHONY: demo test venv bench clean-demo FORCE
 
 venv: $(VENV)/.installed
 
@@ -28,9 +40,66 @@ $(VENV)/.installed: requirements.txt
 test: venv
 	$(PY) -m pytest -q tests
 
-demo: venv
-	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --image-size $(DEMO_SIZE) $(COMMON)
-	$(PY) Galaxy_VAE_n.py $(COMMON) --image-size $(DEMO_SIZE) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --resume
+bench: venv
+	$(PY) bench/benchmark.py $(COMMON)
 
 clean-demo:
 	rm -rf $(RUN)
+
+# Part I ------------------------------------------------------------------------------------
+demo: venv $(RUN)/REPORT.md
+	@echo "demo finished: see $(RUN)/REPORT.md"
+
+$(SETTINGS): FORCE
+	@mkdir -p $(RUN)
+	@echo '$(SETTINGS_TEXT)' | cmp -s - $@ || echo '$(SETTINGS_TEXT)' > $@
+
+$(RUN)/train.txt: $(SETTINGS) make_datatxt.py VAE_model/mock_survey.py | venv
+	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) $(COMMON)
+
+$(RUN)/best.pt: $(RUN)/train.txt Galaxy_VAE_n.py
+	$(PY) Galaxy_VAE_n.py $(COMMON) $(TRAIN_FLAGS) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS)
+
+$(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py
+	$(PY) analysis/decals_1.py $(COMMON) --catalog $(MOCK_DIR)/gz_decals.parquet
+
+$(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2_1.py
+	$(PY) analysis/decals_2_1.py $(COMMON)
+
+$(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py
+	$(PY) analysis/decals_2_2.py $(COMMON)
+
+$(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_3.py
+	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) $(TRAIN_FLAGS)
+
+$(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py
+	$(PY) analysis/decals_3.py $(COMMON)
+
+$(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py
+	$(PY) analysis/decals_4.py $(COMMON) --truth $(MOCK_DIR)/truth.parquet
+
+$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy analysis/decals_5.py
+	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS)
+
+# Part II -----------------------------------------------------------------------------------
+$(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py
+	$(PY) transfer/make_pairs.py $(COMMON) --decals-catalog $(MOCK_DIR)/gz_decals.parquet --bass-catalog $(MOCK_DIR)/gz_bass_mzls.parquet --decals-images $(MOCK_DIR)/decals --bass-images $(MOCK_DIR)/bass_mzls
+
+$(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py
+	$(PY) transfer/no_tf.py $(COMMON)
+
+$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json transfer/adapt.py
+	$(PY) transfer/adapt.py $(COMMON) --method $* --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
+
+$(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py
+	$(PY) transfer/evaluate.py $(COMMON)
+
+$(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py
+	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
+
+# Report ------------------------------------------------------------------------------------
+REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv \
+	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv
+
+$(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py
+	$(PY) analysis/report.py $(COMMON) --mock-dir $(MOCK_DIR)

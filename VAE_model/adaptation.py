@@ -42,6 +42,7 @@ METHODS = ("mmd", "paired")
 DEFAULT_KERNEL_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
 MIN_CLASS_MEMBERS = 5          # a class takes part in the RF transfer test with >= this many train pairs
 RANDOM_PAIR_SAMPLES = 100_000  # random non-matching pairs drawn for the reference distance
+BOOTSTRAP_SAMPLES = 300        # resamplings of the test galaxies for the 95% intervals
 
 
 # ----------------------------------------------------------------------------- alignment losses
@@ -131,9 +132,32 @@ def retrieval_ranks(queries: np.ndarray, gallery: np.ndarray, chunk: int = 1024)
     return ranks
 
 
+def bootstrap_intervals(mu_decals: np.ndarray, mu_bass: np.ndarray, ranks: np.ndarray,
+                        n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
+    """95% bootstrap intervals (test galaxies resampled with replacement) of the paired/random
+    distance ratio and of the retrieval top-1/top-10 fractions (ranks kept from the full gallery).
+    Differences between models smaller than these intervals are noise."""
+    n = len(mu_decals)
+    if n < 3:
+        return {}
+    rng = np.random.default_rng([seed, 99])
+    paired = paired_distances(mu_decals, mu_bass)
+    ratios, top1, top10 = [], [], []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        other = idx[rng.permutation(n)]
+        different = idx != other
+        random = paired_distances(mu_decals[idx[different]], mu_bass[other[different]])
+        ratios.append(np.median(paired[idx]) / np.median(random))
+        top1.append(np.mean(ranks[idx] <= 1))
+        top10.append(np.mean(ranks[idx] <= 10))
+    interval = lambda values: [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]  # noqa: E731
+    return {"ratio_ci95": interval(ratios), "top1_ci95": interval(top1), "top10_ci95": interval(top10)}
+
+
 def classification_transfer(mu_train: np.ndarray, labels_train: np.ndarray, mu_test_decals: np.ndarray,
                             mu_test_bass: np.ndarray, labels_test: np.ndarray, seed: int = 0,
-                            min_members: int = MIN_CLASS_MEMBERS, n_estimators: int = 200) -> dict | None:
+                            min_members: int = MIN_CLASS_MEMBERS, n_estimators: int = 100) -> dict | None:
     """Random forest trained on DECaLS latents (train pairs), accuracy on the test pairs' DECaLS
     and BASS+MzLS latents. Classes with fewer than ``min_members`` train galaxies are left out;
     None if fewer than 2 classes remain or no test galaxy carries a kept class."""
@@ -174,14 +198,16 @@ def pair_metrics(mu_decals: np.ndarray, mu_bass: np.ndarray, split, labels: dict
     random = random_pair_distances(mu_d[test], mu_b[test], seed=seed)
     ranks = retrieval_ranks(mu_b[test], mu_d[test])
     median_random = float(np.median(random)) if len(random) else float("nan")
+    intervals = bootstrap_intervals(mu_d[test], mu_b[test], ranks, seed=seed)
     out = {
         "n_train_pairs": int(train.sum()), "n_test_pairs": int(test.sum()),
         "distance": {"median_paired": float(np.median(paired)), "mean_paired": float(np.mean(paired)),
                      "median_random": median_random, "mean_random": float(np.mean(random)) if len(random) else float("nan"),
                      "ratio_median_paired_to_random": float(np.median(paired)) / median_random,
-                     "n_random_pairs": int(len(random))},
+                     "ratio_ci95": intervals.get("ratio_ci95"), "n_random_pairs": int(len(random))},
         "retrieval": {"n_candidates": int(test.sum()), "top1": float(np.mean(ranks <= 1)),
                       "top10": float(np.mean(ranks <= 10)), "median_rank": float(np.median(ranks)),
+                      "top1_ci95": intervals.get("top1_ci95"), "top10_ci95": intervals.get("top10_ci95"),
                       "mean_rank": float(np.mean(ranks)),
                       "chance_top1": 1.0 / max(int(test.sum()), 1), "chance_median_rank": (int(test.sum()) + 1) / 2},
         "classification": {"questions": {}, "mean_accuracy_decals": float("nan"), "mean_accuracy_bass": float("nan")},
@@ -215,6 +241,11 @@ def model_quality(model: VAE, decals_cache, test_indices, device, precision: Pre
     return out
 
 
+def _ci(section: dict, key: str, side: int) -> float:
+    values = section.get(key)
+    return float(values[side]) if values else float("nan")
+
+
 def metrics_row(metrics: dict) -> dict:
     """The before/after table's rows from a metrics dict (pair_metrics + model_quality)."""
     quality = metrics.get("quality", {})
@@ -222,7 +253,11 @@ def metrics_row(metrics: dict) -> dict:
         "median paired distance": metrics["distance"]["median_paired"],
         "random-pair median distance": metrics["distance"]["median_random"],
         "paired / random distance ratio": metrics["distance"]["ratio_median_paired_to_random"],
+        "distance ratio 95% interval, low": _ci(metrics["distance"], "ratio_ci95", 0),
+        "distance ratio 95% interval, high": _ci(metrics["distance"], "ratio_ci95", 1),
         "retrieval top-1 fraction": metrics["retrieval"]["top1"],
+        "retrieval top-1 95% interval, low": _ci(metrics["retrieval"], "top1_ci95", 0),
+        "retrieval top-1 95% interval, high": _ci(metrics["retrieval"], "top1_ci95", 1),
         "retrieval top-10 fraction": metrics["retrieval"]["top10"],
         "retrieval median rank": metrics["retrieval"]["median_rank"],
         "RF accuracy on DECaLS latents (mean)": metrics["classification"]["mean_accuracy_decals"],

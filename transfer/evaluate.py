@@ -92,8 +92,16 @@ def choose_method(rows: dict[str, dict]) -> tuple[str, dict]:
     winner = max(ok, key=lambda m: (wins[m], -rows[m][ratio]))
     beats_baseline = {key: (rows[winner][key] > rows[BASELINE][key]) if larger else (rows[winner][key] < rows[BASELINE][key])
                       for key, larger in SCALE_FREE if not math.isnan(rows[winner][key])}
+    w, b = rows[winner], rows[BASELINE]
+    # separated 95% bootstrap intervals (test galaxies resampled): a change larger than the noise
+    significant = {
+        "distance ratio": bool(w["distance ratio 95% interval, high"] < b["distance ratio 95% interval, low"]
+                               or w["distance ratio 95% interval, low"] > b["distance ratio 95% interval, high"]),
+        "retrieval top-1": bool(w["retrieval top-1 95% interval, low"] > b["retrieval top-1 95% interval, high"]
+                                or w["retrieval top-1 95% interval, high"] < b["retrieval top-1 95% interval, low"]),
+    }
     return winner, {"wins": wins, "passes_guards": {m: m in ok for m in methods},
-                    "winner_beats_no_transfer": beats_baseline}
+                    "winner_beats_no_transfer": beats_baseline, "winner_change_exceeds_95pct_intervals": significant}
 
 
 def markdown_table(table: pd.DataFrame, winner: str, details: dict) -> str:
@@ -112,7 +120,13 @@ def markdown_table(table: pd.DataFrame, winner: str, details: dict) -> str:
     wins = ", ".join(f"{m} {n}" for m, n in details["wins"].items())
     lines += ["", f"Better method by the scale-free metrics (distance ratio, retrieval top-1/top-10/median rank, "
                   f"RF accuracy on BASS+MzLS): **{winner}** (wins: {wins}); "
-                  f"its best.pt is copied to `{runfiles.TRANSFER_ADAPTED}`."]
+                  f"its best.pt is copied to `{runfiles.TRANSFER_ADAPTED}`.",
+              "", "Change of the better method vs no transfer larger than the 95% bootstrap intervals "
+                  "(test galaxies resampled): " + ", ".join(f"{k}: {'yes' if v else 'no'}"
+                                                            for k, v in details["winner_change_exceeds_95pct_intervals"].items()),
+              "", f"Quality guards passed (Part I recon MSE within x{MAX_MSE_INCREASE}, latent variance >= "
+                  f"{MIN_VARIANCE_FRACTION} x Part I's): " + ", ".join(f"{m}: {'yes' if v else 'no'}"
+                                                                     for m, v in details["passes_guards"].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +198,8 @@ def main(argv=None) -> int:
     r = rows[winner]
     print(f"done: better method {winner} (wins {details['wins']}): distance ratio "
           f"{rows[BASELINE]['paired / random distance ratio']:.3f} -> {r['paired / random distance ratio']:.3f}, "
-          f"retrieval median rank {rows[BASELINE]['retrieval median rank']:.0f} -> {r['retrieval median rank']:.0f}; "
+          f"retrieval top-1 {rows[BASELINE]['retrieval top-1 fraction']:.3f} -> {r['retrieval top-1 fraction']:.3f} "
+          f"(beyond the 95% intervals: {details['winner_change_exceeds_95pct_intervals']}); "
           f"adapted model -> {Path(run) / runfiles.TRANSFER_ADAPTED}")
     return 0
 

@@ -1,0 +1,258 @@
+"""The demo report: every stage's figures and key numbers in one Markdown file.
+
+Reads what the stages wrote (nothing is recomputed) and writes RUN/REPORT.md with the PNG
+figures embedded by relative link, the key tables, and under each section the command that
+produced it (taken from the configuration JSON the stage saved). Sections whose files are
+missing say which stage to run.
+
+READS   RUN/* (every stage's outputs), MOCK_DIR/mock_meta.json and examples_by_class.png
+WRITES  RUN/REPORT.md, RUN/report_figures/ (copies of the mock-survey figure)
+
+    python analysis/report.py --run runs/demo
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from VAE_model import runfiles as rf  # noqa: E402
+from VAE_model.runtime import add_runtime_arguments, git_commit  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runtime_arguments(parser)
+    parser.add_argument("--mock-dir", default=rf.DEFAULT_MOCK_DIR, help="mock survey folder (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def find_command(data) -> str | None:
+    """The first 'command' entry anywhere in a stage's configuration JSON."""
+    if isinstance(data, dict):
+        if isinstance(data.get("command"), str):
+            return data["command"]
+        for value in data.values():
+            found = find_command(value)
+            if found:
+                return found
+    if isinstance(data, list):
+        for value in data:
+            found = find_command(value)
+            if found:
+                return found
+    return None
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table_md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A DataFrame as a Markdown table (no extra dependency)."""
+    def cell(value):
+        if isinstance(value, float):
+            return format(value, floatfmt)
+        return str(value)
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+class Report:
+    def __init__(self, run: Path):
+        self.run = run
+        self.lines: list[str] = []
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def figure(self, relative: str, caption: str) -> None:
+        if (self.run / relative).exists():
+            self.add(f"![{caption}]({relative})", "")
+
+    def command(self, *json_paths: str) -> None:
+        for relative in json_paths:
+            command = find_command(read_json(self.run / relative))
+            if command:
+                self.add(f"Command: `{command}`", "")
+                return
+
+    def missing(self, relative: str, stage: str) -> bool:
+        if (self.run / relative).exists():
+            return False
+        self.add(f"_Not run yet: `{relative}` is missing; run `{stage}`._", "")
+        return True
+
+    def csv(self, relative: str, columns: list[str] | None = None, floatfmt: str = ".3f") -> pd.DataFrame | None:
+        path = self.run / relative
+        if not path.exists():
+            return None
+        frame = pd.read_csv(path)
+        if columns:
+            frame = frame[[c for c in columns if c in frame.columns]]
+        self.add(table_md(frame, floatfmt), "")
+        return frame
+
+    def markdown_file(self, relative: str) -> None:
+        path = self.run / relative
+        if path.exists():
+            self.add(path.read_text().strip(), "")
+
+
+def section_data(report: Report, mock_dir: Path) -> None:
+    report.add("## 1. Data: mock survey and train.txt", "")
+    meta = read_json(mock_dir / rf.MOCK_META)
+    if meta:
+        report.add(f"Mock survey ({mock_dir}): {meta['n_galaxies']} galaxies at {meta['image_size']} px "
+                   f"(0.262 arcsec/pixel, bands g, r, z), {meta.get('n_bass', '?')} also in the BASS+MzLS "
+                   f"footprint, {meta.get('n_defect_decals', '?')} DECaLS and {meta.get('n_defect_bass', '?')} "
+                   f"BASS+MzLS images with a planted defect; rendered at {meta.get('galaxies_per_s', float('nan')):.1f} "
+                   f"galaxies/s (seed {meta['seed']}).", "")
+        examples = mock_dir / rf.MOCK_EXAMPLES_PNG
+        if examples.exists():
+            target = report.run / "report_figures" / rf.MOCK_EXAMPLES_PNG
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(examples, target)
+            report.figure(f"report_figures/{rf.MOCK_EXAMPLES_PNG}", "mock survey examples by class")
+    summary = read_json(report.run / rf.DATATXT_SUMMARY)
+    if summary:
+        report.add(f"train.txt: {summary['n_accepted']} images accepted, {summary['n_rejected']} rejected "
+                   f"(listed with reasons in `{rf.REJECTED_CSV}`).", "")
+        report.command(rf.DATATXT_SUMMARY)
+
+
+def section_training(report: Report) -> None:
+    report.add("## 2. VAE training", "")
+    if report.missing(rf.LOSS_CSV, "Galaxy_VAE_n.py"):
+        return
+    history = pd.read_csv(report.run / rf.LOSS_CSV)
+    last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
+    args = read_json(report.run / rf.TRAIN_ARGS) or {}
+    report.add(f"{len(history)} epochs, latent {args.get('latent_dim')}, {args.get('image_size')} px, "
+               f"{args.get('n_train')} training / {args.get('n_val')} validation images, device "
+               f"{args.get('device')} ({args.get('precision')}). Best validation loss {best['val_loss']:.1f} "
+               f"at epoch {int(best['epoch'])}; final validation MSE per pixel {last['val_mse_per_pixel']:.5f} "
+               f"(stretched units, [0, 1]); {last['images_per_s']:.0f} training images/s.", "")
+    report.command(rf.TRAIN_ARGS)
+    report.figure(rf.LOSS_PNG, "loss history")
+    report.figure(rf.RECON_PNG, "reconstructions")
+
+
+def section_latent_size(report: Report) -> None:
+    report.add("## 3. Latent size (analysis/decals_2_3.py)", "")
+    if report.missing(rf.LATENT_SIZE_CSV, "analysis/decals_2_3.py"):
+        return
+    report.csv(rf.LATENT_SIZE_CSV, floatfmt=".4f")
+    chosen = read_json(report.run / rf.LATENT_SIZE_JSON) or {}
+    if "chosen_latent_dim" in chosen:
+        report.add(f"**Chosen latent size: {chosen['chosen_latent_dim']}** ({chosen.get('rule', '')})", "")
+    report.command(rf.LATENT_SIZE_JSON)
+    report.figure(rf.LATENT_SIZE_PNG, "reconstruction quality and classification vs latent size")
+    report.figure(rf.LATENT_SIZE_RECON_PNG, "the same galaxies reconstructed by each latent size")
+
+
+def section_selection_and_maps(report: Report) -> None:
+    report.add("## 4. Class selection and latent-space maps (decals_1, decals_2_1, decals_3)", "")
+    if not report.missing(rf.CLASS_COUNTS_CSV, "analysis/decals_1.py"):
+        report.csv(rf.CLASS_COUNTS_CSV)
+        report.command(rf.SELECTION_CONFIG_JSON)
+    if report.missing(rf.MAP_EMBEDDINGS_CSV, "analysis/decals_3.py"):
+        return
+    report.command(rf.MAPS_CONFIG_JSON)
+    for name, caption in (("pca", "PCA"), ("tsne", "t-SNE"), ("umap", "UMAP"), ("umap_thumbnails", "UMAP thumbnails")):
+        report.figure(f"{rf.MAPS_DIR}/{name}.png", f"{caption} of the latents")
+
+
+def section_classification(report: Report) -> None:
+    report.add("## 5. Classification on the latents vs baselines (analysis/decals_5.py)", "")
+    if report.missing(rf.CLASSIFICATION_RESULTS_CSV, "analysis/decals_5.py"):
+        return
+    report.markdown_file(rf.CLASSIFICATION_RESULTS_MD)
+    report.command(rf.CLASSIFICATION_CONFIG_JSON)
+    for png in sorted((report.run / rf.CLASSIFICATION_DIR).glob("confusion_*.png"))[:3]:
+        report.figure(f"{rf.CLASSIFICATION_DIR}/{png.name}", png.stem.replace("_", " "))
+
+
+def section_outliers(report: Report) -> None:
+    report.add("## 6. Outlier screening (analysis/decals_4.py)", "")
+    if report.missing(rf.OUTLIER_SCORES_CSV, "analysis/decals_4.py"):
+        return
+    if (report.run / rf.DEFECT_SCORES_CSV).exists():
+        report.add("Planted defective images recovered in the top k (k = number planted):", "")
+        report.csv(rf.DEFECT_SCORES_CSV)
+    report.command(rf.OUTLIER_CONFIG_JSON)
+    report.figure(rf.OUTLIER_GALLERY_PNG, "top outliers")
+
+
+def section_transfer(report: Report) -> None:
+    report.add("## 7. Domain adaptation DECaLS -> BASS+MzLS (transfer/)", "")
+    if not report.missing(rf.TRANSFER_PAIRS_JSON, "transfer/make_pairs.py"):
+        pairs = read_json(report.run / rf.TRANSFER_PAIRS_JSON) or {}
+        counts = {k: v for k, v in pairs.items() if k.startswith("n_") and isinstance(v, (int, float))}
+        if counts:
+            report.add(", ".join(f"{k[2:].replace('_', ' ')}: {v}" for k, v in counts.items()), "")
+        report.command(rf.TRANSFER_PAIRS_JSON)
+        report.figure(rf.TRANSFER_EXAMPLES_PNG, "example pairs")
+    if report.missing(rf.TRANSFER_BEFORE_AFTER_CSV, "transfer/evaluate.py"):
+        return
+    report.markdown_file(rf.TRANSFER_BEFORE_AFTER_MD)
+    for method in ("mmd", "paired"):
+        report.command(rf.ADAPT_SUMMARY_JSON.format(method=method))
+    report.figure(rf.TRANSFER_DISTANCE_HIST_PNG, "paired latent distances before/after")
+    report.figure(rf.TRANSFER_MOST_ALIKE_PNG, "most alike pairs (no transfer)")
+    report.figure(rf.TRANSFER_LEAST_ALIKE_PNG, "least alike pairs (no transfer)")
+
+
+def section_similarity(report: Report) -> None:
+    report.add("## 8. Similarity search (analysis/decals_6.py)", "")
+    if report.missing(rf.SIMILARITY_PRECISION_CSV, "analysis/decals_6.py --evaluate"):
+        return
+    report.add("Precision@10: fraction of the 10 nearest galaxies sharing the query's true type (mock truth).", "")
+    report.csv(rf.SIMILARITY_PRECISION_CSV)
+    if (report.run / rf.SIMILARITY_CROSS_CSV).exists():
+        report.add("BASS+MzLS test images as queries against the DECaLS latents:", "")
+        report.csv(rf.SIMILARITY_CROSS_CSV)
+    report.command(rf.SIMILARITY_PRECISION_JSON)
+    report.figure(rf.SIMILARITY_PRECISION_PNG, "precision at 10 by type")
+    queries = sorted((report.run / rf.SIMILARITY_DIR).glob("query_*.png"))
+    if queries:
+        report.figure(f"{rf.SIMILARITY_DIR}/{queries[0].name}", "example query (query first)")
+
+
+def build_report(run: Path, mock_dir: Path) -> Path:
+    report = Report(run)
+    report.add("# Galaxy_VAE demo report", "",
+               f"Run directory `{run}`, code commit `{git_commit()[:12]}`. Every number below was read from the "
+               "files the stages wrote; each section names the command that produced it.", "")
+    for section in (lambda r: section_data(r, mock_dir), section_training, section_latent_size,
+                    section_selection_and_maps, section_classification, section_outliers, section_transfer,
+                    section_similarity):
+        section(report)
+    path = run / rf.REPORT_MD
+    path.write_text("\n".join(report.lines) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = Path(args.run)
+    if not run.is_dir():
+        print(f"error: {run}: run directory not found; run make_datatxt.py and Galaxy_VAE_n.py first", file=sys.stderr)
+        return 1
+    path = build_report(run, Path(args.mock_dir))
+    print(f"report written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
