@@ -14,7 +14,8 @@ The demo (Makefile) uses 64 px, a larger learning rate and fewer epochs to fit 2
 
     python Galaxy_VAE_n.py --run runs/demo
     python Galaxy_VAE_n.py --run runs/demo --resume            # continue after an interruption
-    torchrun --nproc_per_node=4 Galaxy_VAE_n.py --run runs/big # several GPUs (DDP)
+    torchrun --nproc_per_node=4 Galaxy_VAE_n.py --run-dir runs/big  # several GPUs (DDP; after torchrun
+                                                   # spell --run as --run-dir: torchrun owns --run-path)
 """
 from __future__ import annotations
 

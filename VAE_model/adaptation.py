@@ -411,7 +411,8 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
           args_record: dict | None = None, progress: bool = True, log=print) -> tuple[VAE, list[dict]]:
     """Fine-tune ``model`` (the Part I VAE, on ``device``) on both surveys' train pairs.
 
-    Every epoch: RUN/transfer/<method>/checkpoint.pt (atomic, training.save_training_checkpoint
+    History row epoch 0 (held-out metrics of the starting model) is for reference only; best.pt is
+    chosen among the adapted epochs. Every epoch: RUN/transfer/<method>/checkpoint.pt (atomic, training.save_training_checkpoint
     format) and history.csv; best.pt when the held-out adaptation loss improves. ``resume``
     continues from checkpoint.pt (same method required). Raises NonFiniteLossError on NaN/inf.
     """
@@ -437,6 +438,11 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
         log(f"--resume: no checkpoint in {checkpoint_path.parent}, starting from the Part I model")
     train_indices, val_indices = np.asarray(train_indices), np.asarray(val_indices)
     record = args_record or {}
+    if start_epoch == 1 and len(val_indices) >= 2:   # epoch 0: the Part I model, for reference
+        history.append({"epoch": 0, **adapt_validation(model, precision, decals_cache, bass_cache, val_indices,
+                                                        settings, device)})
+        log(f"{settings.method} epoch   0 (Part I model)  val {history[0]['val_loss']:.2f}  "
+            f"val align {history[0]['val_align']:.4f}  val distance ratio {history[0]['val_distance_ratio']:.3f}")
     for epoch in range(start_epoch, settings.epochs + 1):
         row = {"epoch": epoch}
         row.update(adapt_one_epoch(model, optimizer, scaler, precision, decals_cache, bass_cache, train_indices,
@@ -559,7 +565,7 @@ def save_distance_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], p
         ax.hist(random / scale, bins=bins, density=True, alpha=0.5, label="random pairs")
         ax.hist(paired / scale, bins=bins, density=True, alpha=0.6, label="same galaxy")
         ax.axvline(np.median(paired) / scale, color="C1", lw=1)
-        ax.set_title(f"{name}: median ratio {np.median(paired) / np.median(random):.2f}", fontsize=8)
+        ax.set_title(f"{name}: median paired / random {np.median(paired) / np.median(random):.3f}", fontsize=8)
         ax.set_xlabel("latent distance / random-pair median" if normalise else "latent distance (mu)")
     axes[0][0].set_ylabel("density")
     axes[0][0].legend(fontsize=7)

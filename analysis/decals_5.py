@@ -28,7 +28,7 @@ WRITES  RUN/classification/results.csv         question, method, model, n_galaxi
         RUN/classification/classification_config.json flags, seed, git commit, skipped questions, timing
 
     python analysis/decals_5.py --run runs/demo
-    python analysis/decals_5.py --run runs/demo --cnn-epochs 4 --max-per-question 400   # 2 CPU cores
+    python analysis/decals_5.py --run runs/demo --cnn-epochs 6 --cnn-batch-size 16   # 64 px demo, 2 CPU cores
     python analysis/decals_5.py --run runs/decals --questions bar,edge-on --no-cnn
 """
 from __future__ import annotations
@@ -62,6 +62,7 @@ METHODS = [("latents", "random_forest"), ("latents", "knn"), ("latents", "logist
 METHOD_LABELS = {("latents", "random_forest"): "RF on latents", ("latents", "knn"): "kNN on latents",
                  ("latents", "logistic"): "LR on latents", ("morphology", "random_forest"): "RF on morphology",
                  ("cnn", "encoder_cnn"): "CNN on images"}
+MORPHOLOGY_CHUNK = 1024     # images per morphology batch (bounds memory at 256 px)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,8 +75,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="stratified random subsample of at most this many galaxies per question, for speed "
                              "(default: all)")
     parser.add_argument("--cnn-epochs", type=int, default=10,
-                        help="epochs of the supervised CNN per fold (default: %(default)s; demo on 2 CPU cores: 4)")
-    parser.add_argument("--cnn-batch-size", type=int, default=64, help="CNN batch size (default: %(default)s)")
+                        help="epochs of the supervised CNN per fold (default: %(default)s; demo on 2 CPU cores: 6 with "
+                             "--cnn-batch-size 16)")
+    parser.add_argument("--cnn-batch-size", type=int, default=32,
+                        help="CNN batch size (default: %(default)s); a few hundred galaxies per question need "
+                             "small batches to get enough optimiser steps")
     parser.add_argument("--cnn-lr", type=float, default=1e-3, help="CNN Adam learning rate (default: %(default)s)")
     parser.add_argument("--no-cnn", dest="cnn", action="store_false", help="skip the supervised CNN baseline")
     parser.add_argument("--no-morphology", dest="morphology", action="store_false",
@@ -129,6 +133,12 @@ def choose_questions(classes: pd.DataFrame, requested: str | None) -> list[str]:
     return wanted
 
 
+def schema_order(question: str, classes: list) -> list:
+    """Classes in the order of the label schema (morph_classes.CLASS_QUESTIONS), others after, sorted."""
+    known = [label for label, _ in CLASS_QUESTIONS.get(question, [])]
+    return [c for c in known if c in classes] + sorted(c for c in classes if c not in known)
+
+
 def stratified_subsample(labels: np.ndarray, max_n: int | None, seed: int, min_per_class: int) -> np.ndarray:
     """Sorted row indices of at most ``max_n`` rows keeping class proportions (all rows if None)."""
     n = len(labels)
@@ -144,11 +154,19 @@ def stratified_subsample(labels: np.ndarray, max_n: int | None, seed: int, min_p
 
 def morphology_table(cache, image_indices: np.ndarray, paths: list[str], progress: bool) -> pd.DataFrame:
     """Morphology of the r band of the given images (flux if the cutouts are FITS)."""
-    from VAE_model.morphology import band_images_from_cache, morphology_features
+    from VAE_model.morphology import FEATURE_NAMES, band_images_from_cache, morphology_features
+
+    from tqdm import tqdm
 
     to_flux = all(p.lower().endswith(FITS_SUFFIXES) for p in paths)
-    features, names = morphology_features(band_images_from_cache(cache, image_indices, "r", to_flux), progress)
-    table = pd.DataFrame(features, columns=names)
+    chunks = [np.sort(image_indices[i:i + MORPHOLOGY_CHUNK]) for i in range(0, len(image_indices), MORPHOLOGY_CHUNK)]
+    parts = []
+    for chunk in tqdm(chunks, desc="morphology", unit="chunk", disable=not progress or len(chunks) < 2, leave=False):
+        features, names = morphology_features(band_images_from_cache(cache, chunk, "r", to_flux),
+                                              progress=progress and len(chunks) == 1)
+        parts.append(features)
+    image_indices = np.concatenate(chunks) if chunks else np.zeros(0, dtype=int)
+    table = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, 6)), columns=list(FEATURE_NAMES))
     table.insert(0, "name", [image_name(paths[i]) for i in image_indices])
     table.insert(0, "image_index", image_indices)
     table.attrs["input"] = "r-band flux (asinh stretch undone)" if to_flux else "stretched r channel"
@@ -163,6 +181,7 @@ def classify_question(question: str, table: pd.DataFrame, mu: np.ndarray, morpho
 
     labels = table["label"].to_numpy()
     plan = plan_labels(labels, args.folds)
+    plan.classes = schema_order(question, plan.classes)
     rows = table[plan.keep].reset_index(drop=True)
     y = rows["label"].to_numpy()
     image_index = rows["image_index"].to_numpy()
@@ -179,10 +198,10 @@ def classify_question(question: str, table: pd.DataFrame, mu: np.ndarray, morpho
         seconds["morphology"] = time.perf_counter() - start
     if args.cnn:
         start = time.perf_counter()
-        images = np.asarray(cache[np.sort(image_index)])[np.argsort(np.argsort(image_index))]
-        scores[("cnn", "encoder_cnn")] = cross_validate_cnn(images, y, splits, config, device, args.cnn_epochs,
+        scores[("cnn", "encoder_cnn")] = cross_validate_cnn(cache, image_index, y, splits, config, device, args.cnn_epochs,
                                                             args.cnn_batch_size, args.cnn_lr, seed, plan.classes,
-                                                            progress=not args.quiet)
+                                                            progress=not args.quiet,
+                                                            precision=pick_precision(device, args.amp))
         seconds["cnn"] = time.perf_counter() - start
     counts = pd.Series(y).value_counts()
     return {"question": question, "n_galaxies": len(y), "n_classes": len(plan.classes), "folds": plan.folds,
@@ -227,19 +246,21 @@ def write_markdown(results: pd.DataFrame, infos: list[dict], skipped: dict, verd
                    args) -> None:
     present = [m for m in METHODS if ((results["method"] == m[0]) & (results["model"] == m[1])).any()]
     info = {i["question"]: i for i in infos}
-    lines = [f"# Morphology classification: latents vs classical morphology vs supervised CNN", "",
+    lines = ["# Morphology classification: latents vs classical morphology vs supervised CNN", "",
              f"Stratified {args.folds}-fold cross-validation (seed {args.seed}); every method sees the same galaxies "
              "and folds of a question. Cells: mean +- standard deviation over the folds.", ""]
     for metric, title in (("accuracy", "Accuracy"), ("macro_f1", "Macro F1")):
         lines += [f"## {title}", "",
-                  "| question | galaxies | classes | folds | largest class | " + " | ".join(METHOD_LABELS[m] for m in present) + " |",
+                  "| question | galaxies | classes | folds | largest class | "
+                  + " | ".join(METHOD_LABELS[m] for m in present) + " |",
                   "|---|---|---|---|---|" + "---|" * len(present)]
         for question in dict.fromkeys(results["question"]):
             part = results[results["question"] == question]
             cells = []
             for method, model in present:
                 row = part[(part["method"] == method) & (part["model"] == model)]
-                cells.append(f"{row[f'{metric}_mean'].iloc[0]:.3f} +- {row[f'{metric}_std'].iloc[0]:.3f}" if len(row) else "")
+                cells.append(f"{row[f'{metric}_mean'].iloc[0]:.3f} +- {row[f'{metric}_std'].iloc[0]:.3f}"
+                             if len(row) else "")
             i = info[question]
             lines.append(f"| {question} | {i['n_galaxies']} | {i['n_classes']} | {i['folds']} | "
                          f"{i['majority_fraction']:.2f} | " + " | ".join(cells) + " |")

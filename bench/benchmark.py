@@ -8,8 +8,9 @@
     (channels-last; bfloat16 autocast on CUDA), latents through features.encode_arrays with the
     model as runtime.load_model returns it (as analysis/decals_2_2.py runs it).
 
-Measured: training and latent-extraction images/s of both (and their ratios); the one-off cost of
-building the cache; the share of a training step spent waiting for the next batch (a separate pass
+Measured: training and latent-extraction images/s of both and their ratios (the two paths take
+turns --repeats times and the best of each is kept: a shared machine only ever slows a run down);
+the one-off cost of building the cache; the share of a training step spent waiting for the next batch (a separate pass
 with a synchronisation after each phase, so an upper bound: real training overlaps the two);
 model FLOPs per image (torch.utils.flop_counter) and the achieved TFLOP/s, against the GPU's peak
 when the GPU is in the table below; mock galaxies rendered per second (mock_survey).
@@ -61,6 +62,7 @@ PEAK_TFLOPS = [
     ("A100", 312.0, 19.5),
     ("A800", 312.0, 19.5),
     ("L40S", 362.0, 91.6),
+    ("L40", 181.0, 90.5),
     ("L4", 121.0, 30.3),
     ("A10G", 70.0, 31.2),
     ("A10", 125.0, 31.2),
@@ -79,7 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--images", default=None, help="folder of real FITS cutouts to use instead (the first --n-images files)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size of both paths (default: 512 on CUDA, as the reference; 64 on CPU)")
     parser.add_argument("--latent-dim", type=int, default=40, help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=1, help="timed training epochs per path (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs per path and repeat (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="the paths take turns this many times; the best images/s of each is reported (default: %(default)s)")
     parser.add_argument("--wait-steps", type=int, default=None,
                         help="steps of the synchronised data-wait pass (default: 20 on CUDA, 4 on CPU)")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
@@ -179,134 +183,148 @@ def count_flops(config: VAEConfig, batch_size: int, device, precision, channels_
     return {"encode_gflop_per_image": encode / 1e9, "train_gflop_per_image": counter.get_total_flops() / n / 1e9}
 
 
-def warm_up(model, device, image_size: int, batch_size: int, precision=None, channels_last: bool = False) -> None:
-    """One untimed step on random data (library initialisation, cuDNN/oneDNN kernel choice)."""
-    images = torch.rand(min(batch_size, 16), 3, image_size, image_size, device=device)
+def warm_up(model, config: VAEConfig, device, batch_size: int, precision=None, channels_last: bool = False) -> None:
+    """One untimed step on random data of the training batch shape (library initialisation,
+    cuDNN/oneDNN kernel choice, torch.compile tracing)."""
+    images = torch.rand(batch_size, 3, config.image_size, config.image_size, device=device)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     context = precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False)
     with context:
-        reconstruction, mu, logvar = model(images)
+        reconstruction, mu, logvar = model(images, torch.randn(batch_size, config.latent_dim, device=device))
     vae_loss(reconstruction, images, mu, logvar)[0].backward()
     model.zero_grad(set_to_none=True)
     synchronize(device)
 
 
 # ----------------------------------------------------------------------------- (a) reference style
-def reference_train(paths, config: VAEConfig, args, device, seed: int) -> dict:
-    """Reference-style training: FITS read + numpy normalisation per image per epoch, float32."""
-    from tqdm import tqdm
+class ReferencePipeline:
+    """Reference-style training and extraction: FITS read + numpy normalisation per image per epoch, float32."""
 
-    torch.manual_seed(seed)
-    model = VAE(config).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    warm_up(model, device, config.image_size, args.batch_size)
-    n_images, wait, busy = 0, 0.0, 0.0
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        loader = reference_loader(paths, config.image_size, args.batch_size, device, args.workers, True, seed + epoch)
+    def __init__(self, paths, config: VAEConfig, args, device, seed: int):
+        torch.manual_seed(seed)
+        self.paths, self.config, self.args, self.device, self.seed = paths, config, args, device, seed
+        self.model = VAE(config).to(device).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+        warm_up(self.model, config, device, min(args.batch_size, len(paths)))
+
+    def train_epoch(self, epoch: int) -> dict:
+        from tqdm import tqdm
+
+        model, device = self.model.train(), self.device
+        loader = reference_loader(self.paths, self.config.image_size, self.args.batch_size, device, self.args.workers,
+                                  True, self.seed + epoch)
         iterator = iter(loader)
-        for _ in tqdm(range(len(loader)), desc=f"reference epoch {epoch + 1}", leave=False, disable=args.quiet):
+        n_images, wait, busy = 0, 0.0, 0.0
+        start = time.perf_counter()
+        for _ in tqdm(range(len(loader)), desc=f"reference epoch {epoch}", leave=False, disable=self.args.quiet):
             t0 = time.perf_counter()
             images = next(iterator).to(device)
             synchronize(device)
             t1 = time.perf_counter()
             reconstruction, mu, logvar = model(images)
             loss = vae_loss(reconstruction, images, mu, logvar)[0]
-            optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             loss.item()                      # the reference logs the loss every step
             synchronize(device)
             wait, busy, n_images = wait + t1 - t0, busy + time.perf_counter() - t1, n_images + len(images)
-    seconds = time.perf_counter() - start
-    return {"train_images_per_s": n_images / seconds, "train_seconds": seconds, "train_images": n_images,
-            "data_wait_share": wait / max(wait + busy, 1e-12), "model": model}
+        return {"images": n_images, "seconds": time.perf_counter() - start, "wait": wait, "busy": busy}
 
-
-@torch.no_grad()
-def reference_extract(model, paths, config: VAEConfig, args, device) -> dict:
-    model.eval()
-    loader = reference_loader(paths, config.image_size, args.batch_size, device, args.workers, False, 0)
-    start = time.perf_counter()
-    mu = [model.encode(images.to(device))[0].cpu() for images in loader]
-    seconds = time.perf_counter() - start
-    return {"extract_images_per_s": len(paths) / seconds, "extract_seconds": seconds,
-            "mu_finite": bool(torch.isfinite(torch.cat(mu)).all())}
+    @torch.no_grad()
+    def extract(self) -> dict:
+        model = self.model.eval()
+        loader = reference_loader(self.paths, self.config.image_size, self.args.batch_size, self.device,
+                                  self.args.workers, False, 0)
+        start = time.perf_counter()
+        mu = torch.cat([model.encode(images.to(self.device))[0].cpu() for images in loader])
+        return {"images": len(mu), "seconds": time.perf_counter() - start, "finite": bool(torch.isfinite(mu).all())}
 
 
 # ----------------------------------------------------------------------------- (b) this project
-def project_train(cache, config: VAEConfig, args, device, precision, channels_last: bool, seed: int) -> dict:
-    """training.train_one_epoch on the cache, exactly the loop Galaxy_VAE_n.py runs (one process)."""
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=True, seed=seed,
-                             workers=args.workers, channels_last=channels_last, compile=args.compile)
-    model = build_model(config, device, settings)
-    module = wrap_model(model, device, DistInfo(), settings)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scaler = precision.scaler()
-    warm_up(module, device, config.image_size, args.batch_size, precision, channels_last)
-    indices = np.arange(len(cache))
-    n_images = 0
-    start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        row = train_one_epoch(module, optimizer, scaler, precision, cache, indices, epoch, settings, device,
-                              DistInfo(), config.latent_dim, progress=not args.quiet)
-        n_images += len(indices)
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    out = {"train_images_per_s": n_images / seconds, "train_seconds": seconds, "train_images": n_images,
-           "final_train_loss": row["train_loss"], "model": model}
-    out.update(data_wait(module, optimizer, scaler, precision, cache, settings, config, device, args.wait_steps))
-    return out
+class ProjectPipeline:
+    """training.train_one_epoch on the decode-once cache, the loop Galaxy_VAE_n.py runs (one process);
+    latents with features.encode_arrays."""
+
+    def __init__(self, cache, config: VAEConfig, args, device, precision, channels_last: bool, seed: int):
+        self.cache, self.config, self.args, self.device, self.precision = cache, config, args, device, precision
+        self.settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=True,
+                                      seed=seed, workers=args.workers, channels_last=channels_last,
+                                      compile=args.compile)
+        self.model = build_model(config, device, self.settings)
+        self.module = wrap_model(self.model, device, DistInfo(), self.settings)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+        self.scaler = precision.scaler()
+        warm_up(self.module, config, device, min(args.batch_size, len(cache)), precision, channels_last)
+
+    def train_epoch(self, epoch: int) -> dict:
+        indices = np.arange(len(self.cache))
+        start = time.perf_counter()
+        row = train_one_epoch(self.module, self.optimizer, self.scaler, self.precision, self.cache, indices, epoch,
+                              self.settings, self.device, DistInfo(), self.config.latent_dim,
+                              progress=not self.args.quiet)
+        synchronize(self.device)
+        return {"images": len(indices), "seconds": time.perf_counter() - start, "train_loss": row["train_loss"]}
+
+    def extract(self) -> dict:
+        # the model as runtime.load_model returns it (standard memory format), as decals_2_2.py uses it
+        model = self.model.to(memory_format=torch.contiguous_format)
+        encode_arrays(model, self.cache[: min(len(self.cache), 16)], self.device, self.precision,
+                      batch_size=self.args.batch_size)   # warm-up
+        synchronize(self.device)
+        start = time.perf_counter()
+        mu, _ = encode_arrays(model, self.cache, self.device, self.precision, batch_size=self.args.batch_size,
+                              progress=not self.args.quiet)
+        seconds = time.perf_counter() - start
+        if self.settings.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        return {"images": len(mu), "seconds": seconds, "finite": bool(np.isfinite(mu).all())}
+
+    def data_wait(self, steps: int) -> dict:
+        """Share of a synchronised training step spent waiting for the next batch on the device.
+
+        The same pieces as train_one_epoch (batch_loader, device_batches, augment, autocast), with a
+        synchronisation after the batch arrives and after the step. That removes the overlap real
+        training has, so the share is an upper bound on the time the GPU starves for data.
+        """
+        settings, config, device, cache = self.settings, self.config, self.device, self.cache
+        batches = make_batches(np.arange(len(cache)), settings.batch_size, shuffle=True, seed=settings.seed + 1)
+        batches = (batches * (steps // max(len(batches), 1) + 1))[:steps]
+        generator = torch.Generator().manual_seed(settings.seed)
+        self.module.train()
+        stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+        wait = busy = 0.0
+        iterator = iter(device_batches(batch_loader(cache, batches, device, settings.workers), device,
+                                       settings.channels_last))
+        for batch in batches:
+            t0 = time.perf_counter()
+            images = next(iterator)
+            if stream is not None:
+                stream.synchronize()           # the compute stream only: the next batch's copy may go on
+            t1 = time.perf_counter()
+            flips, turns = draw_augmentation(len(batch), generator)
+            images = augment(images, flips, turns)
+            with self.precision.autocast():
+                reconstruction, mu, logvar = self.module(images, torch.randn(len(batch), config.latent_dim,
+                                                                             device=device))
+            loss = vae_loss(reconstruction, images, mu, logvar, settings.beta)[0]
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if stream is not None:
+                stream.synchronize()
+            wait, busy = wait + t1 - t0, busy + time.perf_counter() - t1
+        share = wait / max(wait + busy, 1e-12)
+        return {"data_wait_share": share, "busy_share": 1 - share, "wait_steps": len(batches),
+                "step_seconds": busy / max(len(batches), 1)}
 
 
-def data_wait(module, optimizer, scaler, precision, cache, settings: TrainSettings, config: VAEConfig, device,
-              steps: int) -> dict:
-    """Share of a synchronised training step spent waiting for the next batch on the device.
-
-    The same pieces as train_one_epoch (batch_loader, device_batches, augment, autocast), with a
-    synchronisation after the batch arrives and after the step. That removes the overlap real
-    training has, so the share is an upper bound on the time the GPU starves for data.
-    """
-    batches = make_batches(np.arange(len(cache)), settings.batch_size, shuffle=True, seed=settings.seed + 1)
-    batches = (batches * (steps // max(len(batches), 1) + 1))[:steps]
-    generator = torch.Generator().manual_seed(settings.seed)
-    module.train()
-    stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
-    wait = busy = 0.0
-    iterator = iter(device_batches(batch_loader(cache, batches, device, settings.workers), device,
-                                   settings.channels_last))
-    for batch in batches:
-        t0 = time.perf_counter()
-        images = next(iterator)
-        if stream is not None:
-            stream.synchronize()           # the compute stream only: the next batch's copy may go on
-        t1 = time.perf_counter()
-        flips, turns = draw_augmentation(len(batch), generator)
-        images = augment(images, flips, turns)
-        with precision.autocast():
-            reconstruction, mu, logvar = module(images, torch.randn(len(batch), config.latent_dim, device=device))
-        loss = vae_loss(reconstruction, images, mu, logvar, settings.beta)[0]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if stream is not None:
-            stream.synchronize()
-        wait, busy = wait + t1 - t0, busy + time.perf_counter() - t1
-    share = wait / max(wait + busy, 1e-12)
-    return {"data_wait_share": share, "busy_share": 1 - share, "wait_steps": len(batches),
-            "step_seconds": busy / max(len(batches), 1)}
-
-
-def project_extract(model, cache, args, device, precision) -> dict:
-    encode_arrays(model, cache[: min(len(cache), 16)], device, precision, batch_size=args.batch_size)   # warm-up
-    synchronize(device)
-    start = time.perf_counter()
-    mu, _ = encode_arrays(model, cache, device, precision, batch_size=args.batch_size, progress=not args.quiet)
-    seconds = time.perf_counter() - start
-    return {"extract_images_per_s": len(cache) / seconds, "extract_seconds": seconds,
-            "mu_finite": bool(np.isfinite(mu).all())}
+def best_rate(runs: list[dict]) -> tuple[float, list[float]]:
+    """Best and all images/s of repeated timings (a shared machine only ever slows a run down)."""
+    rates = [run["images"] / run["seconds"] for run in runs]
+    return max(rates), rates
 
 
 def time_mock_survey(n_galaxies: int, image_size: int, seed: int, folder: Path, progress: bool) -> dict:
@@ -352,19 +370,42 @@ def run_benchmark(args) -> dict:
             print(f"{len(paths)} images of {args.image_size} px, batch {args.batch_size}, latent {args.latent_dim}, "
                   f"{device}; {flops['train_gflop_per_image']:.3f} GFLOP per image per training step")
 
-        reference = reference_train(paths, config, args, device, args.seed)
-        reference.update(reference_extract(reference.pop("model"), paths, config, args, device))
-
+        reference_pipeline = ReferencePipeline(paths, config, args, device, args.seed)
         start = time.perf_counter()
         cache = image_cache(list_path, args.image_size, tmp / "cache", progress=progress)
         cache_seconds = time.perf_counter() - start
-        project = {"cache_build_s": cache_seconds, "cache_build_images_per_s": len(cache) / cache_seconds,
-                   "precision": precision.describe(), "channels_last": channels_last, "compile": args.compile}
-        project.update(project_train(cache, config, args, device, precision, channels_last, args.seed))
-        model = project.pop("model").to(memory_format=torch.contiguous_format)   # as runtime.load_model gives it
-        project.update(project_extract(model, cache, args, device, precision))
-        project["train_images_per_s_incl_cache_build"] = project["train_images"] / (project["train_seconds"] + cache_seconds)
-        del cache
+        project_pipeline = ProjectPipeline(cache, config, args, device, precision, channels_last, args.seed)
+
+        # the two paths take turns, repeat by repeat, so both see the same (shared, noisy) machine
+        train_runs = {"reference": [], "project": []}
+        extract_runs = {"reference": [], "project": []}
+        epoch = 0
+        for _ in range(args.repeats):
+            for _ in range(args.epochs):
+                epoch += 1
+                train_runs["reference"].append(reference_pipeline.train_epoch(epoch))
+                train_runs["project"].append(project_pipeline.train_epoch(epoch))
+            extract_runs["reference"].append(reference_pipeline.extract())
+            extract_runs["project"].append(project_pipeline.extract())
+        results = {}
+        for name in ("reference", "project"):
+            train_best, train_all = best_rate(train_runs[name])
+            extract_best, extract_all = best_rate(extract_runs[name])
+            results[name] = {"train_images_per_s": train_best, "train_images_per_s_all": train_all,
+                             "train_images": train_runs[name][0]["images"],
+                             "extract_images_per_s": extract_best, "extract_images_per_s_all": extract_all,
+                             "mu_finite": all(run["finite"] for run in extract_runs[name])}
+        reference, project = results["reference"], results["project"]
+        runs = train_runs["reference"]
+        reference["data_wait_share"] = sum(r["wait"] for r in runs) / max(sum(r["wait"] + r["busy"] for r in runs), 1e-12)
+        project.update({"cache_build_s": cache_seconds, "cache_build_images_per_s": len(cache) / cache_seconds,
+                        "precision": precision.describe(), "channels_last": channels_last, "compile": args.compile,
+                        "final_train_loss": train_runs["project"][-1]["train_loss"]})
+        project.update(project_pipeline.data_wait(args.wait_steps))
+        # a first epoch pays for building the cache (later epochs and stages reuse it)
+        epoch_seconds = project["train_images"] / project["train_images_per_s"]
+        project["first_epoch_images_per_s_incl_cache_build"] = project["train_images"] / (epoch_seconds + cache_seconds)
+        del cache, project_pipeline
 
         mock = ({"skipped": "--skip-mock"} if args.skip_mock else
                 time_mock_survey(args.mock_galaxies, args.image_size, args.seed, tmp / "mock", progress))
@@ -377,7 +418,8 @@ def run_benchmark(args) -> dict:
                   "train_share_of_peak": achieved_train / peak if peak else None,
                   "reference_train_tflops_achieved": flops["train_gflop_per_image"] * reference["train_images_per_s"] / 1e3})
     ratios = {"train": project["train_images_per_s"] / reference["train_images_per_s"],
-              "train_incl_cache_build": project["train_images_per_s_incl_cache_build"] / reference["train_images_per_s"],
+              "first_epoch_incl_cache_build": project["first_epoch_images_per_s_incl_cache_build"]
+              / reference["train_images_per_s"],
               "extract": project["extract_images_per_s"] / reference["extract_images_per_s"]}
     device_info = {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                    "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}

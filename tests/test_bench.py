@@ -10,12 +10,12 @@ from bench import benchmark
 def test_benchmark_smoke(tmp_path, capsys):
     output = tmp_path / "benchmark.json"
     assert benchmark.main(["--image-size", "64", "--n-images", "32", "--epochs", "1", "--batch-size", "16",
-                           "--latent-dim", "8", "--skip-mock", "--quiet", "--device", "cpu", "--wait-steps", "2",
+                           "--latent-dim", "8", "--repeats", "1", "--skip-mock", "--quiet", "--device", "cpu", "--wait-steps", "2",
                            "--tmp-dir", str(tmp_path), "--output", str(output)]) == 0
     result = json.loads(output.read_text())
     for path in ("reference.train_images_per_s", "reference.extract_images_per_s", "reference.data_wait_share",
                  "project.train_images_per_s", "project.extract_images_per_s", "project.cache_build_s",
-                 "project.train_images_per_s_incl_cache_build", "project.data_wait_share", "project.busy_share",
+                 "project.first_epoch_images_per_s_incl_cache_build", "project.data_wait_share", "project.busy_share",
                  "ratios.train", "ratios.extract", "flops.train_gflop_per_image", "flops.encode_gflop_per_image",
                  "flops.train_tflops_achieved", "flops.extract_tflops_achieved"):
         section, key = path.split(".")

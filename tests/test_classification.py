@@ -181,7 +181,7 @@ def test_decals_5_end_to_end_writes_results_for_scorable_questions(tmp_path):
     assert "RF on latents ~ CNN on images" in markdown and "mean accuracy difference" in markdown
     assert "merger" in markdown and "strong (1)" in markdown
     confusion = json.loads((run / runfiles.CLASSIFICATION_CONFUSION_JSON).read_text())
-    assert confusion["edge-on"]["latents/random_forest"]["classes"] == ["no", "yes"]
+    assert confusion["edge-on"]["latents/random_forest"]["classes"] == ["yes", "no"]   # label schema order
     assert np.sum(confusion["edge-on"]["cnn/encoder_cnn"]["matrix"]) == 32
     assert (run / runfiles.CLASSIFICATION_CONFUSION_PNG.format(question="edge-on")).exists()
     morphology = pd.read_csv(run / runfiles.CLASSIFICATION_MORPHOLOGY_CSV)

@@ -20,7 +20,7 @@ READS   RUN/best.pt (or --checkpoint), RUN/transfer/pairs.csv + decals_pairs.txt
         (transfer/make_pairs.py), RUN/train.txt + RUN/split.json (Part I validation, for the guards)
 WRITES  RUN/transfer/<method>/checkpoint.pt     every epoch, atomic (training checkpoint format)
         RUN/transfer/<method>/best.pt           lowest held-out adaptation loss; runtime.load_model reads it
-        RUN/transfer/<method>/history.csv|.png  per-epoch losses, held-out distance ratio
+        RUN/transfer/<method>/history.csv|.png  per-epoch losses, held-out distance ratio (epoch 0: Part I model)
         RUN/transfer/<method>/adapt_summary.json  configuration + quality guards before/after
 
 Next: transfer/evaluate.py (metrics before/after, picks RUN/transfer/adapted.pt).
@@ -97,19 +97,20 @@ def save_history_png(history: list[dict], path, method: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] for row in history]
+    def curve(ax, key, label=None):
+        rows = [row for row in history if row.get(key) is not None]
+        if rows:
+            ax.plot([row["epoch"] for row in rows], [row[key] for row in rows], marker=".", label=label)
+
     fig, axes = plt.subplots(1, 3, figsize=(11, 3))
     for key, label in (("train_vae_decals", "train DECaLS"), ("train_vae_bass", "train BASS+MzLS"),
                        ("val_vae_decals", "held-out DECaLS"), ("val_vae_bass", "held-out BASS+MzLS")):
-        if key in history[0]:
-            axes[0].plot(epochs, [row[key] for row in history], label=label)
+        curve(axes[0], key, label)
     axes[0].set_ylabel("VAE loss per image")
-    for key, label in (("train_align", "train"), ("val_align", "held-out")):
-        if key in history[0]:
-            axes[1].plot(epochs, [row[key] for row in history], label=label)
-    axes[1].set_ylabel("MMD^2" if method == "mmd" else "mean squared paired distance")
-    if "val_distance_ratio" in history[0]:
-        axes[2].plot(epochs, [row["val_distance_ratio"] for row in history])
+    curve(axes[1], "train_align", "train")
+    curve(axes[1], "val_align", "held-out")
+    axes[1].set_ylabel("MMD^2" if method == "mmd" else "paired alignment term")
+    curve(axes[2], "val_distance_ratio")
     axes[2].set_ylabel("held-out paired / random distance")
     for ax in axes:
         ax.set_xlabel("epoch")
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
     if after["latent_variance_test_decals"] < MIN_VARIANCE_FRACTION * before["latent_variance_test_decals"]:
         warnings.append(f"latent variance fell from {before['latent_variance_test_decals']:.4f} to "
                         f"{after['latent_variance_test_decals']:.4f} (collapse?)")
-    best_epoch = min(history, key=lambda row: row.get("val_loss", row["train_loss"]))["epoch"] if history else 0
+    adapted = [row for row in history if row["epoch"] >= 1]
+    best_epoch = min(adapted, key=lambda row: row.get("val_loss", row["train_loss"]))["epoch"] if adapted else 0
     write_json({"method": args.method, "best_epoch": best_epoch, "best_checkpoint": str(best_path),
                 "quality_before": before, "quality_after": after, "warnings": warnings, "history": history,
                 "config": record}, runfiles.run_path(run, runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)))
