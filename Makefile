@@ -15,8 +15,8 @@ DEMO_LATENT ?= 40
 DEMO_EPOCHS ?= 40
 DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
-DEMO_LATENT_SIZES ?= 4,8,16,24,40,64
-DEMO_SWEEP_EPOCHS ?= 12
+DEMO_LATENT_SIZES ?= 4,8,16,32,64
+DEMO_SWEEP_EPOCHS ?= 10
 DEMO_ADAPT_EPOCHS ?= 8
 DEMO_ADAPT_LR ?= 2e-4
 DEMO_ADAPT_BATCH ?= 64
@@ -70,7 +70,7 @@ $(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
 $(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_3.py
-	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) $(TRAIN_FLAGS)
+	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) --quiet
 
 $(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py
 	$(PY) analysis/decals_3.py $(COMMON)
@@ -79,7 +79,7 @@ $(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py
 	$(PY) analysis/decals_4.py $(COMMON) --truth $(MOCK_DIR)/truth.parquet
 
 $(RUN)/classification/results.csv: $(RUN)/latents/mu.npy analysis/decals_5.py
-	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS)
+	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 --quiet
 
 # Part II -----------------------------------------------------------------------------------
 $(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py

@@ -411,10 +411,11 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
           args_record: dict | None = None, progress: bool = True, log=print) -> tuple[VAE, list[dict]]:
     """Fine-tune ``model`` (the Part I VAE, on ``device``) on both surveys' train pairs.
 
-    History row epoch 0 (held-out metrics of the starting model) is for reference only; best.pt is
-    chosen among the adapted epochs. Every epoch: RUN/transfer/<method>/checkpoint.pt (atomic, training.save_training_checkpoint
-    format) and history.csv; best.pt when the held-out adaptation loss improves. ``resume``
-    continues from checkpoint.pt (same method required). Raises NonFiniteLossError on NaN/inf.
+    Every epoch: RUN/transfer/<method>/checkpoint.pt (atomic, training.save_training_checkpoint
+    format) and history.csv; best.pt when the held-out adaptation loss improves. History row
+    epoch 0 (held-out metrics of the starting model) is for reference only; best.pt is chosen
+    among the adapted epochs. ``resume`` continues from checkpoint.pt (same method required).
+    Raises NonFiniteLossError on NaN/inf.
     """
     checkpoint_path = runfiles.run_path(run_dir, runfiles.ADAPT_CHECKPOINT.format(method=settings.method))
     best_path = runfiles.run_path(run_dir, runfiles.ADAPT_BEST.format(method=settings.method))

@@ -149,3 +149,6 @@ CLASSIFICATION_CONFUSION_JSON = "classification/confusion.json"    # question ->
 CLASSIFICATION_CONFUSION_PNG = "classification/confusion_{question}.png"  # RF on latents, row-normalised
 CLASSIFICATION_MORPHOLOGY_CSV = "classification/morphology_features.csv"  # image_index, name, C, A, S, Gini, M20, ellipticity
 CLASSIFICATION_CONFIG_JSON = "classification/classification_config.json"  # flags, seed, commit, skipped questions, timing
+
+# --- bench/benchmark.py -------------------------------------------------------------------
+BENCH_JSON = "bench/benchmark.json"                        # reference-style vs project images/s, FLOPs, data wait

@@ -10,18 +10,21 @@
 
 Measured: training and latent-extraction images/s of both and their ratios (the two paths take
 turns --repeats times and the best of each is kept: a shared machine only ever slows a run down);
-the one-off cost of building the cache; the share of a training step spent waiting for the next batch (a separate pass
-with a synchronisation after each phase, so an upper bound: real training overlaps the two);
-model FLOPs per image (torch.utils.flop_counter) and the achieved TFLOP/s, against the GPU's peak
-when the GPU is in the table below; mock galaxies rendered per second (mock_survey).
+the one-off cost of building the cache; the share of a training step spent waiting for the next
+batch (a separate pass with a synchronisation after each phase, so an upper bound: real training
+overlaps the two); model FLOPs per image (torch.utils.flop_counter) and the achieved TFLOP/s,
+against the GPU's peak when the GPU is in the table below; mock galaxies rendered per second.
 
 READS   --images DIR (FITS cutouts, searched recursively), or nothing: --n-images fake FITS
         cutouts (Gaussian blobs plus sky noise) are written to a temporary folder first
 WRITES  RUN/bench/benchmark.json (or --output): every figure, the configuration, the device
 
-    python bench/benchmark.py --image-size 128 --n-images 512                 # 2 CPU cores, < 3 minutes
-    python bench/benchmark.py --image-size 256 --n-images 16384 --batch-size 512 --epochs 2   # a GPU
-    torch threads: set OMP_NUM_THREADS to share a machine fairly; numbers on a busy machine are noisy.
+    python bench/benchmark.py --image-size 128 --n-images 512                  # 2 CPU cores, < 3 minutes
+    python bench/benchmark.py --image-size 256 --n-images 8192 --batch-size 512  # one GPU (~7 GB of fake FITS)
+    python bench/benchmark.py --images /data/decals_cutouts --n-images 20000 --image-size 256   # real cutouts
+
+Fake cutouts sit in the page cache after being written; real survey folders read from disk make
+the reference path slower still. On a shared machine set OMP_NUM_THREADS and expect noise.
 """
 from __future__ import annotations
 
@@ -47,8 +50,6 @@ from VAE_model.models import VAE, VAEConfig, vae_loss  # noqa: E402
 from VAE_model.runtime import (DistInfo, add_runtime_arguments, describe_args, pick_device,  # noqa: E402
                                pick_precision, seed_everything, write_json)
 from VAE_model.training import TrainSettings, build_model, train_one_epoch, wrap_model  # noqa: E402
-
-BENCH_JSON = "bench/benchmark.json"
 
 # Dense peak TFLOP/s (vendor data sheets, no sparsity): (bf16/fp16 tensor cores, fp32 without TF32).
 # Matched in order against torch.cuda.get_device_name(); an unknown GPU gives None.
@@ -95,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mock-galaxies", type=int, default=24, help="galaxies of the mock-survey rendering test (default: %(default)s)")
     parser.add_argument("--skip-mock", action="store_true", help="do not time the mock survey")
     parser.add_argument("--tmp-dir", default=None, help="where fake images and the cache go (default: system temp)")
-    parser.add_argument("--output", default=None, help=f"JSON path (default: RUN/{BENCH_JSON})")
+    parser.add_argument("--output", default=None, help=f"JSON path (default: RUN/{runfiles.BENCH_JSON})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -447,7 +448,7 @@ def print_table(result: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    output = Path(args.output) if args.output else runfiles.run_path(args.run, BENCH_JSON)
+    output = Path(args.output) if args.output else runfiles.run_path(args.run, runfiles.BENCH_JSON)
     try:
         result = run_benchmark(args)
     except (FileNotFoundError, ValueError) as error:

@@ -2,7 +2,6 @@
 tests/test_transfer.py) and fail the test if any cell raises."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--method", choices=METHODS, default="mmd",
                         help="alignment: 'mmd' (reference, unpaired) or 'paired' (default: %(default)s)")
-    parser.add_argument("--lambda", dest="align_weight", type=float, default=0.1,
+    parser.add_argument("--lambda", dest="align_weight", metavar="LAMBDA", type=float, default=0.1,
                         help="weight of the alignment term (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per survey per step (default: %(default)s)")
