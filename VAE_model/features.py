@@ -30,7 +30,7 @@ def encode_arrays(model, images: np.ndarray, device, precision: Precision | None
         if len(part) == 0:
             continue
         chunk = torch.from_numpy(np.ascontiguousarray(images[part]))
-        x = to_float(chunk, device) if chunk.dtype == torch.uint8 else chunk.float().to(device)
+        x = to_float(chunk, device, channels_last=True) if chunk.dtype == torch.uint8 else chunk.float().to(device)
         with precision.autocast():
             mu, logvar = model.encode(x)
         mu_all[part], logvar_all[part] = mu.float().cpu().numpy(), logvar.float().cpu().numpy()
@@ -51,6 +51,6 @@ def reconstruct_arrays(model, images: np.ndarray, device, batch_size: int = 512)
     out = []
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
-        x = to_float(chunk, device) if chunk.dtype == torch.uint8 else chunk.float().to(device)
+        x = to_float(chunk, device, channels_last=True) if chunk.dtype == torch.uint8 else chunk.float().to(device)
         out.append(model(x)[0].float().clamp(0, 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
