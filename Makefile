@@ -40,8 +40,10 @@ $(VENV)/.installed: requirements.txt
 test: venv
 	$(PY) -m pytest -q tests
 
+# CPU figures in float32 and with bfloat16 autocast (--amp on: fast on CPUs with AMX / AVX512-BF16)
 bench: venv
-	$(PY) bench/benchmark.py $(COMMON)
+	$(PY) bench/benchmark.py $(COMMON) --quiet
+	$(PY) bench/benchmark.py $(COMMON) --quiet --amp on --output $(RUN)/bench/benchmark_amp.json
 
 clean-demo:
 	rm -rf $(RUN)
