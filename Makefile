@@ -15,17 +15,25 @@ DEMO_LATENT ?= 40
 DEMO_EPOCHS ?= 40
 DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
+# KL weight: the summed-MSE term of a 64 px image has 16x fewer pixel terms than at the 256 px
+# reference, so beta = (64/256)^2 keeps the reference's reconstruction-to-KL balance.
+DEMO_BETA ?= 0.0625
 DEMO_LATENT_SIZES ?= 4,8,16,32,64
-DEMO_SWEEP_EPOCHS ?= 10
+DEMO_SWEEP_EPOCHS ?= 20
 DEMO_ADAPT_EPOCHS ?= 8
 DEMO_ADAPT_LR ?= 2e-4
 DEMO_ADAPT_BATCH ?= 64
 DEMO_CNN_EPOCHS ?= 6
 
 COMMON := --run $(RUN) --seed $(SEED)
-TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --quiet
-SETTINGS := $(RUN)/.demo_settings
-SETTINGS_TEXT := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) latent=$(DEMO_LATENT) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) seed=$(SEED) mock=$(MOCK_DIR)
+TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
+# Each stage's demo settings are remembered in RUN/.settings_<stage>; the file changes (and the
+# stage re-runs) only when its settings do.
+SETTINGS_data := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) seed=$(SEED) mock=$(MOCK_DIR)
+SETTINGS_train := latent=$(DEMO_LATENT) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) beta=$(DEMO_BETA)
+SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS)
+SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
+SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH)
 
 .PHONY: demo test venv bench clean-demo FORCE
 
@@ -52,14 +60,14 @@ clean-demo:
 demo: venv $(RUN)/REPORT.md
 	@echo "demo finished: see $(RUN)/REPORT.md"
 
-$(SETTINGS): FORCE
+$(RUN)/.settings_%: FORCE
 	@mkdir -p $(RUN)
-	@echo '$(SETTINGS_TEXT)' | cmp -s - $@ || echo '$(SETTINGS_TEXT)' > $@
+	@echo '$(SETTINGS_$*)' | cmp -s - $@ || echo '$(SETTINGS_$*)' > $@
 
-$(RUN)/train.txt: $(SETTINGS) make_datatxt.py VAE_model/mock_survey.py | venv
+$(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py VAE_model/mock_survey.py | venv
 	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) $(COMMON)
 
-$(RUN)/best.pt: $(RUN)/train.txt Galaxy_VAE_n.py
+$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train Galaxy_VAE_n.py
 	$(PY) Galaxy_VAE_n.py $(COMMON) $(TRAIN_FLAGS) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS)
 
 $(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py
@@ -71,7 +79,7 @@ $(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2
 $(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
-$(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_3.py
+$(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/.settings_sweep $(RUN)/selection/class_index.csv analysis/decals_2_3.py
 	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) --quiet
 
 $(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py
@@ -80,7 +88,7 @@ $(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py
 $(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py
 	$(PY) analysis/decals_4.py $(COMMON) --truth $(MOCK_DIR)/truth.parquet
 
-$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy analysis/decals_5.py
+$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py
 	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 --quiet
 
 # Part II -----------------------------------------------------------------------------------
@@ -90,7 +98,7 @@ $(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py
 $(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py
 	$(PY) transfer/no_tf.py $(COMMON)
 
-$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json transfer/adapt.py
+$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py
 	$(PY) transfer/adapt.py $(COMMON) --method $* --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
 
 $(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py

@@ -38,6 +38,15 @@ class TrainSettings:
     compile: bool = False
 
 
+# settings that change the optimisation path: a checkpoint trained with others cannot be resumed
+RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "augment", "seed")
+
+
+def settings_mismatch(saved: dict, settings: TrainSettings) -> list[str]:
+    """Names of the settings that differ between a checkpoint's and the requested ones."""
+    return [key for key in RESUME_MUST_MATCH if key in saved and saved[key] != getattr(settings, key)]
+
+
 HISTORY_FIELDS = ["epoch", "train_loss", "train_mse_sum", "train_kl", "val_loss", "val_mse_sum", "val_kl",
                   "val_mse_per_pixel", "images_per_s", "seconds"]
 
@@ -202,6 +211,10 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
         if VAEConfig.from_dict(state["model_config"]) != config:
             raise ValueError(f"{checkpoint_path}: model configuration differs from the requested one; "
                              "use another --run directory or the same --latent-dim/--image-size")
+        changed = settings_mismatch(state.get("settings", {}), settings)
+        if changed:
+            raise ValueError(f"{checkpoint_path}: trained with other {', '.join(changed)}; resume with the same "
+                             "settings, or train from scratch (without --resume) or in another --run directory")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])

@@ -62,7 +62,7 @@ from VAE_model.models import VAEConfig  # noqa: E402
 from VAE_model.plots import save_image_grid  # noqa: E402
 from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
                                load_model, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError, TrainSettings, fit  # noqa: E402
+from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch  # noqa: E402
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 # Galaxy_VAE_n.py's reference defaults, used when the main run left no args.json
@@ -139,30 +139,35 @@ def read_split(run: str | Path, n_images: int) -> tuple[np.ndarray, np.ndarray]:
     return train_idx, val_idx
 
 
-def checkpoint_epoch(sub_run: Path, config: VAEConfig) -> int:
-    """Epochs already trained in a sub-run (0 when none); a checkpoint of another model is an error."""
+def checkpoint_epoch(sub_run: Path, config: VAEConfig, settings: TrainSettings) -> int:
+    """Epochs already trained in a sub-run (0 when none, -1 when trained with other settings: it is
+    retrained from scratch); a checkpoint of another model is an error."""
     path = sub_run / runfiles.CHECKPOINT
     if not path.exists() or not (sub_run / runfiles.BEST_CHECKPOINT).exists():
         return 0
     state = load_checkpoint(path)
     if VAEConfig.from_dict(state["model_config"]) != config:
         raise ValueError(f"{path}: holds another model ({state['model_config']}); delete {sub_run} to retrain")
+    if settings_mismatch(state.get("settings", {}), settings):
+        return -1
     return int(state["epoch"])
 
 
 def train_or_reuse(sub_run: Path, cache, train_idx, val_idx, config: VAEConfig, settings: TrainSettings,
                    device, precision, record: dict, progress: bool, log=print) -> tuple[int, str]:
     """Train the model of one latent size, or reuse/resume it. Returns (epochs trained, status)."""
-    done = checkpoint_epoch(sub_run, config)
-    if done >= settings.epochs:
+    done = checkpoint_epoch(sub_run, config, settings)
+    if done < 0:
+        log(f"latent {config.latent_dim}: {sub_run} was trained with other settings; training from scratch")
+    elif done >= settings.epochs:
         log(f"latent {config.latent_dim}: reused {sub_run / runfiles.CHECKPOINT} ({done} epochs)")
         return done, "reused"
     sub_run.mkdir(parents=True, exist_ok=True)
     write_json(record, sub_run / runfiles.TRAIN_ARGS)
-    log(f"latent {config.latent_dim}: training epochs {done + 1}-{settings.epochs} in {sub_run}")
-    _, history = fit(sub_run, cache, train_idx, val_idx, config, settings, device, precision, resume=True,
+    log(f"latent {config.latent_dim}: training epochs {max(done, 0) + 1}-{settings.epochs} in {sub_run}")
+    _, history = fit(sub_run, cache, train_idx, val_idx, config, settings, device, precision, resume=done > 0,
                      args_record=record, progress=progress, log=lambda message: None)
-    return len(history), "resumed" if done else "trained"
+    return len(history), "resumed" if done > 0 else "trained"
 
 
 # ----------------------------------------------------------------------------- classification score

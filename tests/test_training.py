@@ -45,3 +45,11 @@ def test_bad_image_in_train_txt_stops_with_its_name(tiny_run, capsys):
 def test_missing_train_txt_says_which_stage_to_run(tmp_path, capsys):
     assert Galaxy_VAE_n.main(["--run", str(tmp_path), "--epochs", "1", *TINY]) == 1
     assert "make_datatxt.py" in capsys.readouterr().err
+
+
+def test_resume_with_other_settings_is_refused(tiny_run, capsys):
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TINY]) == 0
+    changed = [a if a != "1e-3" else "5e-4" for a in TINY]
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "2", "--resume", *changed]) == 1
+    err = capsys.readouterr().err
+    assert "trained with other lr" in err and "checkpoint.pt" in err

@@ -45,8 +45,8 @@ from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSett
                                   model_quality, pair_caches, part1_validation, read_pairs)
 from VAE_model.data import DataError  # noqa: E402
 from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
-                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
+                               load_model, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import NonFiniteLossError  # noqa: E402
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
@@ -65,7 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per survey per step (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term, as in Part I (default: %(default)s)")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="weight of the KL term (default: the Part I model's, from its checkpoint)")
     parser.add_argument("--val-fraction", type=float, default=0.15,
                         help="train pairs held out to choose the best epoch (default: %(default)s)")
     parser.add_argument("--kernel-multipliers", type=float, nargs="+", default=list(DEFAULT_KERNEL_MULTIPLIERS),
@@ -122,6 +123,11 @@ def save_history_png(history: list[dict], path, method: str) -> None:
     plt.close(fig)
 
 
+def part1_beta(checkpoint) -> float:
+    """The KL weight the Part I model was trained with (1.0 for checkpoints that do not record it)."""
+    return float(load_checkpoint(checkpoint).get("settings", {}).get("beta", 1.0))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed)
@@ -130,11 +136,12 @@ def main(argv=None) -> int:
     run = args.run
     checkpoint = args.checkpoint or f"{run}/{runfiles.BEST_CHECKPOINT}"
     try:
+        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
+        beta = args.beta if args.beta is not None else part1_beta(checkpoint)
         settings = AdaptSettings(method=args.method, align_weight=args.align_weight, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr, beta=args.beta, augment=args.augment,
+                                 batch_size=args.batch_size, lr=args.lr, beta=beta, augment=args.augment,
                                  seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
                                  mmd_estimator=args.mmd_estimator, paired_distance=args.paired_distance)
-        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
         model = load_model(checkpoint, device)
         pairs = read_pairs(run)
         decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
@@ -145,7 +152,7 @@ def main(argv=None) -> int:
         if len(train_idx) < 2:
             raise ValueError(f"only {len(train_idx)} train pairs; need at least 2")
         before = model_quality(model, decals_cache, test_idx, device, precision, *part1)
-        record = describe_args(args, source_checkpoint=str(Path(checkpoint).resolve()), device=str(device),
+        record = describe_args(args, beta_used=beta, source_checkpoint=str(Path(checkpoint).resolve()), device=str(device),
                                precision=precision.describe(), n_train_pairs=len(train_idx), n_val_pairs=len(val_idx))
         print(f"adapting ({args.method}, lambda {args.align_weight}) on {len(train_idx)} train pairs "
               f"({len(val_idx)} held out), {model.config.image_size} px, {device} {precision.describe()}")
