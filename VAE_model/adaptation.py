@@ -18,7 +18,6 @@ per pixel and the latent variance.
 """
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from .data import augment, draw_augmentation, to_float
 from .features import encode_arrays
 from .models import VAE, vae_loss
 from .runtime import DistInfo, Precision, load_checkpoint
-from .training import NonFiniteLossError, epoch_seed, evaluate, save_training_checkpoint
+from .training import NonFiniteLossError, epoch_seed, evaluate, save_training_checkpoint, write_csv_rows
 
 METHODS = ("mmd", "paired")
 # Bandwidths of the multi-kernel RBF, as multiples of the median heuristic (median pairwise
@@ -396,14 +395,7 @@ def adapt_validation(model: VAE, precision: Precision, decals_cache, bass_cache,
 
 
 def write_adapt_history(history: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ADAPT_HISTORY_FIELDS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({key: row.get(key) for key in ADAPT_HISTORY_FIELDS})
-    tmp.replace(path)
+    write_csv_rows(history, ADAPT_HISTORY_FIELDS, path)
 
 
 def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indices, val_indices,
@@ -556,7 +548,7 @@ def save_pair_gallery(distances: pd.DataFrame, decals_cache, bass_cache, path, m
 def save_distance_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path, normalise: bool = True) -> Path:
     """One panel per model: paired vs random-pair latent distances of the test pairs. With
     ``normalise`` both are divided by the model's random-pair median (scale-free comparison)."""
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False, sharey=False)
     for ax, (name, (paired, random)) in zip(axes[0], panels.items()):
@@ -571,8 +563,4 @@ def save_distance_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], p
     axes[0][0].set_ylabel("density")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,6 +16,15 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([image[2], image[1], image[0]], axis=-1), 0, 1)
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG (creating the folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_image_grid(rows: list[list[np.ndarray]], path: str | Path, row_labels: list[str] | None = None,
                     col_labels: list[str] | None = None, cell_inches: float = 1.2, title: str | None = None) -> Path:
     """Save a grid of (3, H, W) images; empty cells may be None."""
@@ -37,11 +46,7 @@ def save_image_grid(rows: list[list[np.ndarray]], path: str | Path, row_labels: 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_loss_curve(history: list[dict], path: str | Path) -> Path:
@@ -55,6 +60,4 @@ def save_loss_curve(history: list[dict], path: str | Path) -> Path:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -182,15 +182,20 @@ def save_training_checkpoint(path, model: VAE, optimizer, scaler, epoch: int, hi
     }, path)
 
 
-def write_history(history: list[dict], path: str | Path) -> None:
+def write_csv_rows(rows: list[dict], fields: list[str], path: str | Path) -> None:
+    """Write per-epoch rows as CSV (atomically: a reader never sees half a file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        for row in history:
-            writer.writerow({key: row.get(key) for key in HISTORY_FIELDS})
+        for row in rows:
+            writer.writerow({key: row.get(key) for key in fields})
     tmp.replace(path)
+
+
+def write_history(history: list[dict], path: str | Path) -> None:
+    write_csv_rows(history, HISTORY_FIELDS, path)
 
 
 def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfig, settings: TrainSettings,

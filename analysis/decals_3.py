@@ -38,7 +38,7 @@ from VAE_model import runfiles  # noqa: E402
 from VAE_model.data import DataError, image_cache  # noqa: E402
 from VAE_model.imageio import ImageError, resize  # noqa: E402
 from VAE_model.morph_classes import CLASS_QUESTIONS  # noqa: E402
-from VAE_model.plots import plt, to_rgb  # noqa: E402  (Agg backend set there)
+from VAE_model.plots import plt, save_figure, to_rgb  # noqa: E402  (Agg backend set there)
 from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json  # noqa: E402
 
 METHODS = ("pca", "tsne", "umap")
@@ -149,11 +149,7 @@ def plot_class_map(xy: np.ndarray, labels: dict[str, np.ndarray], title: str, pa
     fig.suptitle(f"{title} of the latent means mu ({int(shown.sum())} galaxies); grey: in no class of the question",
                  fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def grid_side(n_target: int) -> int:
@@ -221,11 +217,7 @@ def plot_thumbnail_map(xy: np.ndarray, cache: np.ndarray, chosen: np.ndarray, n_
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"{title} of mu: {len(chosen)} galaxies shown at their positions (z, r, g as red, green, blue)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- stage
