@@ -64,6 +64,11 @@ def _list_digest(paths: list[str]) -> str:
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()
 
 
+def _same_content(saved: dict, wanted: dict) -> bool:
+    """A cache is current when everything but the list's spelling (relative/absolute path) matches."""
+    return {k: v for k, v in saved.items() if k != "list"} == {k: v for k, v in wanted.items() if k != "list"}
+
+
 def _load_uint8(args) -> np.ndarray:
     path, image_size = args
     return np.round(load_image(path, image_size) * 255.0).astype(np.uint8)
@@ -82,7 +87,7 @@ def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, w
     array_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
             "n_images": len(paths), "image_size": image_size, "dtype": "uint8", "scale": 255, "stretch": STRETCH}
-    if array_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+    if array_path.exists() and meta_path.exists() and _same_content(json.loads(meta_path.read_text()), meta):
         return np.load(array_path, mmap_mode="r")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp_path = cache_dir / f".{stem}.building.npy"

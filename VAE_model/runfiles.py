@@ -103,7 +103,7 @@ DEFECT_SCORES_CSV = "outliers/defect_scores.csv"
 
 # --- more names: analysis/decals_6.py (similarity search) --------------------------------
 SIMILARITY_QUERY = "similarity/query_{slug}"                   # + .csv (rank, name, ...), .png gallery, .json config
-SIMILARITY_LATENTS = "similarity/latents_{model}.npy"          # DECaLS latents of a model other than best.pt (+ .json)
+SIMILARITY_LATENTS = "similarity/latents_{model}.npy"          # DECaLS latents not in latents/mu.npy: other model or orientation-averaged (+ .json)
 SIMILARITY_BASS_LATENTS = "similarity/bass_latents_{model}.npy"  # BASS+MzLS pair latents (+ .json: rows kept)
 SIMILARITY_POSITIONS_CSV = "similarity/index_positions.csv"    # image_index, name, ra, dec, source (catalog/header)
 SIMILARITY_PRECISION_CSV = "similarity/precision_at_10.csv"    # model, morph_type, n_queries, precision_at_10, random_expectation

@@ -2,10 +2,12 @@
 
 The run: 36 fake 64 px FITS cutouts of three shapes (round, edge-on, two-blob 'merger'), a VAE
 trained for one epoch, latents written the way decals_2_2 writes them, a truth table, and
-BASS+MzLS 'pairs' whose images are pixel copies of DECaLS images under other names.
+BASS+MzLS 'pairs' whose images are pixel copies of DECaLS images under other names. The search
+runs on orientation-averaged latents by default (--no-orientation-average: RUN/latents/mu.npy).
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -95,21 +97,25 @@ def sim_run(tmp_path_factory):
     model = load_model(run / runfiles.BEST_CHECKPOINT)
     cache = image_cache(run / runfiles.TRAIN_TXT, SIZE, run / runfiles.CACHE_DIR, progress=False)
     mu, _ = encode_arrays(model, cache, "cpu")
+    mu_averaged, _ = encode_arrays(model, cache, "cpu", orientation_average=True)
     np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
     pd.DataFrame({"image_index": np.arange(len(paths)), "name": truth["decals_iauname"], "path": paths}) \
         .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
     pd.DataFrame(pairs).to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIRS_CSV), index=False)
-    return {"run": run, "mock": mock, "truth": truth, "paths": paths, "pairs": pd.DataFrame(pairs), "mu": mu}
+    return {"run": run, "mock": mock, "truth": truth, "paths": paths, "pairs": pd.DataFrame(pairs), "mu": mu,
+            "mu_averaged": mu_averaged}
 
 
 def query_csv(run: Path, slug: str) -> pd.DataFrame:
     return pd.read_csv(run / (runfiles.SIMILARITY_QUERY.format(slug=slug) + ".csv"))
 
 
-def test_name_position_and_file_queries_return_the_same_neighbours(sim_run):
+@pytest.mark.parametrize("orientation_average", [True, False])
+def test_name_position_and_file_queries_return_the_same_neighbours(sim_run, orientation_average):
     run, truth = sim_run["run"], sim_run["truth"]
     name, ra, dec, path = truth.loc[7, "decals_iauname"], truth.loc[7, "ra"], truth.loc[7, "dec"], sim_run["paths"][7]
-    common = ["--run", str(run), "--k", "5", "--model", "part1", "--quiet", "--device", "cpu"]
+    common = ["--run", str(run), "--k", "5", "--model", "part1", "--quiet", "--device", "cpu",
+              "--orientation-average" if orientation_average else "--no-orientation-average"]
     assert decals_6.main(common + ["--name", name]) == 0
     assert decals_6.main(common + ["--ra", str(ra + 0.2 / 3600), "--dec", str(dec)]) == 0
     assert decals_6.main(common + ["--image", path]) == 0
@@ -121,12 +127,44 @@ def test_name_position_and_file_queries_return_the_same_neighbours(sim_run):
     assert list(by_name["name"]) == list(by_position["name"]) == list(by_file["name"])
     np.testing.assert_allclose(by_name["distance"], by_file["distance"], atol=1e-4)
     assert np.all(np.diff(by_name["distance"]) >= 0)
-    # the reported distance is the Euclidean distance between the latents
+    # the reported distance is the Euclidean distance between the latents of the chosen encoding
+    # (averaged latents: each dimension divided by its standard deviation over the index)
     mu = sim_run["mu"]
+    if orientation_average:
+        mu = sim_run["mu_averaged"] / sim_run["mu_averaged"].std(axis=0)
     np.testing.assert_allclose(by_name["distance"], np.linalg.norm(mu[by_name["image_index"]] - mu[7], axis=1), atol=1e-5)
     # positions come from the FITS headers (no catalog_index.csv in this run)
     np.testing.assert_allclose(by_name["ra"], truth.loc[by_name["image_index"], "ra"], atol=1e-9)
     assert (run / (runfiles.SIMILARITY_QUERY.format(slug=name) + ".png")).stat().st_size > 1000
+    record = json.loads((run / (runfiles.SIMILARITY_QUERY.format(slug=f"file_{name}") + ".json")).read_text())
+    assert record["query"]["orientation_average"] is orientation_average
+    assert record["query"]["fresh_vs_stored_latent_distance"] < 1e-3 * by_name["distance"].iloc[0]
+
+
+def test_a_turned_or_mirrored_galaxy_finds_itself_with_orientation_averaging(sim_run, tmp_path):
+    from VAE_model.imageio import load_image
+
+    run, truth = sim_run["run"], sim_run["truth"]
+    name = truth.loc[4, "decals_iauname"]
+    pixels = np.asarray(load_image(sim_run["paths"][4], SIZE))
+    turned = tmp_path / "turned.png"
+    _save_png(np.rot90(pixels, 1, axes=(-2, -1))[..., ::-1], turned)          # quarter-turn + mirror
+    common = ["--run", str(run), "--k", "3", "--model", "part1", "--quiet", "--device", "cpu", "--image", str(turned)]
+    assert decals_6.main(common) == 0
+    found = query_csv(run, "file_turned")
+    # the same 8 views give the same mu: the galaxy itself, ~0 away compared with the next galaxy
+    assert found.loc[0, "name"] == name and found.loc[0, "distance"] < 1e-3 * found.loc[1, "distance"]
+    # one orientation: the turned image encodes elsewhere, as far as other galaxies are
+    assert decals_6.main(common + ["--no-orientation-average"]) == 0
+    plain = query_csv(run, "file_turned")
+    assert plain.loc[0, "distance"] > 0.1 * plain.loc[1, "distance"]
+
+
+def _save_png(image: np.ndarray, path: Path) -> None:
+    """(3, S, S) [0, 1] image -> 8-bit RGB PNG (what load_image reads back as the same [0, 1] image)."""
+    from PIL import Image
+
+    Image.fromarray(np.round(np.moveaxis(image, 0, -1) * 255).astype(np.uint8)).save(path)
 
 
 @pytest.mark.parametrize("query, problem", [
@@ -188,19 +226,38 @@ def test_evaluate_writes_scores_for_both_models_and_finds_cross_survey_counterpa
     assert decals_6.main(["--run", str(run), "--evaluate", "--mock-dir", str(sim_run["mock"]), "--quiet",
                           "--device", "cpu"]) == 0
     scores = pd.read_csv(run / runfiles.SIMILARITY_PRECISION_CSV)
-    assert list(scores.columns) == ["model", "morph_type", "n_queries", "precision_at_10", "random_expectation"]
+    assert list(scores.columns) == ["model", "orientation_average", "morph_type", "n_queries", "precision_at_10",
+                                    "random_expectation"]
+    assert scores["orientation_average"].all()
     assert set(scores["model"]) == {"part1", "adapted"}
     part1, adapted = (scores[scores["model"] == m].set_index("morph_type") for m in ("part1", "adapted"))
     assert part1.loc["all", "n_queries"] == 35 and part1.loc["defective", "n_queries"] == 1
     np.testing.assert_allclose(part1.loc["round", "random_expectation"], 11 / 35, atol=1e-4)
     np.testing.assert_allclose(part1["precision_at_10"], adapted["precision_at_10"], atol=1e-3)
-    assert (run / runfiles.SIMILARITY_LATENTS.format(model="adapted")).exists()
+    assert (run / runfiles.SIMILARITY_LATENTS.format(model="adapted_orientation_average")).exists()
+    assert (run / runfiles.SIMILARITY_LATENTS.format(model="part1_orientation_average")).exists()
     assert (run / runfiles.SIMILARITY_PRECISION_PNG).stat().st_size > 1000
     cross = pd.read_csv(run / runfiles.SIMILARITY_CROSS_CSV).set_index(["model", "morph_type"])
     # the BASS 'images' are pixel copies: every counterpart is the nearest DECaLS galaxy
     assert cross.loc[("part1", "all"), "n_queries"] == 6
     assert cross.loc[("part1", "all"), "counterpart_in_top_1"] == 1.0
     assert cross.loc[("adapted", "all"), "counterpart_in_top_10"] == 1.0
+
+    # one orientation: part1 reads latents/mu.npy, the adapted latents go to their own file; nothing mixes
+    assert decals_6.main(["--run", str(run), "--evaluate", "--mock-dir", str(sim_run["mock"]), "--quiet",
+                          "--device", "cpu", "--no-orientation-average"]) == 0
+    plain = pd.read_csv(run / runfiles.SIMILARITY_PRECISION_CSV)
+    assert not plain["orientation_average"].any()
+    assert json.loads((run / runfiles.SIMILARITY_PRECISION_JSON).read_text())["orientation_average"] is False
+    assert not (run / runfiles.SIMILARITY_LATENTS.format(model="part1")).exists()
+    for averaged in (True, False):
+        key = decals_6.latents_key("adapted", averaged)
+        stamp = json.loads((run / runfiles.SIMILARITY_LATENTS.format(model=key)).with_suffix(".json").read_text())
+        assert stamp["orientation_average"] is averaged
+    np.testing.assert_allclose(np.load(run / runfiles.SIMILARITY_LATENTS.format(model="adapted")), sim_run["mu"],
+                               atol=1e-5)
+    np.testing.assert_allclose(np.load(run / runfiles.SIMILARITY_LATENTS.format(model="adapted_orientation_average")),
+                               sim_run["mu_averaged"], atol=1e-5)
 
 
 def test_cross_survey_queries_find_the_counterpart(sim_run):

@@ -53,3 +53,14 @@ def test_resume_with_other_settings_is_refused(tiny_run, capsys):
     assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "2", "--resume", *changed]) == 1
     err = capsys.readouterr().err
     assert "trained with other lr" in err and "checkpoint.pt" in err
+
+
+def test_cache_is_reused_whether_the_list_is_named_by_relative_or_absolute_path(tiny_run, monkeypatch):
+    from VAE_model.data import image_cache
+
+    first = image_cache(tiny_run / "train.txt", 64, tiny_run / "cache", progress=False)
+    stamp = (tiny_run / "cache" / "train_64px.npy").stat().st_mtime_ns
+    monkeypatch.chdir(tiny_run.parent)
+    again = image_cache("run/train.txt", 64, "run/cache", progress=False)
+    assert (tiny_run / "cache" / "train_64px.npy").stat().st_mtime_ns == stamp
+    assert np.array_equal(first, again)
