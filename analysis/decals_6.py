@@ -18,22 +18,23 @@ Across surveys: --image of a BASS+MzLS cutout searches the DECaLS latents; --ind
 adapted model (RUN/transfer/adapted.pt) when it exists, else RUN/best.pt; the index is always
 encoded with the same model as the query (latents of models other than best.pt are cached).
 
-Orientation (--orientation-average, the default; --no-orientation-average to switch off): index
-and queries use mu averaged over the 8 flips/quarter-turns of each image, each dimension divided
-by its standard deviation over the index (averaging leaves most dimensions with a small fraction
-of their variance; see VAE_model/similarity.py). Why on by default: the VAE is trained with
-flip/rotation augmentation, so it learns to reconstruct every orientation and its mu encodes the
-position angle; a galaxy turned by 90 degrees then moves about as far in latent space as a random
-other galaxy, while "galaxies like this one" should not depend on how a galaxy happens to lie on
-the sky. The averaged mu is exactly invariant to those 8 transforms (not to arbitrary angles).
-Demo (64 px mock): precision@10 of same type 0.375 -> 0.498 (spirals 0.18 -> 0.31, edge-on
-0.64 -> 0.86). Off is better for finding the SAME galaxy in the other survey (orientation is
-identity information): cross-survey counterpart in top 1 0.88 -> 0.60 with it on. Cost: 8x the
-encoding time, paid once for the index (cached) and per query file. The averaged index cannot
-come from RUN/latents/mu.npy (one orientation): it is encoded from the cache and saved (raw
-averaged mu) as RUN/similarity/latents_<model>_orientation_average.npy. Every query (name,
-position, file, cross-survey, --evaluate) is encoded and scaled the way its index is (BASS+MzLS
-queries against DECaLS: the DECaLS scale); the setting is recorded in the query JSON and in the
+Orientation (--orientation-average; off by default): index and queries use mu averaged over the
+8 flips/quarter-turns of each image, each dimension divided by its standard deviation over the
+index (averaging leaves most dimensions with a small fraction of their variance; see
+VAE_model/similarity.py). Why it exists: the VAE is trained with flip/rotation augmentation, so it
+learns to reconstruct every orientation and its mu encodes the position angle; a galaxy turned by
+90 degrees moves about as far in latent space as a random other galaxy. The averaged mu is exactly
+invariant to those 8 transforms (not to arbitrary angles). Measured on the demo (64 px mock,
+beta 1/16 model), precision@10 of the same true type, off -> on: all 0.469 -> 0.446; edge-on
+0.74 -> 0.82, irregular 0.32 -> 0.45, merger 0.23 -> 0.32, but smooth round 0.72 -> 0.39 and
+in-between 0.52 -> 0.43; cross-survey counterpart in top 1 0.92 -> 0.58 (orientation is identity
+information). With a beta = 1 model it helped overall (0.375 -> 0.498). So it is an option, not the
+default: try it when searching for disturbed or irregular objects. Cost: 8x the encoding time,
+paid once for the index (cached) and per query file. The averaged index cannot come from
+RUN/latents/mu.npy (one orientation): it is encoded from the cache and saved (raw averaged mu) as
+RUN/similarity/latents_<model>_orientation_average.npy. Every query (name, position, file,
+cross-survey, --evaluate) is encoded and scaled the way its index is (BASS+MzLS queries against
+DECaLS: the DECaLS scale); the setting is recorded in the query JSON and in the
 orientation_average column of the precision files.
 
 --evaluate scores the search on the mock survey against its truth table (never used otherwise):
@@ -122,10 +123,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mock-dir", default=None,
                         help="mock survey folder with truth.parquet (default: the one make_datatxt.py used, "
                              f"else {runfiles.DEFAULT_MOCK_DIR})")
-    parser.add_argument("--orientation-average", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--orientation-average", action=argparse.BooleanOptionalAction, default=False,
                         help="index and queries use mu averaged over the 8 flips/quarter-turns of each image "
                              "(standardised per dimension), so the search ignores the galaxy's orientation "
-                             "(default: on; 8x encoding time; off finds the same galaxy across surveys better)")
+                             "(default: off; 8x encoding time; see the docstring for the measured trade-off)")
     parser.add_argument("--batch-size", type=int, default=1024, help="encoding batch size (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -195,7 +196,7 @@ def read_names(run: str) -> pd.DataFrame:
 
 
 def decals_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
-                 progress: bool = True, orientation_average: bool = True) -> LatentTable:
+                 progress: bool = True, orientation_average: bool = False) -> LatentTable:
     """The DECaLS latents (rows of train.txt) under this model.
 
     Part I model without orientation averaging: RUN/latents/mu.npy as decals_2_2 wrote it. Any
@@ -239,7 +240,7 @@ def read_pairs(run: str) -> pd.DataFrame:
 
 
 def bass_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
-               progress: bool = True, orientation_average: bool = True, scale: np.ndarray | None = None) -> LatentTable:
+               progress: bool = True, orientation_average: bool = False, scale: np.ndarray | None = None) -> LatentTable:
     """The BASS+MzLS latents of the transfer pairs (image_index = row of pairs.csv) under this model.
 
     Images come from the decode-once cache of transfer/bass_pairs.txt when it lists the pairs'
@@ -530,7 +531,7 @@ def cross_survey_scores(decals: LatentTable, bass: LatentTable, pairs: pd.DataFr
 
 
 def plot_precision(within: pd.DataFrame, cross: pd.DataFrame | None, path: Path, k: int = EVAL_K,
-                   random_counterpart: float | None = None, orientation_average: bool = True) -> None:
+                   random_counterpart: float | None = None, orientation_average: bool = False) -> None:
     """Bars of precision@k per true type and model (black ticks: random expectation); cross-survey panel."""
     import matplotlib.pyplot as plt
 

@@ -150,7 +150,7 @@ def test_a_turned_or_mirrored_galaxy_finds_itself_with_orientation_averaging(sim
     turned = tmp_path / "turned.png"
     _save_png(np.rot90(pixels, 1, axes=(-2, -1))[..., ::-1], turned)          # quarter-turn + mirror
     common = ["--run", str(run), "--k", "3", "--model", "part1", "--quiet", "--device", "cpu", "--image", str(turned)]
-    assert decals_6.main(common) == 0
+    assert decals_6.main(common + ["--orientation-average"]) == 0
     found = query_csv(run, "file_turned")
     # the same 8 views give the same mu: the galaxy itself, ~0 away compared with the next galaxy
     assert found.loc[0, "name"] == name and found.loc[0, "distance"] < 1e-3 * found.loc[1, "distance"]
@@ -224,7 +224,7 @@ def test_evaluate_writes_scores_for_both_models_and_finds_cross_survey_counterpa
     shutil.copytree(sim_run["run"], run)
     shutil.copy(run / runfiles.BEST_CHECKPOINT, run / runfiles.TRANSFER_ADAPTED)   # 'adapted' = same weights
     assert decals_6.main(["--run", str(run), "--evaluate", "--mock-dir", str(sim_run["mock"]), "--quiet",
-                          "--device", "cpu"]) == 0
+                          "--device", "cpu", "--orientation-average"]) == 0
     scores = pd.read_csv(run / runfiles.SIMILARITY_PRECISION_CSV)
     assert list(scores.columns) == ["model", "orientation_average", "morph_type", "n_queries", "precision_at_10",
                                     "random_expectation"]
@@ -243,9 +243,10 @@ def test_evaluate_writes_scores_for_both_models_and_finds_cross_survey_counterpa
     assert cross.loc[("part1", "all"), "counterpart_in_top_1"] == 1.0
     assert cross.loc[("adapted", "all"), "counterpart_in_top_10"] == 1.0
 
-    # one orientation: part1 reads latents/mu.npy, the adapted latents go to their own file; nothing mixes
+    # one orientation (the default): part1 reads latents/mu.npy, the adapted latents go to their own
+    # file; nothing mixes
     assert decals_6.main(["--run", str(run), "--evaluate", "--mock-dir", str(sim_run["mock"]), "--quiet",
-                          "--device", "cpu", "--no-orientation-average"]) == 0
+                          "--device", "cpu"]) == 0
     plain = pd.read_csv(run / runfiles.SIMILARITY_PRECISION_CSV)
     assert not plain["orientation_average"].any()
     assert json.loads((run / runfiles.SIMILARITY_PRECISION_JSON).read_text())["orientation_average"] is False
