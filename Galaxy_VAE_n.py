@@ -30,7 +30,7 @@ from VAE_model.data import DataError, image_cache, split_indices
 from VAE_model.imageio import ImageError
 from VAE_model.models import VAEConfig
 from VAE_model.plots import save_image_grid, save_loss_curve
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cleanup_distributed, describe_args,
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, barrier, cleanup_distributed, describe_args,
                                init_distributed, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import NonFiniteLossError, TrainSettings, fit
 
@@ -76,18 +76,17 @@ def main(argv=None) -> int:
     try:
         runfiles.require(list_path, "make_datatxt.py --run " + run)
         config = VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size)
-        cache = image_cache(list_path, args.image_size, f"{run}/{runfiles.CACHE_DIR}", progress=dist.is_main and not args.quiet) \
-            if dist.is_main else None
-        if dist.enabled:
-            from VAE_model.runtime import barrier
-            barrier(dist)
-            cache = image_cache(list_path, args.image_size, f"{run}/{runfiles.CACHE_DIR}", progress=False)
+        cache_dir = f"{run}/{runfiles.CACHE_DIR}"
+        if dist.is_main:   # one process decodes the images; the others then open the same cache
+            image_cache(list_path, args.image_size, cache_dir, progress=not args.quiet)
+        barrier(dist)
+        cache = image_cache(list_path, args.image_size, cache_dir, progress=False)
         train_idx, val_idx = split_indices(len(cache), args.val_fraction, args.seed)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                  augment=args.augment, seed=args.seed, workers=args.workers,
                                  # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (~1.5x
                                  # measured at 64-128 px, bench/benchmark.py)
-                                 channels_last=device.type in ("cuda", "cpu"), compile=args.compile)
+                                 channels_last=True, compile=args.compile)
         record = describe_args(args, device=str(device), precision=precision.describe(), world_size=dist.world_size,
                                n_train=len(train_idx), n_val=len(val_idx))
         if dist.is_main:
