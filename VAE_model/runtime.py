@@ -84,18 +84,12 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
+    """Global RNG states, saved in checkpoints for the record (resuming does not need them: training
+    derives every draw from (seed, epoch), see training.py)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ----------------------------------------------------------------------------- distributed
