@@ -60,6 +60,9 @@ clean-demo:
 demo: venv $(RUN)/REPORT.md
 	@echo "demo finished: see $(RUN)/REPORT.md"
 
+SETTINGS_FILES := $(addprefix $(RUN)/.settings_,data train sweep cnn adapt)
+.SECONDARY: $(SETTINGS_FILES)    # built by a pattern rule, but kept: they are the stages' memory
+
 $(RUN)/.settings_%: FORCE
 	@mkdir -p $(RUN)
 	@echo '$(SETTINGS_$*)' | cmp -s - $@ || echo '$(SETTINGS_$*)' > $@
