@@ -69,9 +69,14 @@ def _same_content(saved: dict, wanted: dict) -> bool:
     return {k: v for k, v in saved.items() if k != "list"} == {k: v for k, v in wanted.items() if k != "list"}
 
 
+def quantise_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float image -> uint8, the cache's storage (scale 255, rounded)."""
+    return np.round(np.asarray(image, dtype=np.float32) * 255.0).astype(np.uint8)
+
+
 def _load_uint8(args) -> np.ndarray:
     path, image_size = args
-    return np.round(load_image(path, image_size) * 255.0).astype(np.uint8)
+    return quantise_uint8(load_image(path, image_size))
 
 
 def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, workers: int | None = None,
@@ -232,5 +237,5 @@ def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.nda
 
 
 __all__ = ["DataError", "ImageError", "read_image_list", "write_image_list", "image_name", "image_cache",
-           "to_float", "draw_augmentation", "augment", "make_batches", "shard", "batch_loader", "device_batches",
-           "split_indices"]
+           "quantise_uint8", "to_float", "draw_augmentation", "augment", "make_batches", "shard", "batch_loader",
+           "device_batches", "split_indices"]

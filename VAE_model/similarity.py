@@ -214,11 +214,6 @@ def match_position(ra_deg: float, dec_deg: float, table_ra: np.ndarray, table_de
     return int(known[index[0]]), float(sep[0])
 
 
-def quantise_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] float image -> uint8, exactly as the decode-once cache stores it (data.image_cache)."""
-    return np.round(np.asarray(image, dtype=np.float32) * 255.0).astype(np.uint8)
-
-
 def load_images_uint8(paths, image_size: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load images with the one loader, quantised as in the cache: (uint8 (N, 3, S, S), ok mask, errors).
 
@@ -226,6 +221,7 @@ def load_images_uint8(paths, image_size: int, progress: bool = False) -> tuple[n
     """
     from tqdm import tqdm
 
+    from .data import quantise_uint8
     from .imageio import ImageError, load_image
 
     paths = list(paths)
@@ -264,4 +260,4 @@ def slug(text: str) -> str:
 
 __all__ = ["DEFAULT_K", "DEFAULT_RADIUS_ARCSEC", "QueryError", "LatentTable", "latent_scale", "build_index",
            "nearest", "precision_at_k", "random_expectation", "same_label_precision", "summarise", "match_position",
-           "quantise_uint8", "load_images_uint8", "encode_files", "slug"]
+           "load_images_uint8", "encode_files", "slug"]
