@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
 from VAE_model import runfiles
 from VAE_model.data import write_image_list
-from VAE_model.imageio import is_image_file, validate_image
+from VAE_model.image_scan import find_images, validate_all
 from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
 
 
@@ -40,37 +39,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", default=runfiles.TRAIN_TXT, help="list name inside RUN (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="processes for validation and rendering (default: all cores)")
     return parser.parse_args(argv)
-
-
-def find_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: image folder not found")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-
-
-def _check(args) -> tuple[str, str | None]:
-    path, image_size = args
-    return path, validate_image(path, image_size)
-
-
-def validate_all(paths: list[Path], image_size: int | None, workers: int | None = None) -> tuple[list[str], list[tuple[str, str]]]:
-    """Split files into (accepted paths, [(path, reason)]); parallel over CPU cores, with progress."""
-    from tqdm import tqdm
-
-    jobs = [(str(p.resolve()), image_size) for p in paths]
-    workers = workers or os.cpu_count() or 1
-    bar = dict(total=len(jobs), desc="validate images", unit="img")
-    if workers > 1 and len(jobs) >= 200:
-        from multiprocessing import get_context
-
-        with get_context("spawn").Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_check, jobs, chunksize=32), **bar))
-    else:
-        results = [_check(job) for job in tqdm(jobs, **bar)]
-    accepted = [path for path, reason in results if reason is None]
-    rejected = [(path, reason) for path, reason in results if reason is not None]
-    return accepted, rejected
 
 
 def write_rejected(rejected: list[tuple[str, str]], path: Path) -> None:

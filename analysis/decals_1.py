@@ -22,15 +22,13 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import CatalogError, read_catalog  # noqa: E402
-from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, required_columns, select_classes  # noqa: E402
-from VAE_model.runtime import add_runtime_arguments, describe_args, write_json  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.catalog import CatalogError, read_catalog
+from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, required_columns, select_classes
+from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
 
 DEFAULT_CATALOG = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_DECALS_CATALOG}"
 

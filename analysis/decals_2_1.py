@@ -30,17 +30,15 @@ import os
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import CatalogError, cross_match, read_catalog  # noqa: E402
-from VAE_model.data import DataError, image_name, read_image_list  # noqa: E402
-from VAE_model.imageio import FITS_SUFFIXES, read_fits_header  # noqa: E402
-from VAE_model.runtime import add_runtime_arguments, describe_args, write_json  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.catalog import CatalogError, cross_match, read_catalog
+from VAE_model.data import DataError, image_name, read_image_list
+from VAE_model.imageio import FITS_SUFFIXES, read_fits_header
+from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
 
 STAGE_1 = "analysis/decals_1.py --run {run}"
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]

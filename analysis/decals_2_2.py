@@ -30,19 +30,17 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
-from VAE_model.features import encode_arrays  # noqa: E402
-from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.morph_classes import CLASS_QUESTIONS  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, barrier, cleanup_distributed,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import ImageError
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, barrier, cleanup_distributed,
                                describe_args, init_distributed, load_model, pick_device, pick_precision,
                                seed_everything, write_json)
 

@@ -47,22 +47,20 @@ import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
-from VAE_model.features import encode_arrays, reconstruct_arrays  # noqa: E402
-from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.metrics import reconstruction_metrics, smallest_within_tolerance  # noqa: E402
-from VAE_model.models import VAEConfig  # noqa: E402
-from VAE_model.plots import save_image_grid  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.features import encode_arrays, reconstruct_arrays
+from VAE_model.imageio import ImageError
+from VAE_model.metrics import reconstruction_metrics, smallest_within_tolerance
+from VAE_model.models import VAEConfig
+from VAE_model.plots import save_image_grid
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
                                load_model, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch  # noqa: E402
+from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 # Galaxy_VAE_n.py's reference defaults, used when the main run left no args.json

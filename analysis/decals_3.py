@@ -28,18 +28,16 @@ import time
 import warnings
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.data import DataError, image_cache  # noqa: E402
-from VAE_model.imageio import ImageError, resize  # noqa: E402
-from VAE_model.morph_classes import CLASS_QUESTIONS  # noqa: E402
-from VAE_model.plots import plt, save_figure, to_rgb  # noqa: E402  (Agg backend set there)
-from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.data import DataError, image_cache
+from VAE_model.imageio import ImageError, resize
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.plots import plt, save_figure, to_rgb  (Agg backend set there)
+from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json
 
 METHODS = ("pca", "tsne", "umap")
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}

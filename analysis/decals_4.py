@@ -37,20 +37,18 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import CatalogError, read_catalog  # noqa: E402
-from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
-from VAE_model.features import reconstruct_arrays  # noqa: E402
-from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores  # noqa: E402
-from VAE_model.plots import save_image_grid  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.catalog import CatalogError, read_catalog
+from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.features import reconstruct_arrays
+from VAE_model.imageio import ImageError
+from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
+from VAE_model.plots import save_image_grid
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
                                pick_device, pick_precision, seed_everything, write_json)
 
 DEFAULT_TRUTH = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_TRUTH}"

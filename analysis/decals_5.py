@@ -38,20 +38,18 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
                                 plan_labels, question_labels)
-from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
-from VAE_model.imageio import FITS_SUFFIXES, ImageError  # noqa: E402
-from VAE_model.models import VAEConfig  # noqa: E402
-from VAE_model.morph_classes import CLASS_QUESTIONS  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
+from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.imageio import FITS_SUFFIXES, ImageError
+from VAE_model.models import VAEConfig
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
                                pick_device, pick_precision, seed_everything, write_json)
 
 RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "folds", "accuracy_mean", "accuracy_std",

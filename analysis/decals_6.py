@@ -80,20 +80,18 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import CatalogError  # noqa: E402
-from VAE_model.data import DataError, image_cache, image_name, read_image_list  # noqa: E402
-from VAE_model.features import encode_arrays  # noqa: E402
-from VAE_model.imageio import ImageError, load_image, read_fits_header  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.catalog import CatalogError
+from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import ImageError, load_image, read_fits_header
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
                                pick_device, seed_everything, write_json)
-from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,  # noqa: E402
+from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,
                                   encode_files, latent_scale, load_images_uint8, match_position, nearest,
                                   precision_at_k, random_expectation, slug, summarise)
 

@@ -18,13 +18,11 @@ import shutil
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from VAE_model import runfiles as rf  # noqa: E402
-from VAE_model.runtime import add_runtime_arguments, git_commit  # noqa: E402
+from VAE_model import runfiles as rf
+from VAE_model.runtime import add_runtime_arguments, git_commit
 
 
 def parse_args(argv=None) -> argparse.Namespace:

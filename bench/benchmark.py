@@ -37,19 +37,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,
                             make_batches, write_image_list)
-from VAE_model.features import encode_arrays  # noqa: E402
-from VAE_model.imageio import FITS_SUFFIXES, resize, write_fits_cutout  # noqa: E402
-from VAE_model.models import VAE, VAEConfig, vae_loss  # noqa: E402
-from VAE_model.runtime import (DistInfo, add_runtime_arguments, describe_args, pick_device,  # noqa: E402
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import FITS_SUFFIXES, resize, write_fits_cutout
+from VAE_model.models import VAE, VAEConfig, vae_loss
+from VAE_model.runtime import (DistInfo, add_runtime_arguments, describe_args, pick_device,
                                pick_precision, seed_everything, write_json)
-from VAE_model.training import TrainSettings, build_model, train_one_epoch, wrap_model  # noqa: E402
+from VAE_model.training import TrainSettings, build_model, train_one_epoch, wrap_model
 
 # Dense peak TFLOP/s (vendor data sheets, no sparsity): (bf16/fp16 tensor cores, fp32 without TF32).
 # Matched in order against torch.cuda.get_device_name(); an unknown GPU gives None.

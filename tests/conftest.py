@@ -9,10 +9,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 torch.set_num_threads(2)
 
-from VAE_model.imageio import write_fits_cutout  # noqa: E402
+from VAE_model.imageio import write_fits_cutout
 
 
 def blob_image(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -13,10 +13,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from VAE_model.features import dihedral_views, encode_arrays  # noqa: E402
-from VAE_model.models import VAE, VAEConfig  # noqa: E402
+from VAE_model.features import dihedral_views, encode_arrays
+from VAE_model.models import VAE, VAEConfig
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,12 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from analysis import decals_6  # noqa: E402
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import iau_name  # noqa: E402
-from VAE_model.imageio import write_fits_cutout  # noqa: E402
-from VAE_model.similarity import (LatentTable, QueryError, build_index, match_position, nearest,  # noqa: E402
+from analysis import decals_6
+from VAE_model import runfiles
+from VAE_model.catalog import iau_name
+from VAE_model.imageio import write_fits_cutout
+from VAE_model.similarity import (LatentTable, QueryError, build_index, match_position, nearest,
                                   random_expectation, same_label_precision)
 
 TYPES = ("round", "edge_on", "merger")

@@ -35,19 +35,17 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt,
                                   model_quality, pair_caches, part1_validation, read_pairs)
-from VAE_model.data import DataError  # noqa: E402
-from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,  # noqa: E402
+from VAE_model.data import DataError
+from VAE_model.imageio import ImageError
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
                                load_model, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError  # noqa: E402
+from VAE_model.training import NonFiniteLossError
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
 # this factor, or latent variance below this fraction of Part I's, means Part I quality was lost.

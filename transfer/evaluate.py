@@ -29,19 +29,17 @@ import shutil
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches,  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches,
                                   part1_validation, random_pair_distances, read_pair_labels, read_pairs,
                                   save_distance_histograms)
-from VAE_model.data import DataError  # noqa: E402
-from VAE_model.imageio import ImageError  # noqa: E402
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,  # noqa: E402
+from VAE_model.data import DataError
+from VAE_model.imageio import ImageError
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
                                pick_device, pick_precision, seed_everything, write_json)
 
 BASELINE = "no transfer"

@@ -33,18 +33,17 @@ import csv
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from VAE_model import runfiles  # noqa: E402
-from VAE_model.catalog import CatalogError, cross_match, read_catalog  # noqa: E402
-from VAE_model.data import write_image_list  # noqa: E402
-from VAE_model.imageio import ImageError, load_image  # noqa: E402
-from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels, required_columns  # noqa: E402
-from VAE_model.runtime import CheckpointError, add_runtime_arguments, describe_args, load_checkpoint, write_json  # noqa: E402
+from VAE_model import runfiles
+from VAE_model.catalog import CatalogError, cross_match, read_catalog
+from VAE_model.data import write_image_list
+from VAE_model.image_scan import validate_all
+from VAE_model.imageio import ImageError, load_image
+from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels, required_columns
+from VAE_model.runtime import CheckpointError, add_runtime_arguments, describe_args, load_checkpoint, write_json
 
 MOCK = runfiles.DEFAULT_MOCK_DIR
 IMAGE_SUFFIXES = (".fits", ".fits.gz", ".fits.fz", ".fz", ".fit", ".png", ".jpg", ".jpeg")
@@ -100,8 +99,6 @@ def find_image(folder: str | Path, name: str) -> Path | None:
 def attach_images(matches: pd.DataFrame, decals_images, bass_images, image_size: int,
                   workers: int | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Keep the matches whose two images exist and validate; return (kept, skipped with reasons)."""
-    from make_datatxt import validate_all
-
     found = {}
     for survey, folder, column in (("DECaLS", decals_images, "decals_iauname"), ("BASS+MzLS", bass_images, "bass_iauname")):
         found[survey] = [find_image(folder, name) for name in matches[column]]
