@@ -2,8 +2,10 @@
 
 Decode once: the images of an image list (``train.txt``) are loaded with the one loader
 (``imageio.load_image``), stretched to [0, 1] and stored as uint8 in a memory-mapped ``.npy``
-array (N, 3, S, S) under ``RUN/cache``. A JSON next to it records the list's SHA-1, the image
-size and the stretch; the cache is rebuilt automatically when any of them changes. Every
+array (N, 3, S, S) under ``RUN/cache``. A JSON next to it records the list's SHA-1, the size and
+modification time of every listed image (``provenance.image_set_identity``), the image size and the
+stretch; the cache is rebuilt automatically when any of them changes (a cutout replaced on disk
+under the same name is decoded again; a deleted one stops the build with its name). Every
 later read (training, latent extraction, adaptation) is a slice of that array, so epochs
 never re-read FITS files. uint8 quantisation (1/255 of the stretched range) is the same as
 the 8-bit JPEG cutouts Galaxy Zoo volunteers saw.
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import GalaxyVAEError
 from .imageio import STRETCH, ImageError, load_image
+from .provenance import image_set_identity
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
-class DataError(ValueError):
+class DataError(GalaxyVAEError, ValueError):
     """Unusable image list or cache; str() is one line naming the file."""
 
 
@@ -91,17 +95,25 @@ def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, w
     stem = f"{Path(list_path).stem}_{image_size}px"
     array_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
-            "n_images": len(paths), "image_size": image_size, "dtype": "uint8", "scale": 255, "stretch": STRETCH}
+            "images": image_set_identity(paths), "n_images": len(paths), "image_size": image_size,
+            "dtype": "uint8", "scale": 255, "stretch": STRETCH}
     if array_path.exists() and meta_path.exists() and _same_content(json.loads(meta_path.read_text()), meta):
         return np.load(array_path, mmap_mode="r")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp_path = cache_dir / f".{stem}.building.npy"
-    array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), 3, image_size, image_size))
-    _fill_cache(array, paths, image_size, workers, progress)
-    array.flush()
-    del array
-    os.replace(tmp_path, array_path)
-    meta_path.write_text(json.dumps(meta, indent=2))
+    # one temporary name per process: two builds at once never write into one file
+    tmp_path = cache_dir / f".{stem}.{os.getpid()}.building.npy"
+    try:
+        array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
+                                          shape=(len(paths), 3, image_size, image_size))
+        _fill_cache(array, paths, image_size, workers, progress)
+        array.flush()
+        del array
+        os.replace(tmp_path, array_path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp_meta, meta_path)
     return np.load(array_path, mmap_mode="r")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import MissingInputError
+
 DEFAULT_RUN = "runs/demo"
 DEFAULT_MOCK_DIR = "data/mock"
 
@@ -58,10 +60,6 @@ SIMILARITY_DIR = "similarity"
 # transfer/
 TRANSFER_DIR = "transfer"
 REPORT_MD = "REPORT.md"
-
-
-class MissingInputError(RuntimeError):
-    """A stage's input is absent: the message names the file and the stage that writes it."""
 
 
 def require(path: str | Path, made_by: str) -> Path:

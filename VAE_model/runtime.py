@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import GalaxyVAEError, RunPathError
 
 
 # ----------------------------------------------------------------------------- device
@@ -74,6 +77,133 @@ def add_runtime_arguments(parser) -> None:
                         help="run directory (default: %(default)s); spell it --run-dir after torchrun")
     parser.add_argument("--seed", type=int, default=0, help="random seed, recorded with every result (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda[:N]'")
+
+
+def _checked(kind: str, test, convert=float):
+    """An argparse type: converts, then checks; a bad value gives one line naming the flag."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text}")
+        return value
+
+    parse.__name__ = kind
+    return parse
+
+
+positive_int = _checked("an integer >= 1", lambda v: v >= 1, int)
+positive_float = _checked("a number > 0", lambda v: v > 0 and math.isfinite(v))
+non_negative_float = _checked("a number >= 0", lambda v: v >= 0 and math.isfinite(v))
+fraction_below_one = _checked("a fraction with 0 <= f < 1", lambda v: 0 <= v < 1)
+image_side = _checked("a multiple of 64 (>= 64)", lambda v: v >= 64 and v % 64 == 0, int)
+
+
+def add_amp_argument(parser) -> None:
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="mixed precision: auto (bfloat16/float16 on CUDA, float32 on CPU), on, off")
+
+
+def add_quiet_argument(parser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_batch_size_argument(parser, default: int, what: str = "images per batch") -> None:
+    parser.add_argument("--batch-size", type=positive_int, default=default, help=f"{what} (default: %(default)s)")
+
+
+def add_workers_argument(parser) -> None:
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes for decoding images (default: all cores, at most 8)")
+
+
+def cli_main(main):
+    """Wrap a script's main(argv): an expected error (GalaxyVAEError, or an OSError on a run path)
+    becomes one line on stderr and exit status 1, never a traceback."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapped(argv=None) -> int:
+        try:
+            return main(argv)
+        except GalaxyVAEError as error:
+            print(f"error: {error}", file=sys.stderr)
+        except OSError as error:
+            print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return 1
+
+    return wrapped
+
+
+# ----------------------------------------------------------------------------- run directories
+def ensure_run_dir(path: str | Path) -> Path:
+    """A writable directory at ``path`` (created if absent); RunPathError in one line otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunPathError(f"{path}: is a file, not a run directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunPathError(f"{path}: cannot create the run directory ({error.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunPathError(f"{path}: run directory is not writable")
+    return path
+
+
+def _lock_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(directory: str | Path):
+    """Hold ``directory/.lock`` while training or adapting: a second process gets one line naming the
+    PID that holds it; the lock of a process that died (kill -9) is taken over."""
+    import socket
+    from .errors import RunLockedError
+
+    directory = ensure_run_dir(directory)
+    path = directory / ".lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+          "started_utc": __import__("time").strftime("%Y-%m-%dT%H:%M:%SZ", __import__("time").gmtime())}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            pid = int(holder.get("pid", 0) or 0)
+            same_host = holder.get("host") in (None, me["host"])
+            if pid and (not same_host or _alive(pid)):
+                raise RunLockedError(f"{directory}: in use by process {pid} on {holder.get('host')} "
+                                     f"({holder.get('command', '?')}); wait for it or stop it") from None
+            path.unlink(missing_ok=True)   # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:
+        raise RunLockedError(f"{directory}: could not take the lock {path}")
+    try:
+        yield path
+    finally:
+        if _lock_holder(path).get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -141,20 +271,32 @@ def atomic_torch_save(obj, path: str | Path) -> None:
     """Write to a temporary file, flush to disk, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise RunPathError(f"{path}: is a directory, cannot write a checkpoint there")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        raise RunPathError(f"{path}: cannot write ({error.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(data, path: str | Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise RunPathError(f"{path}: cannot write ({error.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _json_default(value):
@@ -188,7 +330,7 @@ def describe_args(args, **extra) -> dict:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-class CheckpointError(RuntimeError):
+class CheckpointError(GalaxyVAEError):
     """A checkpoint that cannot be used; str() names the file."""
 
 
@@ -196,6 +338,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found; run Galaxy_VAE_n.py first")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:

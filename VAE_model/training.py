@@ -16,30 +16,77 @@ import numpy as np
 import torch
 
 from . import runfiles
+from .errors import GalaxyVAEError
 from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
 from .models import VAE, VAEConfig, vae_loss
 from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(GalaxyVAEError):
     """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+class ResumeError(GalaxyVAEError, ValueError):
+    """--resume refused: the checkpoint was made with other settings or data."""
 
 
 @dataclass
 class TrainSettings:
+    """The reference training setting (real DECaLS, 256 px); every script's defaults come from here."""
+
     epochs: int = 50
     batch_size: int = 512
     lr: float = 1e-5
     beta: float = 1.0
+    val_fraction: float = 0.1
     augment: bool = True
     seed: int = 0
     workers: int = 4
-    channels_last: bool = False
+    # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (bench/benchmark.py)
+    channels_last: bool = True
     compile: bool = False
 
 
 # settings that change the optimisation path: a checkpoint trained with others cannot be resumed
-RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "augment", "seed")
+RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "val_fraction", "augment", "seed")
+
+
+def data_identity(list_path, paths: list[str], train_indices, val_indices) -> dict:
+    """What a training run was trained on: the image list, the images (size, time) and the split."""
+    import hashlib
+
+    from .provenance import image_set_identity
+
+    split = hashlib.sha1(np.asarray(train_indices, dtype=np.int64).tobytes() + b"|" +
+                         np.asarray(val_indices, dtype=np.int64).tobytes()).hexdigest()
+    return {"list": str(list_path), "list_sha1": hashlib.sha1("\n".join(paths).encode()).hexdigest(),
+            "images": image_set_identity(paths), "split_sha1": split}
+
+
+def resume_state(run_dir, config: VAEConfig, settings: TrainSettings, data: dict | None, device,
+                 checkpoint_name: str = runfiles.CHECKPOINT) -> dict | None:
+    """The checkpoint to resume from, after checking that nothing that shapes the run changed: model
+    configuration, optimiser and split settings, the image list, its images and the split itself.
+    None when there is no checkpoint yet; ValueError (one line) on any change."""
+    checkpoint_path = Path(run_dir) / checkpoint_name
+    if not checkpoint_path.exists():
+        return None
+    state = load_checkpoint(checkpoint_path, map_location=device)
+    if VAEConfig.from_dict(state["model_config"]) != config:
+        raise ResumeError(f"{checkpoint_path}: model configuration differs from the requested one; "
+                          "use another --run directory or the same --latent-dim/--image-size/--arch")
+    changed = settings_mismatch(state.get("settings", {}), settings)
+    saved_data = state.get("data")
+    if data is not None:
+        if saved_data is None:
+            changed.append("image list (not recorded in this checkpoint)")
+        else:
+            labels = {"list_sha1": "image list", "images": "images on disk", "split_sha1": "train/validation split"}
+            changed += [label for key, label in labels.items() if saved_data.get(key) != data.get(key)]
+    if changed:
+        raise ResumeError(f"{checkpoint_path}: trained with other {', '.join(changed)}; resume with the same "
+                          "settings and data, or train from scratch (without --resume) or in another --run directory")
+    return state
 
 
 def settings_mismatch(saved: dict, settings: TrainSettings) -> list[str]:
@@ -173,12 +220,13 @@ def evaluate(module, precision: Precision, cache, indices, batch_size: int, devi
 
 
 def save_training_checkpoint(path, model: VAE, optimizer, scaler, epoch: int, history: list[dict],
-                             best_val: float, settings: TrainSettings, args_record: dict) -> None:
+                             best_val: float, settings: TrainSettings, args_record: dict,
+                             data: dict | None = None) -> None:
     atomic_torch_save({
         "model": model.state_dict(), "model_config": model.config.to_dict(),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "epoch": epoch, "history": history, "best_val_loss": best_val,
-        "settings": vars(settings).copy(), "args": args_record, "rng_state": rng_state(),
+        "settings": vars(settings).copy(), "args": args_record, "rng_state": rng_state(), "data": data,
     }, path)
 
 
@@ -200,9 +248,14 @@ def write_history(history: list[dict], path: str | Path) -> None:
 
 def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfig, settings: TrainSettings,
         device: torch.device, precision: Precision, dist: DistInfo = DistInfo(), resume: bool = False,
-        args_record: dict | None = None, progress: bool = True, log=print) -> tuple[VAE, list[dict]]:
+        args_record: dict | None = None, progress: bool = True, log=print, data: dict | None = None,
+        start_state: dict | None = None, on_epoch=None) -> tuple[VAE, list[dict]]:
     """Train (or resume) a VAE in ``run_dir``; checkpoint every epoch (atomic) and keep the best.
 
+    ``data`` (``data_identity``) is stored in the checkpoints so a resume can refuse other data;
+    ``start_state`` is a checkpoint already checked by ``resume_state`` (else it is loaded and
+    checked here when ``resume``). ``on_epoch(history)`` runs on the main process after each
+    epoch's checkpoints are written (e.g. to record their provenance).
     Returns the model at the last epoch and the per-epoch history.
     """
     run_dir = Path(run_dir)
@@ -211,22 +264,17 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
     scaler = precision.scaler()
     history, start_epoch, best_val = [], 1, math.inf
     checkpoint_path = run_dir / runfiles.CHECKPOINT
-    if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        if VAEConfig.from_dict(state["model_config"]) != config:
-            raise ValueError(f"{checkpoint_path}: model configuration differs from the requested one; "
-                             "use another --run directory or the same --latent-dim/--image-size")
-        changed = settings_mismatch(state.get("settings", {}), settings)
-        if changed:
-            raise ValueError(f"{checkpoint_path}: trained with other {', '.join(changed)}; resume with the same "
-                             "settings, or train from scratch (without --resume) or in another --run directory")
+    state = start_state
+    if resume and state is None:
+        state = resume_state(run_dir, config, settings, data, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         history, best_val = state["history"], state["best_val_loss"]
         start_epoch = state["epoch"] + 1
         log(f"resumed from {checkpoint_path} at epoch {state['epoch']}")
-    elif resume:
+    elif resume and not checkpoint_path.exists():
         log(f"--resume: no checkpoint in {run_dir}, starting from scratch")
     module = wrap_model(model, device, dist, settings)
     record = args_record or {}
@@ -243,10 +291,12 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
             if val < best_val:
                 best_val = val
                 save_training_checkpoint(run_dir / runfiles.BEST_CHECKPOINT, model, optimizer, scaler, epoch,
-                                         history, best_val, settings, record)
+                                         history, best_val, settings, record, data)
             save_training_checkpoint(checkpoint_path, model, optimizer, scaler, epoch, history, best_val,
-                                     settings, record)
+                                     settings, record, data)
             write_history(history, run_dir / runfiles.LOSS_CSV)
+            if on_epoch is not None:
+                on_epoch(history)
             log(f"epoch {epoch:3d}/{settings.epochs}  train {row['train_loss']:.2f}  "
                 f"val {row.get('val_loss', float('nan')):.2f}  "
                 f"(val MSE/pixel {row.get('val_mse_per_pixel', float('nan')):.5f})  "

@@ -1,0 +1,247 @@
+"""Provenance: every file a stage writes records what it was made from, and every read checks it.
+
+A stage that writes ``RUN/<file>`` also writes ``RUN/provenance/<file>.json``:
+
+    {"file": "latents/mu.npy", "identity": {"size": .., "mtime_ns": .., "sha256": ..},
+     "stage": "analysis/decals_2_2.py", "command": "...", "settings": {...}, "git_commit": "...",
+     "inputs": [{"name": "best.pt", "kind": "file", "path": "...", "identity": {...}},
+                {"name": "images of train.txt", "kind": "images", "path": "...", "identity": {"n": .., "stat_sha1": ..}}]}
+
+Identities: a run file or table is known by its SHA-256 (cheap: checkpoints are a few MB); an image
+set by the size and modification time (ns) of every image it lists (hashing 10^5 cutouts at every
+read would not be cheap); a folder of images by the same over the files found in it.
+
+``check(run, name)`` (called by the typed readers in ``VAE_model/readers.py``) raises one line when
+the file is missing, has no record, was changed after it was written, or when one of its inputs has
+changed since: ``runs/demo/latents/mu.npy is out of date: runs/demo/best.pt changed since it was made;
+re-run analysis/decals_2_2.py``. Direct inputs are enough: each of them is checked the same way when
+the stage that reads it runs.
+
+Command line (used by the Makefile, so make re-runs what the provenance check finds out of date):
+
+    python -m VAE_model.provenance stale runs/demo        # prints the out-of-date files, one a line
+    python -m VAE_model.provenance check runs/demo latents/mu.npy
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import MissingInputError, StaleInputError
+
+RECORD_DIR = "provenance"
+_DIGESTS: dict[tuple[str, int, int], str] = {}   # (path, size, mtime_ns) -> sha256, per process
+
+
+# ----------------------------------------------------------------------------- identities
+def file_digest(path: str | Path) -> str:
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def file_identity(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        # a directory input (e.g. a sub-run): known by the identities of the files in it
+        return folder_identity(path, lambda p: True)
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_digest(path)}
+
+
+def image_set_identity(paths) -> dict:
+    """Size and modification time of every image, folded into one digest (a missing file counts too)."""
+    digest = hashlib.sha1()
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\tmissing\n".encode())
+    return {"n": len(paths), "stat_sha1": digest.hexdigest()}
+
+
+def folder_identity(folder: str | Path, keep) -> dict:
+    """The files under ``folder`` for which ``keep(path)`` is true, by name, size and time."""
+    folder = Path(folder)
+    files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and keep(p)) if folder.is_dir() else []
+    return image_set_identity(files)
+
+
+def _same(recorded: dict, current: dict, path: str | Path | None = None) -> bool:
+    """A file is unchanged when its size and content are; a new time stamp alone does not count."""
+    if "sha256" in recorded:
+        if recorded.get("size") != current.get("size"):
+            return False
+        return recorded.get("mtime_ns") == current.get("mtime_ns") or recorded["sha256"] == current["sha256"]
+    return recorded == current
+
+
+# ----------------------------------------------------------------------------- inputs
+class Input:
+    """One thing a result was made from: a file, the images an image list names, or a folder."""
+
+    def __init__(self, kind: str, path: str | Path, name: str | None = None, keep=None):
+        self.kind, self.path, self.keep = kind, Path(path), keep
+        self.name = name or str(path)
+
+    @classmethod
+    def file(cls, path, name: str | None = None) -> "Input":
+        return cls("file", path, name)
+
+    @classmethod
+    def images(cls, list_path, paths: list[str]) -> "Input":
+        """The images listed in ``list_path`` (their sizes and times, not the list's text)."""
+        entry = cls("images", list_path, f"images listed in {list_path}")
+        entry.paths = list(paths)
+        return entry
+
+    @classmethod
+    def folder(cls, path, keep) -> "Input":
+        return cls("folder", path, f"image folder {path}", keep)
+
+    def identity(self) -> dict:
+        if self.kind == "file":
+            return file_identity(self.path)
+        if self.kind == "images":
+            return image_set_identity(self.paths)
+        return folder_identity(self.path, self.keep)
+
+    def describe(self, run: Path) -> dict:
+        return {"name": _short(self.path, run) if self.kind == "file" else self.name, "kind": self.kind,
+                "path": str(self.path), "identity": self.identity()}
+
+
+def _short(path: Path, run: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(run.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------------- records
+def record_path(run: str | Path, name: str) -> Path:
+    return Path(run) / RECORD_DIR / f"{name}.json"
+
+
+def record(run: str | Path, outputs, inputs: list[Input], stage: str, settings: dict | None = None) -> None:
+    """Write the provenance record of each output (run-relative names) once the outputs are written."""
+    from .runtime import git_commit, write_json
+
+    run = Path(run)
+    described = [entry.describe(run) for entry in inputs]
+    settings = dict(settings or {})
+    for name in outputs:
+        name = str(name)
+        write_json({"file": name, "identity": file_identity(run / name), "stage": stage,
+                    "command": settings.get("command", stage), "settings": settings,
+                    "git_commit": settings.get("git_commit") or git_commit(),
+                    "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "inputs": described}, record_path(run, name))
+
+
+def read_record(run: str | Path, name: str) -> dict | None:
+    path = record_path(run, name)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _current(entry: dict) -> dict | None:
+    path = Path(entry["path"])
+    kind = entry["kind"]
+    if kind == "file":
+        return file_identity(path) if path.exists() else None
+    if kind == "images":
+        from .data import read_image_list
+
+        if not path.exists():
+            return None
+        return image_set_identity(read_image_list(path))
+    if kind == "folder":
+        from .imageio import is_image_file
+
+        return folder_identity(path, is_image_file) if path.is_dir() else None
+    return None
+
+
+def problem(run: str | Path, name: str, made_by: str) -> str | None:
+    """Why RUN/name cannot be used as it is (one line), or None when it is current."""
+    run = Path(run)
+    path = run / name
+    rerun = f"re-run `{made_by}`"
+    if not path.exists():
+        return f"{path}: not found; run `{made_by}` first"
+    saved = read_record(run, name)
+    if saved is None:
+        return f"{path}: no provenance record ({record_path(run, name)} missing: made by an older version?); {rerun}"
+    if not _same(saved["identity"], file_identity(path)):
+        return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
+    for entry in saved["inputs"]:
+        current = _current(entry)
+        if current is None:
+            return f"{path} is out of date: its input {entry['path']} no longer exists; {rerun}"
+        if not _same(entry["identity"], current):
+            what = {"images": f"one or more of the {entry['identity'].get('n')} images listed in {entry['path']}",
+                    "folder": f"the image folder {entry['path']} (files added, removed or replaced)"}.get(
+                        entry["kind"], entry["path"])
+            return f"{path} is out of date: {what} changed since it was made; {rerun}"
+    return None
+
+
+def check(run: str | Path, name: str, made_by: str) -> dict:
+    """The provenance record of RUN/name; MissingInputError / StaleInputError (one line) otherwise."""
+    reason = problem(run, name, made_by)
+    if reason is not None:
+        if not (Path(run) / name).exists():
+            raise MissingInputError(reason)
+        raise StaleInputError(reason)
+    return read_record(run, name)
+
+
+def stale_files(run: str | Path) -> list[tuple[str, str]]:
+    """(name, reason) for every recorded file of the run that is no longer current."""
+    run = Path(run)
+    root = run / RECORD_DIR
+    found = []
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+        name = str(path.relative_to(root))[: -len(".json")]
+        saved = read_record(run, name)
+        stage = saved.get("stage", "its stage") if saved else "its stage"
+        reason = problem(run, name, stage) if (run / name).exists() else None
+        if reason:
+            found.append((name, reason))
+    return found
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] not in ("stale", "check") or (argv[0] == "check" and len(argv) != 3):
+        print(__doc__.strip().splitlines()[-2].strip(), file=sys.stderr)
+        print("usage: python -m VAE_model.provenance stale RUN | check RUN FILE", file=sys.stderr)
+        return 2
+    if argv[0] == "stale":
+        for name, reason in stale_files(argv[1]):
+            print(name)
+            print(f"out of date: {reason}", file=sys.stderr)
+        return 0
+    saved = read_record(argv[1], argv[2])
+    reason = problem(argv[1], argv[2], saved["stage"] if saved else "its stage")
+    print(reason or f"{Path(argv[1]) / argv[2]}: current")
+    return 1 if reason else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
