@@ -55,6 +55,32 @@ def write_image_list(paths, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def write_train_list(run, paths, image_size: int | None = None, folder=None, summary: dict | None = None,
+                     name: str = "train.txt") -> Path:
+    """Write RUN/train.txt (or ``name``) with its summary and provenance: the list stays current while
+    the images it names (and, when given, the scanned ``folder``'s files) keep their sizes and times."""
+    from . import provenance, runfiles
+    from .imageio import is_image_file
+    from .runtime import write_json
+
+    run = Path(run)
+    paths = [str(p) for p in paths]
+    output = run / name
+    write_image_list(paths, output)
+    summary = {"n_accepted": len(paths), "list": str(output), "image_size": image_size, **(summary or {})}
+    outputs = [name]
+    if name == runfiles.TRAIN_TXT:
+        write_json(summary, run / runfiles.DATATXT_SUMMARY)
+        outputs.append(runfiles.DATATXT_SUMMARY)
+        if (run / runfiles.REJECTED_CSV).exists():
+            outputs.append(runfiles.REJECTED_CSV)
+    inputs = [provenance.Input.images(output, paths)]
+    if folder is not None:
+        inputs.append(provenance.Input.folder(folder, is_image_file))
+    provenance.record(run, outputs, inputs, "make_datatxt.py", summary)
+    return output
+
+
 def image_name(path: str) -> str:
     """Galaxy name from an image path: the file name without its image suffixes."""
     name = Path(path).name

@@ -47,6 +47,7 @@ LATENTS_DIR = "latents"
 LATENT_MU = "latents/mu.npy"
 LATENT_LOGVAR = "latents/logvar.npy"
 LATENT_NAMES = "latents/names.csv"
+LATENT_TABLE_PARQUET = "latents/latents.parquet"     # one table: names, positions, mu_*, logvar_*, model identity
 # analysis/decals_2_3.py
 LATENT_SIZE_DIR = "latent_size"
 # analysis/decals_3.py

@@ -8,12 +8,17 @@ process encodes its share of every batch and rank 0 writes the files.
 Per-class features are written per class question (a galaxy may belong to several questions,
 one label each): ``latents/classes/<question>_mu.npy`` (n, latent_dim) with row i described by
 row i of ``latents/classes/<question>_labels.csv`` (image_index, iauname, label). Load them with
-``analysis.decals_2_2.load_class_features(run, question)``.
+``VAE_model.readers.read_class_features(run, question)``. Without selection/class_index.csv (images
+only, no catalog) the latents of all images are written and the per-class files are not.
+Every output records its provenance (RUN/provenance/): the checkpoint, train.txt and its images.
 
 READS   RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/train.txt, RUN/cache/ (built if absent)
         RUN/selection/class_index.csv (analysis/decals_2_1.py; not with --skip-classes)
 WRITES  RUN/latents/mu.npy, logvar.npy        float32 (N, latent_dim), row i = line i of train.txt
         RUN/latents/names.csv                 image_index, name (file stem), path
+        RUN/latents/latents.parquet           the same as one table: image_index, name, iauname, path, ra, dec
+                                              (deg, from the FITS header when known), mu_00.., logvar_00..,
+                                              model_sha256 (the checkpoint that made them)
         RUN/latents/classes/<question>_mu.npy, <question>_labels.csv
         RUN/latents/latents_config.json       flags, checkpoint, image_size, latent_dim, device, timing
 
@@ -35,25 +40,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from VAE_model import runfiles
-from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model import provenance, readers, runfiles
+from VAE_model.data import image_cache, image_name, read_image_list
+from VAE_model.errors import StaleInputError
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import ImageError
 from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, barrier, cleanup_distributed,
-                               describe_args, init_distributed, load_model, pick_device, pick_precision,
-                               seed_everything, write_json)
+from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                               barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,
+                               pick_device, pick_precision, seed_everything, write_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="trained VAE (default: RUN/best.pt)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="images per encoder batch (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    add_batch_size_argument(parser, 1024, "images per encoder batch")
+    add_amp_argument(parser)
     parser.add_argument("--skip-classes", action="store_true",
                         help="only encode all images; do not write per-class features (no class_index.csv needed)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -61,13 +67,6 @@ def class_feature_paths(run_dir: str | Path, question: str) -> tuple[Path, Path]
     """(RUN/latents/classes/<question>_mu.npy, RUN/latents/classes/<question>_labels.csv)."""
     folder = Path(run_dir) / runfiles.LATENT_CLASSES_DIR
     return folder / f"{question}_mu.npy", folder / f"{question}_labels.csv"
-
-
-def load_class_features(run_dir: str | Path, question: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """mu (n, latent_dim) of the galaxies of one class question and their table (image_index, iauname, label)."""
-    mu_path, labels_path = class_feature_paths(run_dir, question)
-    made_by = f"analysis/decals_2_2.py --run {run_dir}"
-    return np.load(runfiles.require(mu_path, made_by)), pd.read_csv(runfiles.require(labels_path, made_by))
 
 
 def write_class_features(run_dir: str | Path, mu: np.ndarray, classes: pd.DataFrame) -> dict[str, int]:
@@ -90,8 +89,23 @@ def check_class_index(classes: pd.DataFrame, paths: list[str], run_dir) -> None:
     if not stale.any():
         stale = np.array([paths[i] != str(p) for i, p in zip(rows, classes["image_path"])], dtype=bool)
     if stale.any():
-        raise runfiles.MissingInputError(f"{Path(run_dir) / runfiles.CLASS_INDEX_CSV}: does not match the current "
-                                         f"train.txt ({int(stale.sum())} rows); rerun `analysis/decals_2_1.py --run {run_dir}`")
+        raise StaleInputError(f"{Path(run_dir) / runfiles.CLASS_INDEX_CSV}: does not match the current "
+                              f"train.txt ({int(stale.sum())} rows); re-run `analysis/decals_2_1.py --run {run_dir}`")
+
+
+def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], positions: pd.DataFrame | None,
+                  model_sha256: str) -> pd.DataFrame:
+    """One row per image: name, iauname, ra, dec (when known), path, mu_00.., logvar_00.., model identity."""
+    names = [image_name(p) for p in paths]
+    table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": names, "iauname": names, "path": paths})
+    if positions is not None:
+        table = table.merge(positions, on="image_index", how="left")
+    width = max(2, len(str(mu.shape[1] - 1)))
+    columns = {f"mu_{k:0{width}d}": mu[:, k] for k in range(mu.shape[1])}
+    columns.update({f"logvar_{k:0{width}d}": logvar[:, k] for k in range(logvar.shape[1])})
+    table = pd.concat([table, pd.DataFrame(columns)], axis=1)
+    table["model_sha256"] = model_sha256
+    return table
 
 
 def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path, device: torch.device,
@@ -113,46 +127,78 @@ def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path
     return mu, logvar, paths, model.config
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
     device = pick_device(args.device)
     dist = init_distributed(device)
     seed_everything(args.seed)
-    checkpoint = args.checkpoint or str(Path(run) / runfiles.BEST_CHECKPOINT)
     try:
-        runfiles.require(Path(run) / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
-        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
+        paths = readers.read_train_list(run)
+        checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint \
+            else readers.checkpoint_path(run)
         classes = None
         if not args.skip_classes:
-            index_path = runfiles.require(Path(run) / runfiles.CLASS_INDEX_CSV, f"analysis/decals_2_1.py --run {run}")
-            classes = pd.read_csv(index_path)
+            if not (Path(run) / runfiles.CLASS_INDEX_CSV).exists():
+                print(f"note: no {Path(run) / runfiles.CLASS_INDEX_CSV} (no catalog matched yet): "
+                      "writing the latents of all images, no per-class features")
+            else:
+                classes = readers.read_class_index(run)
+                check_class_index(classes, paths, run)
         start = time.perf_counter()
         mu, logvar, paths, config = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
                                             device, args.amp, args.batch_size, dist, progress=not args.quiet)
         seconds = time.perf_counter() - start
-        if classes is not None:
-            check_class_index(classes, paths, run)
-    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    finally:
         cleanup_distributed(dist)
-        return 1
-    if dist.is_main:
-        np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
-        np.save(runfiles.run_path(run, runfiles.LATENT_LOGVAR), logvar)
-        pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths], "path": paths}) \
-            .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
-        per_question = write_class_features(run, mu, classes) if classes is not None else {}
-        write_json(describe_args(args, checkpoint_path=str(checkpoint), image_size=config.image_size,
-                                 latent_dim=config.latent_dim, n_images=len(paths), device_used=str(device),
-                                 precision=pick_precision(device, args.amp).describe(), world_size=dist.world_size,
-                                 seconds=round(seconds, 2), class_galaxies_per_question=per_question),
-                   runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
-        classes_note = f", per-class features for {sum(per_question.values())} (question, galaxy) pairs" if per_question else ""
-        print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "
-              f"({len(paths) / max(seconds, 1e-9):.0f} images/s, {device}){classes_note}; in {Path(run) / runfiles.LATENTS_DIR}")
-    cleanup_distributed(dist)
+    if not dist.is_main:
+        return 0
+    np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
+    np.save(runfiles.run_path(run, runfiles.LATENT_LOGVAR), logvar)
+    pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths], "path": paths}) \
+        .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
+    per_question = write_class_features(run, mu, classes) if classes is not None else {}
+    model_sha256 = provenance.file_digest(checkpoint)
+    positions = image_positions(paths)
+    latents_table(mu, logvar, paths, positions, model_sha256).to_parquet(
+        runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
+    record = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
+                           image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
+                           n_images=len(paths), device_used=str(device),
+                           precision=pick_precision(device, args.amp).describe(), world_size=dist.world_size,
+                           seconds=round(seconds, 2), class_galaxies_per_question=per_question)
+    write_json(record, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
+    outputs = [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_TABLE_PARQUET,
+               runfiles.LATENT_CONFIG_JSON]
+    for question in per_question:
+        outputs += [f"{runfiles.LATENT_CLASSES_DIR}/{question}_mu.npy", f"{runfiles.LATENT_CLASSES_DIR}/{question}_labels.csv"]
+    inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(run)]
+    if classes is not None:
+        inputs.append(provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV))
+    provenance.record(run, outputs, inputs, "analysis/decals_2_2.py", record)
+    classes_note = f", per-class features for {sum(per_question.values())} (question, galaxy) pairs" if per_question else ""
+    print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "
+          f"({len(paths) / max(seconds, 1e-9):.0f} images/s, {device}){classes_note}; in {Path(run) / runfiles.LATENTS_DIR}")
     return 0
+
+
+def image_positions(paths: list[str]) -> pd.DataFrame | None:
+    """RA/Dec (deg) of each image from its header (WCS centre or RA/DEC cards), when the loader knows one."""
+    from VAE_model import imageio
+
+    finder = getattr(imageio, "image_position", None)
+    if finder is None:
+        return None
+    rows = []
+    for i, path in enumerate(paths):
+        try:
+            found = finder(path)
+        except ImageError:
+            found = None
+        if found is not None and found[0] is not None:
+            rows.append({"image_index": i, "ra": float(found[0]), "dec": float(found[1])})
+    return pd.DataFrame(rows, columns=["image_index", "ra", "dec"]) if rows else None
 
 
 if __name__ == "__main__":

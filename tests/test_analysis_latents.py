@@ -1,6 +1,8 @@
 """Latent extraction (analysis/decals_2_2.py) and latent-space maps (analysis/decals_3.py) on a tiny trained VAE."""
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import importlib
 
 import numpy as np
@@ -10,7 +12,7 @@ from conftest import make_cutouts
 
 import Galaxy_VAE_n
 from analysis import decals_1, decals_2_1, decals_2_2, decals_3
-from VAE_model import runfiles
+from VAE_model import readers, runfiles
 from VAE_model.catalog import GZ_QUESTIONS, fraction_column
 from VAE_model.data import image_name
 from VAE_model.morph_classes import CLASS_QUESTIONS
@@ -38,7 +40,7 @@ def trained_run(tmp_path_factory):
     paths = make_cutouts(root / "images", 48, 64)
     run = root / "run"
     run.mkdir()
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
     vote_catalog(paths).to_parquet(root / "gz.parquet", index=False)
     common = ["--run", str(run), "--seed", "0", "--device", "cpu"]
     assert Galaxy_VAE_n.main([*common, "--image-size", "64", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
@@ -65,7 +67,7 @@ def test_per_class_features_are_the_rows_of_mu_given_by_the_class_index(trained_
     classes = pd.read_csv(trained_run / runfiles.CLASS_INDEX_CSV)
     assert len(classes) > 10
     for question in CLASS_QUESTIONS:
-        class_mu, labels = decals_2_2.load_class_features(trained_run, question)
+        class_mu, labels = readers.read_class_features(trained_run, question)
         expected = classes[classes["question"] == question]
         assert class_mu.shape == (len(expected), LATENT_DIM)
         assert sorted(labels["image_index"]) == sorted(expected["image_index"])
@@ -119,7 +121,7 @@ def test_unknown_method_is_an_error(trained_run, capsys):
 def test_stage_without_its_inputs_names_the_stage_to_run(tmp_path, capsys):
     assert decals_3.main(["--run", str(tmp_path)]) == 1
     assert "analysis/decals_2_2.py" in capsys.readouterr().err
-    (tmp_path / runfiles.TRAIN_TXT).write_text("x.fits\n")
+    write_train_list(tmp_path, ["x.fits"])
     assert decals_2_2.main(["--run", str(tmp_path), "--device", "cpu"]) == 1
     assert "Galaxy_VAE_n.py" in capsys.readouterr().err
 
