@@ -121,6 +121,23 @@ def read_latents(run) -> Latents:
     return Latents(mu, logvar, names, config)
 
 
+def check_latents_model(latents: Latents, checkpoint, run) -> None:
+    """The latents must come from ``checkpoint`` (a stage that also encodes or reconstructs with a model
+    would otherwise mix two models)."""
+    made_with = latents.config.get("checkpoint_sha256")
+    if made_with != provenance.file_digest(checkpoint):
+        raise StaleInputError(f"{Path(run) / rf.LATENT_MU}: made with another model than {checkpoint}; "
+                              f"re-run `{_command(LATENTS, run)} --checkpoint {checkpoint}` or use that model")
+
+
+def mock_truth_path(mock_dir) -> Path | None:
+    """The mock survey's truth table, or None on real data (--mock-dir none, or no truth table there)."""
+    if mock_dir is None or str(mock_dir).lower() == "none":
+        return None
+    path = Path(mock_dir) / rf.MOCK_TRUTH
+    return path if path.exists() else None
+
+
 def latents_inputs(run) -> list[provenance.Input]:
     return [provenance.Input.file(Path(run) / name) for name in (rf.LATENT_MU, rf.LATENT_NAMES)]
 

@@ -121,6 +121,15 @@ def add_workers_argument(parser) -> None:
                         help="worker processes for decoding images (default: all cores, at most 8)")
 
 
+def add_mock_dir_argument(parser) -> None:
+    """--mock-dir: where the mock survey (and its ground truth, used only to score results) lives."""
+    from .runfiles import DEFAULT_MOCK_DIR
+
+    parser.add_argument("--mock-dir", default=DEFAULT_MOCK_DIR,
+                        help="mock survey folder; its truth table scores the results (never used to compute "
+                             "them); 'none' on real data (default: %(default)s)")
+
+
 def cli_main(main):
     """Wrap a script's main(argv): an expected error (GalaxyVAEError, or an OSError on a run path)
     becomes one line on stderr and exit status 1, never a traceback."""

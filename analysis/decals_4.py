@@ -21,7 +21,7 @@ random expectation k/N. The truth table is only read for this score, never for t
 
 READS   RUN/latents/mu.npy, RUN/latents/names.csv (analysis/decals_2_2.py), RUN/train.txt,
         RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/cache (built if absent),
-        --truth (default data/mock/truth.parquet; optional)
+        --mock-dir: MOCK_DIR/truth.parquet (only to score planted defects; 'none' on real data)
 WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, path, iforest_score, lof_score,
                                            recon_mse, combined_score, rank (1 = most unusual)
         RUN/outliers/top_outliers.png      the top --top images and their reconstructions, with scores
@@ -29,7 +29,7 @@ WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, path, ifor
         RUN/outliers/outliers_config.json  flags, checkpoint, seed, git commit
 
     python analysis/decals_4.py --run runs/demo
-    python analysis/decals_4.py --run runs/decals --truth none --top 24
+    python analysis/decals_4.py --run runs/decals --mock-dir none --top 24
 """
 from __future__ import annotations
 
@@ -41,17 +41,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
-from VAE_model.catalog import CatalogError, read_catalog
-from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model import provenance, readers, runfiles
+from VAE_model.catalog import read_catalog
+from VAE_model.data import image_cache, image_name
+from VAE_model.errors import StaleInputError
 from VAE_model.features import reconstruct_arrays
-from VAE_model.imageio import ImageError
 from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
 from VAE_model.plots import save_image_grid
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
-                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,
+                               add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
+                               positive_int, seed_everything, write_json)
 
-DEFAULT_TRUTH = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_TRUTH}"
 METHODS = ("iforest_score", "lof_score", "recon_mse", "combined_score")
 SCORE_COLUMNS = ["image_index", "name", "path", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
 
@@ -61,17 +61,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--checkpoint", default=None,
                         help="trained VAE for the reconstruction error (default: RUN/best.pt)")
-    parser.add_argument("--truth", default=DEFAULT_TRUTH,
-                        help="mock-survey truth table to score the ranking with; 'none' to skip (default: %(default)s)")
-    parser.add_argument("--n-neighbors", type=int, default=20,
+    add_mock_dir_argument(parser)
+    parser.add_argument("--n-neighbors", type=positive_int, default=20,
                         help="neighbours of the local outlier factor (default: %(default)s, sklearn's)")
-    parser.add_argument("--n-estimators", type=int, default=200,
+    parser.add_argument("--n-estimators", type=positive_int, default=200,
                         help="trees of the isolation forest (default: %(default)s)")
-    parser.add_argument("--top", type=int, default=10, help="outliers shown in top_outliers.png (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="images per reconstruction batch (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--top", type=positive_int, default=10, help="outliers shown in top_outliers.png (default: %(default)s)")
+    add_batch_size_argument(parser, 256, "images per reconstruction batch")
+    add_amp_argument(parser)
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -106,23 +104,6 @@ def outlier_table(paths: list[str], mu: np.ndarray, recon_mse: np.ndarray, seed:
     return table[SCORE_COLUMNS]
 
 
-def read_latents(run: Path, paths: list[str]) -> np.ndarray:
-    """mu aligned with train.txt; stale latents (another image list) are an error."""
-    made_by = f"analysis/decals_2_2.py --run {run}"
-    mu = np.load(runfiles.require(run / runfiles.LATENT_MU, made_by))
-    if mu.ndim != 2 or len(mu) != len(paths):
-        raise DataError(f"{run / runfiles.LATENT_MU}: {mu.shape} does not match the {len(paths)} images of "
-                        f"train.txt; rerun `{made_by}`")
-    names_path = run / runfiles.LATENT_NAMES
-    if names_path.exists():
-        names = pd.read_csv(names_path)
-        if "name" in names.columns and list(names["name"].astype(str)) != [image_name(p) for p in paths]:
-            raise DataError(f"{names_path}: latents belong to another image list; rerun `{made_by}`")
-    if not np.all(np.isfinite(mu)):
-        raise DataError(f"{run / runfiles.LATENT_MU}: non-finite latents; rerun `{made_by}`")
-    return mu
-
-
 # ----------------------------------------------------------------------------- scoring against the truth
 def defect_scores(table: pd.DataFrame, truth_path: str | Path) -> tuple[dict, pd.DataFrame | None]:
     """Top-k precision/recall of each method against the planted defects of the truth table.
@@ -130,9 +111,9 @@ def defect_scores(table: pd.DataFrame, truth_path: str | Path) -> tuple[dict, pd
     k = number of defective images among the ranked ones. Returns (summary, per-method table);
     the table is None (and the summary says why) when nothing can be scored.
     """
+    if truth_path is None:
+        return {"scored": False, "note": "no mock-survey truth table (real data); defect scores skipped"}, None
     truth_path = Path(truth_path)
-    if str(truth_path).lower() == "none" or not truth_path.exists():
-        return {"scored": False, "note": f"{truth_path}: no truth table; defect scores skipped"}, None
     truth = read_catalog(truth_path, required=("decals_iauname", "defect_decals"))
     kinds = dict(zip(truth["decals_iauname"].astype(str).str.strip(), truth["defect_decals"].fillna("").astype(str)))
     matched = table["name"].isin(kinds.keys())
@@ -180,11 +161,17 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
     seed_everything(args.seed)
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
-    list_path = runfiles.require(run / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
-    paths = read_image_list(list_path)
-    mu = read_latents(run, paths)
-    checkpoint = Path(args.checkpoint or run / runfiles.BEST_CHECKPOINT)
-    model = load_model(runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}"), device)
+    paths = readers.read_train_list(run)
+    list_path = run / runfiles.TRAIN_TXT
+    latents = readers.read_latents(run)
+    mu = latents.mu
+    if len(mu) != len(paths) or not np.all(np.isfinite(mu)):
+        raise StaleInputError(f"{run / runfiles.LATENT_MU}: {mu.shape}, finite: {bool(np.isfinite(mu).all())}, does "
+                              f"not fit the {len(paths)} images of train.txt; re-run `analysis/decals_2_2.py --run {run}`")
+    checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
+    # the reconstruction error must come from the model that made the latents
+    readers.check_latents_model(latents, checkpoint, run)
+    model = load_model(checkpoint, device)
     cache = image_cache(list_path, model.config.image_size, run / runfiles.CACHE_DIR, progress=not args.quiet)
     recon_mse = reconstruction_metrics(model, cache, np.arange(len(cache)), device, batch_size=args.batch_size,
                                        ssim=False, progress=not args.quiet, precision=precision)["mse_per_pixel"]
@@ -194,11 +181,17 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
     record = describe_args(args, device=str(device), checkpoint=str(checkpoint), n_images=len(paths),
                            latent_dim=int(mu.shape[1]), image_size=model.config.image_size)
     write_json(record, runfiles.run_path(run, runfiles.OUTLIER_CONFIG_JSON))
-    summary, scores = defect_scores(table, args.truth)
+    inputs = [provenance.Input.file(checkpoint), *readers.latents_inputs(run), provenance.Input.file(list_path)]
+    provenance.record(run, [runfiles.OUTLIER_SCORES_CSV, runfiles.OUTLIER_CONFIG_JSON], inputs,
+                      "analysis/decals_4.py", record)
+    truth = readers.mock_truth_path(args.mock_dir)
+    summary, scores = defect_scores(table, truth)
     if scores is not None:
         summary["config"] = record
         write_json(summary, runfiles.run_path(run, runfiles.DEFECT_SCORES_JSON))
         scores.to_csv(runfiles.run_path(run, runfiles.DEFECT_SCORES_CSV), index=False)
+        provenance.record(run, [runfiles.DEFECT_SCORES_JSON, runfiles.DEFECT_SCORES_CSV],
+                          [*inputs, provenance.Input.file(truth)], "analysis/decals_4.py", record)
         for row in scores.itertuples():
             log(f"  {row.method:9s} precision@{row.k} {row.precision_at_k:.2f}  AP {row.average_precision:.2f}  "
                 f"ROC AUC {row.roc_auc:.2f}  (random {row.random_precision:.3f})")
@@ -207,13 +200,10 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
     return {"table": table, "defects": summary}
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        result = screen_outliers(args)
-    except (runfiles.MissingInputError, DataError, ImageError, CheckpointError, CatalogError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    result = screen_outliers(args)
     top = result["table"].iloc[0]
     defects = result["defects"]
     scored = (f"; planted defects in the top {defects['k']}: combined precision "

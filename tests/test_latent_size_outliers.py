@@ -1,6 +1,8 @@
 """Latent-size study (analysis/decals_2_3.py), outlier screening (analysis/decals_4.py), metrics."""
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import json
 
 import numpy as np
@@ -8,13 +10,24 @@ import pandas as pd
 import pytest
 
 import Galaxy_VAE_n
-from analysis import decals_2_3, decals_4
+from analysis import decals_2_2, decals_2_3, decals_4
 from VAE_model import runfiles
 from VAE_model.data import image_cache
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import write_fits_cutout
+from VAE_model.latent_size import choose_latent_size
 from VAE_model.metrics import mse_per_image, rank_normalise, smallest_within_tolerance, ssim_per_image, top_k_scores
 from VAE_model.runtime import load_model
+
+@pytest.fixture
+def tiny_run(tiny_run):
+    """conftest's tiny run, with train.txt's provenance record as make_datatxt.py writes it."""
+    from VAE_model import provenance
+
+    if provenance.read_record(tiny_run, runfiles.TRAIN_TXT) is None:
+        provenance.record(tiny_run, [runfiles.TRAIN_TXT], [], "make_datatxt.py")
+    return tiny_run
+
 
 TRAIN = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet"]
 
@@ -50,6 +63,27 @@ def test_chosen_size_is_smallest_within_tolerance_of_best_mse():
         smallest_within_tolerance([4, 8], [0.1], 0.05)
 
 
+def test_chosen_size_weighs_reconstruction_and_downstream_accuracy():
+    sizes = [4, 8, 16, 32, 64]
+    mse = [0.0039, 0.0027, 0.0024, 0.0025, 0.0025]      # the demo's curve: flat from 16
+    accuracy = [0.667, 0.690, 0.700, 0.715, 0.729]      # still rising to 64
+    choice = choose_latent_size(sizes, mse, accuracy)
+    assert (choice["mse_knee"], choice["rf_knee"], choice["chosen_latent_dim"]) == (16, 64, 64)
+    # accuracy flat too: the MSE knee decides
+    choice = choose_latent_size(sizes, mse, [0.60, 0.705, 0.71, 0.712, 0.708])
+    assert (choice["mse_knee"], choice["rf_knee"], choice["chosen_latent_dim"]) == (16, 8, 16)
+    # the smallest size passing BOTH tests, not simply the larger knee
+    choice = choose_latent_size([8, 16, 32], [0.010, 0.0100, 0.020], [0.80, 0.70, 0.805])
+    assert (choice["mse_knee"], choice["rf_knee"]) == (8, 8) and choice["chosen_latent_dim"] == 8
+    # no size passes both: the larger knee, said so
+    choice = choose_latent_size([8, 16, 32], [0.010, 0.020, 0.030], [0.60, 0.70, 0.80])
+    assert choice["chosen_latent_dim"] == 32 and "no size passes both" in choice["note"]
+    # accuracy not measured (all NaN or absent): the MSE test alone, said so in the rule
+    for missing in (None, [np.nan] * 5):
+        choice = choose_latent_size(sizes, mse, missing)
+        assert choice["chosen_latent_dim"] == 16 and choice["rf_knee"] is None and "not measured" in choice["rule"]
+
+
 # ----------------------------------------------------------------------------- decals_2_3
 def test_latent_size_study_writes_one_row_per_size_and_reuses_models(tiny_run, capsys):
     assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TRAIN]) == 0
@@ -61,7 +95,10 @@ def test_latent_size_study_writes_one_row_per_size_and_reuses_models(tiny_run, c
     assert np.all(np.isfinite(table["val_mse_per_pixel"])) and np.all((table["val_ssim"] > -1) & (table["val_ssim"] <= 1))
     summary = json.loads((tiny_run / runfiles.LATENT_SIZE_JSON).read_text())
     assert summary["chosen_latent_dim"] in (2, 8)
-    assert summary["chosen_latent_dim"] == smallest_within_tolerance(table["latent_dim"], table["val_mse_per_pixel"], 0.05)
+    # no class index in this run: the MSE test alone
+    assert summary["chosen_latent_dim"] == summary["mse_knee"] == \
+        smallest_within_tolerance(table["latent_dim"], table["val_mse_per_pixel"], 0.05)
+    assert summary["rf_knee"] is None and summary["arch"] == decals_2_3.TRAINING_DEFAULTS["arch"]
     assert (tiny_run / runfiles.LATENT_SIZE_PNG).exists()
     # the same validation galaxies, reconstructed by each model
     split = json.loads((tiny_run / runfiles.SPLIT_JSON).read_text())
@@ -84,10 +121,28 @@ def test_latent_size_study_writes_one_row_per_size_and_reuses_models(tiny_run, c
     assert list(pd.read_csv(tiny_run / runfiles.LATENT_SIZE_CSV)["status"]) == ["reused", "reused"]
 
 
-def test_latent_size_study_without_split_names_the_stage_to_run(tiny_run, capsys):
-    assert decals_2_3.main(["--run", str(tiny_run), "--latent-sizes", "2", "--epochs", "1",
-                            "--image-size", "64", "--quiet"]) == 1
-    assert "Galaxy_VAE_n.py" in capsys.readouterr().err
+def test_latent_size_study_runs_first_and_feeds_the_main_model(tiny_run, capsys):
+    # --latent-dim auto before the study: one line naming the stage to run
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TRAIN[:-3], "--latent-dim", "auto", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "run analysis/decals_2_3.py" in err and len(err.strip().splitlines()) == 1
+    # the study with no main run: the split Galaxy_VAE_n.py will make, and the main run's settings
+    study = ["--run", str(tiny_run), "--latent-sizes", "2,3", "--epochs", "1", "--image-size", "64",
+             "--batch-size", "16", "--lr", "1e-3", "--quiet"]
+    assert decals_2_3.main(study) == 0
+    summary = json.loads((tiny_run / runfiles.LATENT_SIZE_JSON).read_text())
+    assert summary["split"]["seed"] == 0 and summary["chosen_latent_dim"] in (2, 3)
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", *TRAIN[:-3], "--latent-dim", "auto", "--quiet"]) == 0
+    assert f"--latent-dim auto: {summary['chosen_latent_dim']}" in capsys.readouterr().out
+    model = load_model(tiny_run / runfiles.BEST_CHECKPOINT)
+    assert model.config.latent_dim == summary["chosen_latent_dim"]
+    assert model.config.arch == summary["arch"]
+    # the same split and the same training: the sweep's model of that size is the main model
+    split = json.loads((tiny_run / runfiles.SPLIT_JSON).read_text())
+    sub = tiny_run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=summary["chosen_latent_dim"])
+    assert json.loads((sub / runfiles.TRAIN_ARGS).read_text())["n_val"] == len(split["val"])
+    main_mse = pd.read_csv(tiny_run / runfiles.LOSS_CSV)["val_mse_per_pixel"].iloc[-1]
+    assert pd.read_csv(sub / runfiles.LOSS_CSV)["val_mse_per_pixel"].iloc[-1] == pytest.approx(main_mse, rel=1e-4)
 
 
 # ----------------------------------------------------------------------------- decals_4
@@ -109,8 +164,8 @@ def add_defect(image: np.ndarray, kind: str, rng) -> np.ndarray:
         angle = rng.uniform(0, np.pi)
         distance = np.abs(-(x - size / 2) * np.sin(angle) + (y - size / 2) * np.cos(angle))
         image[rng.integers(3)] += 30.0 * np.exp(-0.5 * (distance / 1.5) ** 2)
-    elif kind == "missing_band":      # one band zero over half the cutout
-        image[rng.integers(3), :, : size // 2] = 0.0
+    elif kind == "calibration":       # one band 5x too bright (a bad zero point); a band missing over half
+        image[rng.integers(3)] *= 5.0   # the cutout is no defect to find here: make_datatxt rejects it
     elif kind == "saturated_star":    # a bright star off-centre
         xs, ys = rng.uniform(8, 20, 2)
         image += 80.0 * np.exp(-0.5 * ((x - xs) ** 2 + (y - ys) ** 2) / 2.0 ** 2)
@@ -121,7 +176,7 @@ def add_defect(image: np.ndarray, kind: str, rng) -> np.ndarray:
 
 def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    defects = {5: "satellite_trail", 17: "missing_band", 26: "saturated_star", 38: "bad_pixels"}
+    defects = {5: "satellite_trail", 17: "calibration", 26: "saturated_star", 38: "bad_pixels"}
     paths, truth = [], []
     for i in range(44):
         name = f"J{i:06d}+300000.0"
@@ -135,19 +190,15 @@ def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, ca
     pd.DataFrame(truth).to_parquet(tmp_path / "truth.parquet")
     run = tmp_path / "run"
     run.mkdir()
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
     # missing latents: one clear error naming the stage that writes them
     assert decals_4.main(["--run", str(run), "--quiet"]) == 1
     assert "decals_2_2.py" in capsys.readouterr().err
 
     assert Galaxy_VAE_n.main(["--run", str(run), "--epochs", "3", "--batch-size", "8", "--lr", "1e-3",
                               "--image-size", "64", "--latent-dim", "8", "--quiet"]) == 0
-    model = load_model(run / runfiles.BEST_CHECKPOINT)
-    mu, _ = encode_arrays(model, image_cache(run / runfiles.TRAIN_TXT, 64, run / runfiles.CACHE_DIR, progress=False), "cpu")
-    (run / runfiles.LATENTS_DIR).mkdir()
-    np.save(run / runfiles.LATENT_MU, mu)
-
-    assert decals_4.main(["--run", str(run), "--truth", str(tmp_path / "truth.parquet"), "--quiet"]) == 0
+    assert decals_2_2.main(["--run", str(run), "--skip-classes", "--quiet"]) == 0
+    assert decals_4.main(["--run", str(run), "--mock-dir", str(tmp_path), "--quiet"]) == 0
     scores = pd.read_csv(run / runfiles.OUTLIER_SCORES_CSV)
     assert list(scores.columns) == decals_4.SCORE_COLUMNS
     assert len(scores) == 44 and list(scores["rank"]) == list(range(1, 45))
@@ -162,6 +213,6 @@ def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, ca
 
     # without a truth table: scores still written, defect scoring skipped with a note
     (run / runfiles.DEFECT_SCORES_JSON).unlink()
-    assert decals_4.main(["--run", str(run), "--truth", str(tmp_path / "absent.parquet"), "--quiet"]) == 0
-    assert "no truth table" in capsys.readouterr().out
+    assert decals_4.main(["--run", str(run), "--mock-dir", "none", "--quiet"]) == 0
+    assert "no mock-survey truth table" in capsys.readouterr().out
     assert not (run / runfiles.DEFECT_SCORES_JSON).exists()
