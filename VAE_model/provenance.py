@@ -119,15 +119,17 @@ class Input:
         return folder_identity(self.path, self.keep)
 
     def describe(self, run: Path) -> dict:
-        return {"name": _short(self.path, run) if self.kind == "file" else self.name, "kind": self.kind,
-                "path": str(self.path), "identity": self.identity()}
+        """The record entry; a path inside the run directory is kept relative to it (a run can move)."""
+        inside = _inside(self.path, run)
+        return {"name": self.name, "kind": self.kind, "path": inside or str(Path(self.path).absolute()),
+                "in_run": inside is not None, "identity": self.identity()}
 
 
-def _short(path: Path, run: Path) -> str:
+def _inside(path: Path, run: Path) -> str | None:
     try:
-        return str(Path(path).resolve().relative_to(run.resolve()))
+        return str(Path(path).absolute().relative_to(run.absolute()))
     except ValueError:
-        return str(path)
+        return None
 
 
 # ----------------------------------------------------------------------------- records
@@ -159,8 +161,8 @@ def read_record(run: str | Path, name: str) -> dict | None:
         return None
 
 
-def _current(entry: dict) -> dict | None:
-    path = Path(entry["path"])
+def _current(entry: dict, run: Path) -> dict | None:
+    path = run / entry["path"] if entry.get("in_run") else Path(entry["path"])
     kind = entry["kind"]
     if kind == "file":
         return file_identity(path) if path.exists() else None
@@ -190,13 +192,14 @@ def problem(run: str | Path, name: str, made_by: str) -> str | None:
     if not _same(saved["identity"], file_identity(path)):
         return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
     for entry in saved["inputs"]:
-        current = _current(entry)
+        current = _current(entry, run)
+        shown = run / entry["path"] if entry.get("in_run") else entry["path"]
         if current is None:
-            return f"{path} is out of date: its input {entry['path']} no longer exists; {rerun}"
+            return f"{path} is out of date: its input {shown} no longer exists; {rerun}"
         if not _same(entry["identity"], current):
-            what = {"images": f"one or more of the {entry['identity'].get('n')} images listed in {entry['path']}",
-                    "folder": f"the image folder {entry['path']} (files added, removed or replaced)"}.get(
-                        entry["kind"], entry["path"])
+            what = {"images": f"one or more of the {entry['identity'].get('n')} images listed in {shown}",
+                    "folder": f"the image folder {shown} (files added, removed or replaced)"}.get(
+                        entry["kind"], f"{shown}")
             return f"{path} is out of date: {what} changed since it was made; {rerun}"
     return None
 

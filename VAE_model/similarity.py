@@ -42,11 +42,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import GalaxyVAEError
+
 DEFAULT_K = 10
 DEFAULT_RADIUS_ARCSEC = 1.0       # a galaxy's catalog position is good to << 1 arcsec (Legacy Survey astrometry)
 
 
-class QueryError(ValueError):
+class QueryError(GalaxyVAEError, ValueError):
     """A query that cannot be answered; str() is one line naming the problem."""
 
 

@@ -84,12 +84,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, readers, runfiles
+from VAE_model.errors import StaleInputError
 from VAE_model.catalog import CatalogError
 from VAE_model.data import DataError, image_cache, image_name, read_image_list
 from VAE_model.features import encode_arrays
-from VAE_model.imageio import ImageError, load_image, read_fits_header
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
+from VAE_model.imageio import ImageError, image_position, load_image
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cli_main, describe_args, load_model,
                                pick_device, seed_everything, write_json)
 from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,
                                   encode_files, latent_scale, load_images_uint8, match_position, nearest,
@@ -146,10 +147,10 @@ def resolve_model(run: str, choice: str) -> tuple[Path, str]:
     if choice == "auto":
         choice = "adapted" if adapted.exists() else "part1"
     if choice == "part1":
-        return runfiles.require(best, f"Galaxy_VAE_n.py --run {run}"), "part1"
+        return readers.checkpoint_path(run), "part1"
     if choice == "adapted":
-        return runfiles.require(adapted, f"transfer/ adaptation (writes {runfiles.TRANSFER_ADAPTED}) --run {run}"), "adapted"
-    path = runfiles.require(choice, "Galaxy_VAE_n.py (or give an existing checkpoint)")
+        return readers.checkpoint_path(run, runfiles.TRANSFER_ADAPTED, readers.EVALUATE), "adapted"
+    path = readers.external_checkpoint(run, choice)
     for known, label in ((best, "part1"), (adapted, "adapted")):
         if known.exists() and known.resolve() == path.resolve():
             return path, label
@@ -160,10 +161,10 @@ def _paths_digest(paths) -> str:
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()
 
 
-def _checkpoint_stamp(path: Path, model, digest: str) -> dict:
-    stat = Path(path).stat()
-    return {"checkpoint": str(Path(path).resolve()), "checkpoint_size": stat.st_size,
-            "checkpoint_mtime_ns": stat.st_mtime_ns, "list_sha1": digest,
+def _checkpoint_stamp(path: Path, model, paths: list[str]) -> dict:
+    """What cached latents were made from: the checkpoint's content, the images (sizes, times)."""
+    return {"checkpoint": str(Path(path).resolve()), "checkpoint_sha256": provenance.file_digest(path),
+            "list_sha1": _paths_digest(paths), "images": provenance.image_set_identity(paths),
             "image_size": model.config.image_size, "latent_dim": model.config.latent_dim}
 
 
@@ -184,15 +185,6 @@ def cached_latents(out_path: Path, stamp: dict, make) -> np.ndarray:
     return mu
 
 
-def read_names(run: str) -> pd.DataFrame:
-    path = runfiles.require(Path(run) / runfiles.LATENT_NAMES, f"analysis/decals_2_2.py --run {run}")
-    names = pd.read_csv(path, dtype={"name": str, "path": str})
-    missing = {"image_index", "name", "path"} - set(names.columns)
-    if missing:
-        raise DataError(f"{path}: missing columns {', '.join(sorted(missing))}")
-    return names
-
-
 def decals_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
                  progress: bool = True, orientation_average: bool = False) -> LatentTable:
     """The DECaLS latents (rows of train.txt) under this model.
@@ -201,17 +193,17 @@ def decals_table(run: str, model, model_path: Path, label: str, device, batch_si
     other model or setting: the decode-once cache encoded with it, saved in
     RUN/similarity/latents_<model>[_orientation_average].npy (+ .json stamp).
     """
-    names = read_names(run)
-    list_path = runfiles.require(Path(run) / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
-    paths = read_image_list(list_path)
+    latents = readers.read_latents(run)
+    names = latents.names
+    list_path = Path(run) / runfiles.TRAIN_TXT
+    paths = readers.read_train_list(run)
     if len(paths) != len(names) or list(names["path"]) != paths:
-        raise DataError(f"{Path(run) / runfiles.LATENT_NAMES} does not match {list_path}; "
-                        f"rerun `analysis/decals_2_2.py --run {run}`")
+        raise StaleInputError(f"{Path(run) / runfiles.LATENT_NAMES} does not match {list_path}; "
+                              f"re-run `analysis/decals_2_2.py --run {run}`")
     if label == "part1" and not orientation_average:
-        mu = np.load(runfiles.require(Path(run) / runfiles.LATENT_MU, f"analysis/decals_2_2.py --run {run}"))
-        if mu.shape != (len(names), model.config.latent_dim):
-            raise DataError(f"{Path(run) / runfiles.LATENT_MU}: shape {mu.shape}, expected ({len(names)}, "
-                            f"{model.config.latent_dim}) for {model_path}; rerun `analysis/decals_2_2.py --run {run}`")
+        # queries encoded with this model must search latents of this model
+        readers.check_latents_model(latents, model_path, run)
+        mu = latents.mu
     else:
         def make():
             cache = image_cache(list_path, model.config.image_size, Path(run) / runfiles.CACHE_DIR, progress=progress)
@@ -219,7 +211,7 @@ def decals_table(run: str, model, model_path: Path, label: str, device, batch_si
                                  orientation_average=orientation_average)[0]
 
         out = runfiles.run_path(run, runfiles.SIMILARITY_LATENTS.format(model=latents_key(label, orientation_average)))
-        stamp = _checkpoint_stamp(model_path, model, _paths_digest(paths)) | {"orientation_average": orientation_average}
+        stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
         mu = cached_latents(out, stamp, make)
     scale = latent_scale(mu) if orientation_average else None
     return LatentTable("decals", label, mu if scale is None else mu / scale, names["name"].to_numpy(),
@@ -228,12 +220,11 @@ def decals_table(run: str, model, model_path: Path, label: str, device, batch_si
 
 
 def read_pairs(run: str) -> pd.DataFrame:
-    path = runfiles.require(Path(run) / runfiles.TRANSFER_PAIRS_CSV, f"transfer/make_pairs.py --run {run}")
-    pairs = pd.read_csv(path, dtype={"decals_iauname": str, "bass_iauname": str, "split": str,
-                                     "decals_path": str, "bass_path": str})
-    missing = {"decals_iauname", "bass_iauname", "ra", "dec", "bass_path"} - set(pairs.columns)
+    pairs = readers.read_pairs(run)
+    missing = {"ra", "dec", "bass_path"} - set(pairs.columns)
     if missing:
-        raise DataError(f"{path}: missing columns {', '.join(sorted(missing))}")
+        raise StaleInputError(f"{Path(run) / runfiles.TRANSFER_PAIRS_CSV}: missing columns {', '.join(sorted(missing))}; "
+                              f"re-run `transfer/make_pairs.py --run {run}`")
     return pairs
 
 
@@ -266,7 +257,7 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
         return mu
 
     out = runfiles.run_path(run, runfiles.SIMILARITY_BASS_LATENTS.format(model=latents_key(label, orientation_average)))
-    stamp = _checkpoint_stamp(model_path, model, _paths_digest(paths)) | {"orientation_average": orientation_average}
+    stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
     mu = cached_latents(out, stamp, make)
     kept = np.isfinite(mu).all(axis=1)
     mu = mu[kept]
@@ -305,15 +296,9 @@ def decals_positions(run: str, table: LatentTable, progress: bool = True) -> Non
             from tqdm import tqdm
 
             for r in tqdm(missing, desc="read RA/DEC from FITS headers", unit="img", disable=not progress or len(missing) < 200):
-                path = table.paths[r]
-                if not path.lower().endswith((".fits", ".fit", ".fits.gz", ".fz")):
-                    continue
-                try:
-                    header = read_fits_header(path)
-                except Exception:  # unreadable header: the galaxy has no position, reported below
-                    continue
-                if "RA" in header and "DEC" in header:
-                    ra[r], dec[r], source[r] = float(header["RA"]), float(header["DEC"]), "header"
+                image_ra, image_dec, found = image_position(table.paths[r])  # FITS WCS, else RA/DEC cards
+                if found != "none":  # rasters and unreadable headers have no position, reported below
+                    ra[r], dec[r], source[r] = image_ra, image_dec, "header"
             pd.DataFrame({"image_index": table.image_index, "name": table.names, "ra": ra, "dec": dec,
                           "source": source}).to_csv(runfiles.run_path(run, runfiles.SIMILARITY_POSITIONS_CSV), index=False)
     table.ra, table.dec = ra, dec
@@ -344,7 +329,7 @@ def other_survey_path(run: str, survey: str, name: str) -> str | None:
     names_path = Path(run) / runfiles.LATENT_NAMES
     if not names_path.exists():
         return None
-    names = read_names(run)
+    names = readers.read_latents(run).names
     hit = names[names["name"] == name]
     return str(hit["path"].iloc[0]) if len(hit) else None
 
@@ -630,6 +615,7 @@ def evaluate(args, run: str, device) -> dict:
 
 
 # ----------------------------------------------------------------------------- main
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
@@ -662,7 +648,7 @@ def main(argv=None) -> int:
             summaries.append(f"query {query['query_name']} ({query['kind']}): {len(result)} neighbours in "
                              f"{len(table)} {table.survey} latents ({label} model), nearest {result['name'].iloc[0]} "
                              f"at d={result['distance'].iloc[0]:.3f}; {csv_path} and .png")
-    except (runfiles.MissingInputError, QueryError, CatalogError, CheckpointError, DataError, ImageError) as error:
+    except (QueryError, CatalogError, ImageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - start:.1f} s: " + "; ".join(summaries))

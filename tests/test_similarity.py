@@ -7,6 +7,8 @@ runs on orientation-averaged latents by default (--no-orientation-average: RUN/l
 """
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import json
 import shutil
 import sys
@@ -18,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from analysis import decals_6
-from VAE_model import runfiles
+from analysis import decals_2_2, decals_6
+from VAE_model import provenance, runfiles
 from VAE_model.catalog import iau_name
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.similarity import (LatentTable, QueryError, build_index, match_position, nearest,
@@ -90,17 +92,17 @@ def sim_run(tmp_path_factory):
 
     run = base / "run"
     run.mkdir()
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
     assert Galaxy_VAE_n.main(["--run", str(run), "--image-size", str(SIZE), "--epochs", "1", "--batch-size", "16",
                               "--lr", "1e-3", "--latent-dim", "8", "--quiet", "--device", "cpu"]) == 0
     model = load_model(run / runfiles.BEST_CHECKPOINT)
     cache = image_cache(run / runfiles.TRAIN_TXT, SIZE, run / runfiles.CACHE_DIR, progress=False)
     mu, _ = encode_arrays(model, cache, "cpu")
     mu_averaged, _ = encode_arrays(model, cache, "cpu", orientation_average=True)
-    np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
-    pd.DataFrame({"image_index": np.arange(len(paths)), "name": truth["decals_iauname"], "path": paths}) \
-        .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
+    assert decals_2_2.main(["--run", str(run), "--skip-classes", "--quiet", "--device", "cpu"]) == 0
+    assert np.allclose(np.load(run / runfiles.LATENT_MU), mu, atol=1e-5)
     pd.DataFrame(pairs).to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIRS_CSV), index=False)
+    provenance.record(run, [runfiles.TRANSFER_PAIRS_CSV], [], "transfer/make_pairs.py")
     return {"run": run, "mock": mock, "truth": truth, "paths": paths, "pairs": pd.DataFrame(pairs), "mu": mu,
             "mu_averaged": mu_averaged}
 
@@ -160,10 +162,11 @@ def test_a_turned_or_mirrored_galaxy_finds_itself_with_orientation_averaging(sim
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    """(3, S, S) [0, 1] image -> 8-bit RGB PNG (what load_image reads back as the same [0, 1] image)."""
+    """(3, S, S) [0, 1] image -> 8-bit RGB PNG (what load_image reads back as the same [0, 1] image):
+    R, G, B = z, r, g and rows top-down (the viewer's convention, see imageio)."""
     from PIL import Image
 
-    Image.fromarray(np.round(np.moveaxis(image, 0, -1) * 255).astype(np.uint8)).save(path)
+    Image.fromarray(np.round(np.moveaxis(image[::-1, ::-1], 0, -1) * 255).astype(np.uint8)).save(path)
 
 
 @pytest.mark.parametrize("query, problem", [
@@ -222,6 +225,8 @@ def test_evaluate_writes_scores_for_both_models_and_finds_cross_survey_counterpa
     run = tmp_path / "run"
     shutil.copytree(sim_run["run"], run)
     shutil.copy(run / runfiles.BEST_CHECKPOINT, run / runfiles.TRANSFER_ADAPTED)   # 'adapted' = same weights
+    provenance.record(run, [runfiles.TRANSFER_ADAPTED], [provenance.Input.file(run / runfiles.BEST_CHECKPOINT)],
+                      "transfer/evaluate.py")
     assert decals_6.main(["--run", str(run), "--evaluate", "--mock-dir", str(sim_run["mock"]), "--quiet",
                           "--device", "cpu", "--orientation-average"]) == 0
     scores = pd.read_csv(run / runfiles.SIMILARITY_PRECISION_CSV)
