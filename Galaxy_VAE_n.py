@@ -20,38 +20,62 @@ The demo (Makefile) uses 64 px, a larger learning rate and fewer epochs to fit 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from VAE_model import runfiles
-from VAE_model.data import DataError, image_cache, split_indices
-from VAE_model.imageio import ImageError
-from VAE_model.models import VAEConfig
+from VAE_model import provenance, readers, runfiles
+from VAE_model.data import image_cache, read_image_list, split_indices
+from VAE_model.errors import MissingInputError
+from VAE_model.latent_size import read_chosen_latent_dim
+from VAE_model.models import ARCHITECTURES, VAEConfig
 from VAE_model.plots import save_image_grid, save_loss_curve
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, barrier, cleanup_distributed, describe_args,
-                               init_distributed, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError, TrainSettings, fit
+from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                               add_workers_argument, barrier, cleanup_distributed, cli_main, describe_args,
+                               ensure_run_dir, fraction_below_one, image_side, init_distributed, non_negative_float,
+                               pick_device, pick_precision, positive_float, positive_int, run_lock, seed_everything,
+                               write_json)
+from VAE_model.training import TrainSettings, data_identity, fit, resume_state
+
+
+def latent_dim_arg(text: str):
+    """--latent-dim: a positive integer, or 'auto' (the latent-size study's choice)."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    # defaults: the reference setting, from the VAEConfig / TrainSettings dataclasses (one source)
+    model, train = VAEConfig(), TrainSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
-    parser.add_argument("--latent-dim", type=int, default=40, help="latent vector size (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=256, help="image side in pixels, divisible by 64 (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=50, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=512, help="global batch size (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction (default: %(default)s)")
+    parser.add_argument("--latent-dim", type=latent_dim_arg, default=model.latent_dim,
+                        help="latent vector size, or 'auto': the size chosen by analysis/decals_2_3.py in "
+                             "RUN/latent_size/latent_size.json (default: %(default)s)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=model.arch,
+                        help="decoder: 'reference' (the reference study's, layer for layer) or 'light' "
+                             "(fewer FLOPs; see VAE_model/models.py) (default: %(default)s)")
+    parser.add_argument("--image-size", type=image_side, default=None,
+                        help="image side in pixels, a multiple of 64 (default: the size make_datatxt.py validated)")
+    parser.add_argument("--epochs", type=positive_int, default=TrainSettings.epochs, help="(default: %(default)s)")
+    add_batch_size_argument(parser, TrainSettings.batch_size, "global batch size")
+    parser.add_argument("--lr", type=positive_float, default=TrainSettings.lr, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--beta", type=non_negative_float, default=TrainSettings.beta,
+                        help="weight of the KL term (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=fraction_below_one, default=TrainSettings.val_fraction,
+                        help="held-out fraction, 0 <= f < 1 (default: %(default)s)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/rotations")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN/checkpoint.pt (refused if settings, image list or split changed)")
+    add_amp_argument(parser)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on CUDA (default: %(default)s)")
+    parser.add_argument("--loader-workers", type=positive_int, default=TrainSettings.workers,
+                        help="DataLoader worker processes on CUDA (default: %(default)s)")
+    add_workers_argument(parser)
     parser.add_argument("--image-list", default=None, help="image list (default: RUN/train.txt)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -65,51 +89,84 @@ def save_reconstructions(model, cache, indices, device, path, n: int = 8) -> Non
                     title="validation galaxies (g, r, z as blue, green, red)")
 
 
+def training_images(args) -> tuple[str, list[str], int]:
+    """(list path, image paths, image size): RUN/train.txt checked current with its images, and the
+    size make_datatxt.py validated them at unless --image-size is given."""
+    run = args.run
+    if args.image_list:
+        list_path = args.image_list
+        paths = read_image_list(list_path)
+    else:
+        list_path = str(Path(run) / runfiles.TRAIN_TXT)
+        paths = readers.read_train_list(run)
+    image_size = args.image_size
+    if image_size is None:
+        summary = readers.read_json(run, runfiles.DATATXT_SUMMARY, readers.MAKE_DATATXT)
+        if not summary.get("image_size"):
+            raise MissingInputError(f"{Path(run) / runfiles.DATATXT_SUMMARY}: records no validated image size; "
+                                    "give --image-size")
+        image_size = int(summary["image_size"])
+    return list_path, paths, image_size
+
+
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
     dist = init_distributed(device)
     precision = pick_precision(device, args.amp)
     seed_everything(args.seed)
-    run = args.run
-    list_path = args.image_list or f"{run}/{runfiles.TRAIN_TXT}"
-    try:
-        runfiles.require(list_path, "make_datatxt.py --run " + run)
-        config = VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size)
+    run = str(ensure_run_dir(args.run))
+    with contextlib.ExitStack() as stack:
+        stack.callback(cleanup_distributed, dist)
+        if dist.is_main:   # one training per run directory at a time
+            stack.enter_context(run_lock(run))
+        list_path, paths, image_size = training_images(args)
+        latent_dim = args.latent_dim
+        if latent_dim == "auto":
+            latent_dim, _ = read_chosen_latent_dim(run)
+            args.latent_dim = latent_dim      # args.json records the size used
+            print(f"--latent-dim auto: {latent_dim}, chosen by the latent-size study ({run}/{runfiles.LATENT_SIZE_JSON})")
+        config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch)
         cache_dir = f"{run}/{runfiles.CACHE_DIR}"
         if dist.is_main:   # one process decodes the images; the others then open the same cache
-            image_cache(list_path, args.image_size, cache_dir, progress=not args.quiet)
+            image_cache(list_path, image_size, cache_dir, workers=args.workers, progress=not args.quiet)
         barrier(dist)
-        cache = image_cache(list_path, args.image_size, cache_dir, progress=False)
+        cache = image_cache(list_path, image_size, cache_dir, progress=False)
         train_idx, val_idx = split_indices(len(cache), args.val_fraction, args.seed)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-                                 augment=args.augment, seed=args.seed, workers=args.workers,
-                                 # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (~1.5x
-                                 # measured at 64-128 px, bench/benchmark.py)
-                                 channels_last=True, compile=args.compile)
-        record = describe_args(args, device=str(device), precision=precision.describe(), world_size=dist.world_size,
-                               n_train=len(train_idx), n_val=len(val_idx))
+                                 val_fraction=args.val_fraction, augment=args.augment, seed=args.seed,
+                                 workers=args.loader_workers, compile=args.compile)
+        data = data_identity(list_path, paths, train_idx, val_idx)
+        # a refused resume stops here, before args.json and split.json are touched
+        state = resume_state(run, config, settings, data, device) if args.resume else None
+        record = describe_args(args, image_size=image_size, device_used=str(device), precision=precision.describe(),
+                               world_size=dist.world_size, n_train=len(train_idx), n_val=len(val_idx))
+        inputs = [provenance.Input.file(list_path), provenance.Input.images(list_path, paths)]
+
+        def record_outputs(history):
+            outputs = [runfiles.TRAIN_ARGS, runfiles.SPLIT_JSON, runfiles.CHECKPOINT, runfiles.LOSS_CSV]
+            if (Path(run) / runfiles.BEST_CHECKPOINT).exists():
+                outputs.append(runfiles.BEST_CHECKPOINT)
+            provenance.record(run, outputs, inputs, "Galaxy_VAE_n.py", record)
+
         if dist.is_main:
             write_json(record, runfiles.run_path(run, runfiles.TRAIN_ARGS))
             write_json({"seed": args.seed, "val_fraction": args.val_fraction, "train": train_idx, "val": val_idx},
                        runfiles.run_path(run, runfiles.SPLIT_JSON))
-            print(f"training on {len(train_idx)} images ({len(val_idx)} validation), {args.image_size} px, "
-                  f"latent {args.latent_dim}, {device} {precision.describe()}, {dist.world_size} process(es)")
+            print(f"training on {len(train_idx)} images ({len(val_idx)} validation), {image_size} px, "
+                  f"latent {latent_dim} ({config.arch} decoder), {device} {precision.describe()}, {dist.world_size} process(es)")
         model, history = fit(run, cache, train_idx, val_idx, config, settings, device, precision, dist,
-                             resume=args.resume, args_record=record, progress=not args.quiet)
-    except (runfiles.MissingInputError, DataError, ImageError, NonFiniteLossError, CheckpointError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        cleanup_distributed(dist)
-        return 1
-    if dist.is_main and history:
-        save_loss_curve(history, runfiles.run_path(run, runfiles.LOSS_PNG))
-        save_reconstructions(model, cache, val_idx if len(val_idx) else train_idx, device,
-                             runfiles.run_path(run, runfiles.RECON_PNG))
-        last = history[-1]
-        print(f"done: {len(history)} epochs, final val loss {last.get('val_loss', float('nan')):.2f}, "
-              f"val MSE/pixel {last.get('val_mse_per_pixel', float('nan')):.5f}, {last['images_per_s']:.0f} images/s; "
-              f"checkpoints in {run}")
-    cleanup_distributed(dist)
+                             resume=args.resume, args_record=record, progress=not args.quiet, data=data,
+                             start_state=state, on_epoch=record_outputs)
+        if dist.is_main and history:
+            save_loss_curve(history, runfiles.run_path(run, runfiles.LOSS_PNG))
+            save_reconstructions(model, cache, val_idx if len(val_idx) else train_idx, device,
+                                 runfiles.run_path(run, runfiles.RECON_PNG))
+            last = history[-1]
+            print(f"done: {len(history)} epochs, final val loss {last.get('val_loss', float('nan')):.2f}, "
+                  f"val MSE/pixel {last.get('val_mse_per_pixel', float('nan')):.5f}, "
+                  f"{last['images_per_s']:.0f} images/s; checkpoints in {run}")
     return 0
 
 

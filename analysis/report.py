@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from VAE_model import provenance
 from VAE_model import runfiles as rf
 from VAE_model.runtime import add_runtime_arguments, git_commit
 
@@ -246,6 +247,14 @@ def main(argv=None) -> int:
     run = Path(args.run)
     if not run.is_dir():
         print(f"error: {run}: run directory not found; run make_datatxt.py and Galaxy_VAE_n.py first", file=sys.stderr)
+        return 1
+    # a report is never written from results whose inputs changed since they were made
+    stale = provenance.stale_files(run)
+    if stale:
+        for _, reason in stale:
+            print(f"out of date: {reason}", file=sys.stderr)
+        print(f"error: {len(stale)} result file(s) in {run} are out of date (listed above; first: {stale[0][0]}); "
+              "re-run the stages named there (make demo does it)", file=sys.stderr)
         return 1
     path = build_report(run, Path(args.mock_dir))
     print(f"report written: {path}")
