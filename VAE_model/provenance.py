@@ -179,8 +179,11 @@ def _current(entry: dict, run: Path) -> dict | None:
     return None
 
 
-def problem(run: str | Path, name: str, made_by: str) -> str | None:
-    """Why RUN/name cannot be used as it is (one line), or None when it is current."""
+def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True) -> str | None:
+    """Why RUN/name cannot be used as it is (one line), or None when it is current.
+
+    ``own_identity=False`` checks only the inputs (a checkpoint that a killed run may have written
+    after its last record is still resumable, as long as what it was trained from is unchanged)."""
     run = Path(run)
     path = run / name
     rerun = f"re-run `{made_by}`"
@@ -189,7 +192,7 @@ def problem(run: str | Path, name: str, made_by: str) -> str | None:
     saved = read_record(run, name)
     if saved is None:
         return f"{path}: no provenance record ({record_path(run, name)} missing: made by an older version?); {rerun}"
-    if not _same(saved["identity"], file_identity(path)):
+    if own_identity and not _same(saved["identity"], file_identity(path)):
         return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
     for entry in saved["inputs"]:
         current = _current(entry, run)
@@ -204,9 +207,9 @@ def problem(run: str | Path, name: str, made_by: str) -> str | None:
     return None
 
 
-def check(run: str | Path, name: str, made_by: str) -> dict:
+def check(run: str | Path, name: str, made_by: str, own_identity: bool = True) -> dict:
     """The provenance record of RUN/name; MissingInputError / StaleInputError (one line) otherwise."""
-    reason = problem(run, name, made_by)
+    reason = problem(run, name, made_by, own_identity)
     if reason is not None:
         if not (Path(run) / name).exists():
             raise MissingInputError(reason)

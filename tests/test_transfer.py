@@ -3,6 +3,8 @@ adapt (mmd, paired) -> evaluate on a tiny two-survey sky made here (blurred, noi
 of fake DECaLS galaxies stand in for BASS+MzLS)."""
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import json
 
 import numpy as np
@@ -14,7 +16,8 @@ import Galaxy_VAE_n
 from transfer import adapt, evaluate, make_pairs, no_tf
 from VAE_model import runfiles
 from VAE_model.adaptation import (AdaptSettings, mmd2, pair_caches, pair_metrics, paired_distances, paired_loss,
-                                  random_pair_distances, read_pairs, retrieval_ranks)
+                                  random_pair_distances, retrieval_ranks)
+from VAE_model.readers import read_pairs
 from VAE_model.adaptation import adapt as adapt_model
 from VAE_model.features import encode_arrays
 from VAE_model.catalog import all_fraction_columns, fraction_column, iau_name
@@ -91,7 +94,7 @@ def build_transfer_run(base) -> dict:
     run = base / "run"
     run.mkdir()
     decals_images = sorted((sky / "decals").glob("*.fits"))
-    (run / "train.txt").write_text("".join(f"{p}\n" for p in decals_images))
+    write_train_list(run, decals_images)
     codes = {"train": Galaxy_VAE_n.main(["--run", str(run), *TINY_TRAIN])}
     common = ["--run", str(run), "--device", "cpu"]
     codes["make_pairs"] = make_pairs.main([
@@ -233,6 +236,26 @@ def test_the_alignment_term_not_extra_training_pulls_the_surveys_together(transf
     assert ratios[PAIRED_WEIGHT] < 0.8 * ratios[0.0], ratios
 
 
+def test_the_mmd_term_lowers_the_latent_mmd_between_surveys_against_a_lambda_zero_control(transfer_run, tmp_path):
+    """Control: the same MMD fine-tuning with lambda = 0 vs with the MMD term; the MMD between the
+    two surveys' latents (all pairs, the trained-on distributions) must be lower with the term."""
+    run = transfer_run["run"]
+    pairs = read_pairs(run)
+    decals, bass = pair_caches(run, 64, len(pairs), progress=False)
+    train = np.flatnonzero(pairs["split"].to_numpy() == "train")
+    device = torch.device("cpu")
+    mmd = {}
+    for weight in (0.0, 1e3):
+        torch.manual_seed(0)
+        settings = AdaptSettings(method="mmd", align_weight=weight, epochs=3, batch_size=8, lr=1e-3)
+        model, _ = adapt_model(tmp_path / str(weight), load_model(run / "best.pt"), decals, bass, train, [], settings,
+                               device, pick_precision(device), progress=False, log=lambda *a: None)
+        mu_d, _ = encode_arrays(model, decals, device)
+        mu_b, _ = encode_arrays(model, bass, device)
+        mmd[weight] = float(mmd2(torch.from_numpy(mu_d), torch.from_numpy(mu_b)))
+    assert mmd[1e3] < 0.7 * mmd[0.0], mmd
+
+
 def test_adaptation_checkpoint_resumes_and_records_the_method(transfer_run, capsys):
     run = transfer_run["run"]
     path = run / runfiles.ADAPT_CHECKPOINT.format(method="paired")
@@ -255,7 +278,7 @@ def test_missing_pairs_say_which_stage_to_run(tmp_path, capsys):
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(transfer_run, tmp_path, monkeypatch, capsys):
     import shutil
 
-    from VAE_model import adaptation
+    from VAE_model.adaptation import training as adaptation
 
     run = tmp_path / "run"
     shutil.copytree(transfer_run["run"], run)

@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from VAE_model import runfiles
-from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt,
-                                  model_quality, pair_caches, part1_validation, read_pairs)
-from VAE_model.data import DataError
-from VAE_model.imageio import ImageError
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
-                               load_model, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError
+from VAE_model import provenance, readers, runfiles
+from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt, model_quality,
+                                  pair_caches, pair_inputs, part1_validation)
+from VAE_model.errors import StaleInputError
+from VAE_model.readers import read_pairs
+from VAE_model.runtime import (add_runtime_arguments, cli_main, describe_args, load_checkpoint, load_model,
+                               pick_device, pick_precision, run_lock, seed_everything, write_json)
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
 # this factor, or latent variance below this fraction of Part I's, means Part I quality was lost.
@@ -126,15 +125,22 @@ def part1_beta(checkpoint) -> float:
     return float(load_checkpoint(checkpoint).get("settings", {}).get("beta", 1.0))
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed)
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
     run = args.run
-    checkpoint = args.checkpoint or f"{run}/{runfiles.BEST_CHECKPOINT}"
-    try:
-        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
+    method_dir = Path(run) / runfiles.ADAPT_DIR.format(method=args.method)
+    with run_lock(method_dir):   # one adaptation per method folder at a time
+        checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint \
+            else readers.checkpoint_path(run)
+        last = runfiles.ADAPT_CHECKPOINT.format(method=args.method)
+        if args.resume and (Path(run) / last).exists():
+            # resume only from an adaptation of the Part I model and pairs that exist now
+            provenance.check(run, last, f"transfer/adapt.py --run {run} --method {args.method} (without --resume)",
+                             own_identity=False)
         beta = args.beta if args.beta is not None else part1_beta(checkpoint)
         settings = AdaptSettings(method=args.method, align_weight=args.align_weight, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, beta=beta, augment=args.augment,
@@ -148,20 +154,28 @@ def main(argv=None) -> int:
         train_idx, val_idx = adaptation_split(np.flatnonzero(split == "train"), args.val_fraction, args.seed)
         test_idx = np.flatnonzero(split == "test")
         if len(train_idx) < 2:
-            raise ValueError(f"only {len(train_idx)} train pairs; need at least 2")
+            raise StaleInputError(f"{Path(run) / runfiles.TRANSFER_PAIRS_CSV}: only {len(train_idx)} train pairs; "
+                                  "need at least 2")
         before = model_quality(model, decals_cache, test_idx, device, precision, *part1)
-        record = describe_args(args, beta_used=beta, source_checkpoint=str(Path(checkpoint).resolve()), device=str(device),
+        record = describe_args(args, beta_used=beta, source_checkpoint=str(Path(checkpoint).resolve()),
+                               source_sha256=provenance.file_digest(checkpoint), device=str(device),
                                precision=precision.describe(), n_train_pairs=len(train_idx), n_val_pairs=len(val_idx))
+        inputs = [provenance.Input.file(checkpoint), *pair_inputs(run)]
+        best_name = runfiles.ADAPT_BEST.format(method=args.method)
+
+        def record_outputs(history):
+            outputs = [last, runfiles.ADAPT_HISTORY_CSV.format(method=args.method)]
+            outputs += [best_name] if (Path(run) / best_name).exists() else []
+            provenance.record(run, outputs, inputs, "transfer/adapt.py", record)
+
         print(f"adapting ({args.method}, lambda {args.align_weight}) on {len(train_idx)} train pairs "
               f"({len(val_idx)} held out), {model.config.image_size} px, {device} {precision.describe()}")
         model, history = adapt(run, model, decals_cache, bass_cache, train_idx, val_idx, settings, device, precision,
-                               resume=args.resume, args_record=record, progress=not args.quiet)
-        best_path = Path(run) / runfiles.ADAPT_BEST.format(method=args.method)
+                               resume=args.resume, args_record=record, progress=not args.quiet,
+                               on_epoch=record_outputs)
+        best_path = Path(run) / best_name
         best = load_model(best_path, device)
         after = model_quality(best, decals_cache, test_idx, device, precision, *part1)
-    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError, NonFiniteLossError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     warnings = []
     for key in ("recon_mse_per_pixel_part1_val", "recon_mse_per_pixel_test_decals"):
         if key in before and after[key] > MAX_MSE_INCREASE * before[key]:
@@ -174,6 +188,7 @@ def main(argv=None) -> int:
     write_json({"method": args.method, "best_epoch": best_epoch, "best_checkpoint": str(best_path),
                 "quality_before": before, "quality_after": after, "warnings": warnings, "history": history,
                 "config": record}, runfiles.run_path(run, runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)))
+    provenance.record(run, [runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)], inputs, "transfer/adapt.py", record)
     if history:
         save_history_png(history, runfiles.run_path(run, runfiles.ADAPT_HISTORY_PNG.format(method=args.method)), args.method)
     for warning in warnings:

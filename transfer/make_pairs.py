@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -37,13 +38,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
 from VAE_model.data import write_image_list
 from VAE_model.image_scan import validate_all
-from VAE_model.imageio import ImageError, load_image
+from VAE_model.imageio import ImageError, is_image_file, load_image
 from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels, required_columns
-from VAE_model.runtime import CheckpointError, add_runtime_arguments, describe_args, load_checkpoint, write_json
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cli_main, describe_args, load_checkpoint,
+                               write_json)
 
 MOCK = runfiles.DEFAULT_MOCK_DIR
 IMAGE_SUFFIXES = (".fits", ".fits.gz", ".fits.fz", ".fz", ".fit", ".png", ".jpg", ".jpeg")
@@ -112,8 +114,8 @@ def attach_images(matches: pd.DataFrame, decals_images, bass_images, image_size:
             path = found[survey][i]
             if path is None:
                 problems.append(f"{survey}: no image")
-            elif str(path.resolve()) in reasons:
-                problems.append(f"{survey}: {reasons[str(path.resolve())]}")
+            elif os.path.abspath(path) in reasons:  # validate_all keys: absolute, links not resolved
+                problems.append(f"{survey}: {reasons[os.path.abspath(path)]}")
         if problems:
             skipped.append({"decals_iauname": row.decals_iauname, "bass_iauname": row.bass_iauname,
                             "reason": "; ".join(problems)})
@@ -165,11 +167,12 @@ def save_examples(pairs: pd.DataFrame, image_size: int, path, n: int) -> None:
 def model_image_size(args) -> int:
     if args.image_size:
         return args.image_size
-    checkpoint = args.checkpoint or f"{args.run}/{runfiles.BEST_CHECKPOINT}"
-    runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {args.run} (or give --image-size)")
+    checkpoint = readers.external_checkpoint(args.run, args.checkpoint) if args.checkpoint \
+        else readers.checkpoint_path(args.run)
     return int(load_checkpoint(checkpoint)["model_config"]["image_size"])
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -208,6 +211,13 @@ def main(argv=None) -> int:
                "image_size": image_size, "labels_note": note,
                "n_labelled": {q: int(labels[q].notna().sum()) for q in labels.columns if q != "pair_id"}}
     write_json({**summary, "config": describe_args(args)}, runfiles.run_path(run, runfiles.TRANSFER_PAIRS_JSON))
+    inputs = [provenance.Input.file(args.decals_catalog), provenance.Input.file(args.bass_catalog),
+              provenance.Input.folder(args.decals_images, is_image_file), provenance.Input.folder(args.bass_images, is_image_file),
+              provenance.Input.images(Path(run) / runfiles.TRANSFER_DECALS_LIST, list(pairs["decals_path"])),
+              provenance.Input.images(Path(run) / runfiles.TRANSFER_BASS_LIST, list(pairs["bass_path"]))]
+    provenance.record(run, [runfiles.TRANSFER_PAIRS_CSV, runfiles.TRANSFER_DECALS_LIST, runfiles.TRANSFER_BASS_LIST,
+                            runfiles.TRANSFER_PAIR_LABELS_CSV, runfiles.TRANSFER_SKIPPED_CSV, runfiles.TRANSFER_PAIRS_JSON],
+                      inputs, "transfer/make_pairs.py", describe_args(args))
     for row in skipped[:5]:
         print(f"skipped {row['decals_iauname']} / {row['bass_iauname']}: {row['reason']}")
     if len(skipped) > 5:

@@ -36,14 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from VAE_model import runfiles
-from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, part1_validation,
-                                  random_pair_distances, read_pair_labels, read_pairs, save_distance_histograms,
+from VAE_model import provenance, readers, runfiles
+from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, pair_inputs, part1_validation,
+                                  random_pair_distances, read_pair_labels, save_distance_histograms,
                                   save_pair_gallery)
-from VAE_model.data import DataError
-from VAE_model.imageio import ImageError
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_model,
-                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.readers import read_pairs
+from VAE_model.runtime import (add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
+                               seed_everything, write_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,23 +63,19 @@ def summary_line(name: str, metrics: dict) -> str:
             f"-> BASS+MzLS {c['mean_accuracy_bass']:.3f}")
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed)
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
     run = args.run
-    checkpoint = args.checkpoint or f"{run}/{runfiles.BEST_CHECKPOINT}"
-    try:
-        runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
-        model = load_model(checkpoint, device)
-        pairs = read_pairs(run)
-        decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
-        labels = read_pair_labels(run, pairs)
-        part1 = part1_validation(run, model.config.image_size, progress=not args.quiet)
-    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
+    model = load_model(checkpoint, device)
+    pairs = read_pairs(run)
+    decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
+    labels = read_pair_labels(run, pairs)
+    part1 = part1_validation(run, model.config.image_size, progress=not args.quiet)
     metrics, mu_decals, mu_bass = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
                                                  part1, seed=args.seed)
     np.save(runfiles.run_path(run, runfiles.TRANSFER_MU_DECALS_BEFORE), mu_decals)
@@ -99,6 +94,10 @@ def main(argv=None) -> int:
                            precision=precision.describe(), latent_dim=model.config.latent_dim,
                            image_size=model.config.image_size)
     write_json({**metrics, "config": record}, runfiles.run_path(run, runfiles.TRANSFER_METRICS_BEFORE))
+    inputs = [provenance.Input.file(checkpoint), *pair_inputs(run)]
+    provenance.record(run, [runfiles.TRANSFER_METRICS_BEFORE, runfiles.TRANSFER_MU_DECALS_BEFORE,
+                            runfiles.TRANSFER_MU_BASS_BEFORE, runfiles.TRANSFER_DISTANCES_BEFORE],
+                      inputs, "transfer/no_tf.py", record)
     print(summary_line("done (no transfer)", metrics))
     return 0
 
