@@ -289,3 +289,20 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tran
                        *TINY_ADAPT]) == 1
     assert "non-finite" in capsys.readouterr().err
     assert load_checkpoint(path)["epoch"] == epoch
+
+
+def test_after_a_part1_retrain_adapt_resume_and_evaluate_refuse_the_old_adaptation(transfer_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(transfer_run["run"], run)
+    # a new Part I model (another seed) in the same run directory, Part II not re-run
+    assert Galaxy_VAE_n.main(["--run", str(run), *TINY_TRAIN, "--seed", "1"]) == 0
+    capsys.readouterr()
+    common = ["--run", str(run), "--device", "cpu"]
+    assert adapt.main([*common, "--method", "paired", "--resume", "--epochs", "4", *TINY_ADAPT]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of date" in err[0] and "best.pt" in err[0] and "without --resume" in err[0]
+    assert evaluate.main([*common, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "metrics_before.json is out of date" in err[0] and "no_tf.py" in err[0]
