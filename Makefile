@@ -26,6 +26,14 @@ DEMO_ADAPT_BATCH ?= 64
 DEMO_CNN_EPOCHS ?= 6
 
 COMMON := --run $(RUN) --seed $(SEED)
+# A stage re-runs when its inputs' time stamps say so, when the package code changed, or when the
+# provenance check (RUN/provenance/, VAE_model/provenance.py) finds its output out of date: e.g. an
+# image replaced on disk, or a checkpoint re-made by hand. STALE lists those outputs (run-relative).
+PKG := $(shell find VAE_model -name '*.py' 2>/dev/null)
+ifneq ($(filter demo report,$(or $(MAKECMDGOALS),demo)),)
+STALE := $(shell test -x $(PY) && $(PY) -m VAE_model.provenance stale $(RUN) 2>/dev/null)
+endif
+stale = $(if $(filter $(1),$(STALE)),FORCE)
 TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
 # Each stage's demo settings are remembered in RUN/.settings_<stage>; the file changes (and the
 # stage re-runs) only when its settings do.
@@ -36,6 +44,7 @@ SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
 SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH)
 
 .PHONY: demo test venv bench clean-demo FORCE
+.SECONDEXPANSION:
 
 venv: $(VENV)/.installed
 
@@ -68,52 +77,52 @@ $(RUN)/.settings_%: FORCE
 	@mkdir -p $(RUN)
 	@echo '$(SETTINGS_$*)' | cmp -s - $@ || echo '$(SETTINGS_$*)' > $@
 
-$(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py VAE_model/mock_survey.py | venv
+$(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py $(PKG) $(call stale,train.txt) | venv
 	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) $(COMMON)
 
-$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train Galaxy_VAE_n.py
+$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train Galaxy_VAE_n.py $(PKG) $(call stale,best.pt)
 	$(PY) Galaxy_VAE_n.py $(COMMON) $(TRAIN_FLAGS) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS)
 
-$(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py
+$(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py $(PKG) $(call stale,selection/classes.csv)
 	$(PY) analysis/decals_1.py $(COMMON) --catalog $(MOCK_DIR)/gz_decals.parquet
 
-$(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2_1.py
+$(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2_1.py $(PKG) $(call stale,selection/class_index.csv)
 	$(PY) analysis/decals_2_1.py $(COMMON)
 
-$(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py
+$(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py $(PKG) $(call stale,latents/mu.npy)
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
 $(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/.settings_sweep $(RUN)/selection/class_index.csv analysis/decals_2_3.py
 	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) --quiet
 
-$(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py
+$(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py $(PKG) $(call stale,maps/embeddings.csv)
 	$(PY) analysis/decals_3.py $(COMMON)
 
-$(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py
-	$(PY) analysis/decals_4.py $(COMMON) --truth $(MOCK_DIR)/truth.parquet
+$(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py $(PKG) $(call stale,outliers/outlier_scores.csv)
+	$(PY) analysis/decals_4.py $(COMMON) --mock-dir $(MOCK_DIR) --quiet
 
-$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py
+$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py $(PKG) $(call stale,classification/results.csv)
 	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 --quiet
 
 # Part II -----------------------------------------------------------------------------------
-$(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py
+$(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py $(PKG) $(call stale,transfer/pairs.csv)
 	$(PY) transfer/make_pairs.py $(COMMON) --decals-catalog $(MOCK_DIR)/gz_decals.parquet --bass-catalog $(MOCK_DIR)/gz_bass_mzls.parquet --decals-images $(MOCK_DIR)/decals --bass-images $(MOCK_DIR)/bass_mzls
 
-$(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py
+$(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py $(PKG) $(call stale,transfer/metrics_before.json)
 	$(PY) transfer/no_tf.py $(COMMON)
 
-$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py
+$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py $(PKG) $$(call stale,transfer/$$*/best.pt)
 	$(PY) transfer/adapt.py $(COMMON) --method $* --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
 
-$(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py
+$(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py $(PKG) $(call stale,transfer/before_after.csv)
 	$(PY) transfer/evaluate.py $(COMMON)
 
-$(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py
+$(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(PKG) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
 
 # Report ------------------------------------------------------------------------------------
 REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv \
 	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv
 
-$(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py
+$(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py $(PKG)
 	$(PY) analysis/report.py $(COMMON) --mock-dir $(MOCK_DIR)

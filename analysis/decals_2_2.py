@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 
 from VAE_model import provenance, readers, runfiles
+from VAE_model.api import image_positions, latents_table
 from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.errors import StaleInputError
 from VAE_model.features import encode_arrays
@@ -91,21 +92,6 @@ def check_class_index(classes: pd.DataFrame, paths: list[str], run_dir) -> None:
     if stale.any():
         raise StaleInputError(f"{Path(run_dir) / runfiles.CLASS_INDEX_CSV}: does not match the current "
                               f"train.txt ({int(stale.sum())} rows); re-run `analysis/decals_2_1.py --run {run_dir}`")
-
-
-def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], positions: pd.DataFrame | None,
-                  model_sha256: str) -> pd.DataFrame:
-    """One row per image: name, iauname, ra, dec (when known), path, mu_00.., logvar_00.., model identity."""
-    names = [image_name(p) for p in paths]
-    table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": names, "iauname": names, "path": paths})
-    if positions is not None:
-        table = table.merge(positions, on="image_index", how="left")
-    width = max(2, len(str(mu.shape[1] - 1)))
-    columns = {f"mu_{k:0{width}d}": mu[:, k] for k in range(mu.shape[1])}
-    columns.update({f"logvar_{k:0{width}d}": logvar[:, k] for k in range(logvar.shape[1])})
-    table = pd.concat([table, pd.DataFrame(columns)], axis=1)
-    table["model_sha256"] = model_sha256
-    return table
 
 
 def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path, device: torch.device,
@@ -160,8 +146,7 @@ def main(argv=None) -> int:
         .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
     per_question = write_class_features(run, mu, classes) if classes is not None else {}
     model_sha256 = provenance.file_digest(checkpoint)
-    positions = image_positions(paths)
-    latents_table(mu, logvar, paths, positions, model_sha256).to_parquet(
+    latents_table(mu, logvar, paths, model_sha256, image_positions(paths)).to_parquet(
         runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
     record = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
                            image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
@@ -181,24 +166,6 @@ def main(argv=None) -> int:
     print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "
           f"({len(paths) / max(seconds, 1e-9):.0f} images/s, {device}){classes_note}; in {Path(run) / runfiles.LATENTS_DIR}")
     return 0
-
-
-def image_positions(paths: list[str]) -> pd.DataFrame | None:
-    """RA/Dec (deg) of each image from its header (WCS centre or RA/DEC cards), when the loader knows one."""
-    from VAE_model import imageio
-
-    finder = getattr(imageio, "image_position", None)
-    if finder is None:
-        return None
-    rows = []
-    for i, path in enumerate(paths):
-        try:
-            found = finder(path)
-        except ImageError:
-            found = None
-        if found is not None and found[0] is not None:
-            rows.append({"image_index": i, "ra": float(found[0]), "dec": float(found[1])})
-    return pd.DataFrame(rows, columns=["image_index", "ra", "dec"]) if rows else None
 
 
 if __name__ == "__main__":

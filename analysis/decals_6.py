@@ -24,12 +24,10 @@ index (averaging leaves most dimensions with a small fraction of their variance;
 VAE_model/similarity.py). Why it exists: the VAE is trained with flip/rotation augmentation, so it
 learns to reconstruct every orientation and its mu encodes the position angle; a galaxy turned by
 90 degrees moves about as far in latent space as a random other galaxy. The averaged mu is exactly
-invariant to those 8 transforms (not to arbitrary angles). Measured on the demo (64 px mock,
-beta 1/16 model), precision@10 of the same true type, off -> on: all 0.469 -> 0.446; edge-on
-0.74 -> 0.82, irregular 0.32 -> 0.45, merger 0.23 -> 0.32, but smooth round 0.72 -> 0.39 and
-in-between 0.52 -> 0.43; cross-survey counterpart in top 1 0.92 -> 0.58 (orientation is identity
-information). With a beta = 1 model it helped overall (0.375 -> 0.498). So it is an option, not the
-default: try it when searching for disturbed or irregular objects. Cost: 8x the encoding time,
+invariant to those 8 transforms (not to arbitrary angles). On the demo it helps queries for
+disturbed and edge-on galaxies and hurts smooth ones and cross-survey identity (orientation is
+identity information; the measured figures are in README, "Similarity search"). So it is an
+option, not the default: try it when searching for disturbed or irregular objects. Cost: 8x the encoding time,
 paid once for the index (cached) and per query file. The averaged index cannot come from
 RUN/latents/mu.npy (one orientation): it is encoded from the cache and saved (raw averaged mu) as
 RUN/similarity/latents_<model>_orientation_average.npy. Every query (name, position, file,
@@ -125,7 +123,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--orientation-average", action=argparse.BooleanOptionalAction, default=False,
                         help="index and queries use mu averaged over the 8 flips/quarter-turns of each image "
                              "(standardised per dimension), so the search ignores the galaxy's orientation "
-                             "(default: off; 8x encoding time; see the docstring for the measured trade-off)")
+                             "(default: off; 8x encoding time; README gives the measured trade-off)")
     parser.add_argument("--batch-size", type=int, default=1024, help="encoding batch size (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -1,0 +1,79 @@
+"""The Python API: load a trained VAE, encode image files or a folder, get the latents table back.
+
+    from VAE_model.api import load_vae, encode
+    model = load_vae("runs/demo/best.pt")              # rebuilt from the checkpoint alone
+    table = encode(model, "my_cutouts/")               # a folder (searched recursively) or a list of files
+    table.to_parquet("my_latents.parquet")
+    table.attrs["skipped"]                             # [(path, reason)] of files that could not be used
+
+The table has the columns of ``RUN/latents/latents.parquet`` (analysis/decals_2_2.py): image_index,
+name, iauname (the file stem), path, ra, dec (deg, from the FITS WCS or RA/DEC cards when known),
+mu_00.., logvar_00.., model_sha256 (the checkpoint that made them). Images go through the one loader
+(``imageio.load_image``) and the cache's uint8 quantisation, so the latents are those the pipeline
+stages compute for the same files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def load_vae(checkpoint: str | Path, device: str = "auto"):
+    """The VAE of a checkpoint (eval mode) on ``device`` ('auto': CUDA when present, else CPU)."""
+    from .provenance import file_digest
+    from .runtime import load_model, pick_device
+
+    model = load_model(checkpoint, pick_device(device))
+    model.checkpoint_sha256 = file_digest(checkpoint)
+    return model
+
+
+def image_positions(paths: list[str]) -> pd.DataFrame | None:
+    """image_index, ra, dec (deg) of the images whose header gives a sky position (WCS centre or RA/DEC)."""
+    from .imageio import image_position
+
+    rows = []
+    for i, path in enumerate(paths):
+        ra, dec, _ = image_position(path)
+        if np.isfinite(ra) and np.isfinite(dec):
+            rows.append({"image_index": i, "ra": float(ra), "dec": float(dec)})
+    return pd.DataFrame(rows, columns=["image_index", "ra", "dec"]) if rows else None
+
+
+def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sha256: str,
+                  positions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per image: image_index, name, iauname, path, ra, dec, mu_00.., logvar_00.., model_sha256."""
+    from .data import image_name
+
+    names = [image_name(p) for p in paths]
+    table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": names, "iauname": names,
+                          "path": [str(p) for p in paths]})
+    table = table.merge(positions if positions is not None else
+                        pd.DataFrame(columns=["image_index", "ra", "dec"], dtype=float).astype({"image_index": int}),
+                        on="image_index", how="left")
+    width = max(2, len(str(mu.shape[1] - 1)))
+    columns = {f"mu_{k:0{width}d}": mu[:, k] for k in range(mu.shape[1])}
+    columns.update({f"logvar_{k:0{width}d}": logvar[:, k] for k in range(logvar.shape[1])})
+    table = pd.concat([table, pd.DataFrame(columns)], axis=1)
+    table["model_sha256"] = model_sha256
+    return table
+
+
+def encode(model, files, batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
+    """The latents table of image files (a folder or a list); unusable files are skipped and listed
+    in ``table.attrs["skipped"]``."""
+    from .features import encode_arrays
+    from .image_scan import find_images
+    from .similarity import load_images_uint8
+
+    paths = [str(p) for p in (find_images(files) if isinstance(files, (str, Path)) and Path(files).is_dir()
+                              else files)]
+    images, ok, errors = load_images_uint8(paths, model.config.image_size, progress)
+    device = next(model.parameters()).device
+    mu, logvar = encode_arrays(model, images[ok], device, batch_size=batch_size, progress=progress)
+    kept = [p for p, good in zip(paths, ok) if good]
+    table = latents_table(mu, logvar, kept, getattr(model, "checkpoint_sha256", "unknown"), image_positions(kept))
+    table.attrs["skipped"] = [(p, reason) for p, reason in zip([p for p, good in zip(paths, ok) if not good], errors)]
+    return table
