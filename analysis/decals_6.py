@@ -88,8 +88,9 @@ from VAE_model.catalog import CatalogError
 from VAE_model.data import DataError, image_cache, image_name, read_image_list
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import ImageError, image_position, load_image
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cli_main, describe_args, load_model,
-                               pick_device, seed_everything, write_json)
+from VAE_model.runtime import (CheckpointError, add_batch_size_argument, add_quiet_argument,
+                               add_runtime_arguments, cli_main, describe_args, load_model, pick_device,
+                               seed_everything, write_json)
 from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,
                                   encode_files, latent_scale, load_images_uint8, match_position, nearest,
                                   precision_at_k, random_expectation, slug, summarise)
@@ -124,8 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="index and queries use mu averaged over the 8 flips/quarter-turns of each image "
                              "(standardised per dimension), so the search ignores the galaxy's orientation "
                              "(default: off; 8x encoding time; README gives the measured trade-off)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="encoding batch size (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_batch_size_argument(parser, 1024, "encoding batch size")
+    add_quiet_argument(parser)
     args = parser.parse_args(argv)
     if args.reverse:
         args.index_survey = "bass"

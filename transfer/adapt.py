@@ -43,7 +43,8 @@ from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSett
                                   pair_caches, pair_inputs, part1_validation)
 from VAE_model.errors import StaleInputError
 from VAE_model.readers import read_pairs
-from VAE_model.runtime import (add_runtime_arguments, cli_main, describe_args, load_checkpoint, load_model,
+from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument,
+                               add_runtime_arguments, cli_main, describe_args, load_checkpoint, load_model,
                                pick_device, pick_precision, run_lock, seed_everything, write_json)
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
@@ -60,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lambda", dest="align_weight", metavar="LAMBDA", type=float, default=0.1,
                         help="weight of the alignment term (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per survey per step (default: %(default)s)")
+    add_batch_size_argument(parser, 128, "images per survey per step")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--beta", type=float, default=None,
                         help="weight of the KL term (default: the Part I model's, from its checkpoint)")
@@ -75,8 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/rotations")
     parser.add_argument("--checkpoint", default=None, help="Part I model to start from (default: RUN/best.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/transfer/<method>/checkpoint.pt")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_amp_argument(parser)
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -38,8 +38,9 @@ from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metri
                                   save_distance_histograms)
 from VAE_model.errors import MissingInputError
 from VAE_model.readers import read_pairs
-from VAE_model.runtime import (add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
-                               seed_everything, write_json)
+from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
+                               describe_args, load_model, pick_device, pick_precision, seed_everything,
+                               write_json)
 
 BASELINE = "no transfer"
 # (table row, True if larger is better): the scale-free comparison of the methods
@@ -55,8 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="adapted models to score, those with a best.pt (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_amp_argument(parser)
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

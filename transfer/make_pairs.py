@@ -44,8 +44,8 @@ from VAE_model.data import write_image_list
 from VAE_model.image_scan import validate_all
 from VAE_model.imageio import ImageError, is_image_file, load_image
 from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels, required_columns
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, cli_main, describe_args, load_checkpoint,
-                               write_json)
+from VAE_model.runtime import (CheckpointError, add_runtime_arguments, add_workers_argument, cli_main,
+                               describe_args, load_checkpoint, write_json)
 
 MOCK = runfiles.DEFAULT_MOCK_DIR
 IMAGE_SUFFIXES = (".fits", ".fits.gz", ".fits.fz", ".fz", ".fit", ".png", ".jpg", ".jpeg")
@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="vote-fraction threshold of the class labels (default: %(default)s, as in the reference study)")
     parser.add_argument("--examples", type=int, default=8, help="pairs shown in pairs_examples.png (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, help="processes for image validation (default: all cores)")
+    add_workers_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -41,8 +41,9 @@ from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, p
                                   random_pair_distances, read_pair_labels, save_distance_histograms,
                                   save_pair_gallery)
 from VAE_model.readers import read_pairs
-from VAE_model.runtime import (add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
-                               seed_everything, write_json)
+from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
+                               describe_args, load_model, pick_device, pick_precision, seed_everything,
+                               write_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,8 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="Part I model (default: RUN/best.pt)")
     parser.add_argument("--gallery", type=int, default=8, help="pairs per alike/unalike gallery (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_amp_argument(parser)
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
