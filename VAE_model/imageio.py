@@ -1,8 +1,35 @@
 """One image loader for FITS, PNG and JPG galaxy cutouts, and the FITS cutout writer.
 
-FITS cutouts are the reference format (Legacy Survey style): one HDU, float32, shape
-(3, H, W) in bands g, r, z, flux in nanomaggies (AB zero point 22.5 mag). PNG/JPG cutouts
-are already display-stretched 8-bit RGB (as Galaxy Zoo serves them) and are scaled to [0, 1].
+FITS cutouts are the reference format (Legacy Survey cutout service): one image HDU, float32
+(any byte order, e.g. big-endian ``>f4``), shape (n_bands, H, W), flux in nanomaggies (AB zero
+point 22.5 mag). Every FITS is read as it is served:
+
+- **bands**: the ``BAND<i>`` cards (else ``BANDS``, e.g. ``'grz'``, ``'griz'`` or ``'g,r,z'``) name
+  the planes; g, r, z are picked in that order from any superset and a cube in another order is
+  reordered. A cube lacking one of g, r, z is rejected. A 3-plane cube without band cards is taken
+  as g, r, z (``band_source = 'assumed'``, reported by make_datatxt).
+- **position**: the sky position of the centre pixel from the celestial WCS (Legacy Survey
+  cutouts carry a TAN WCS: ``CRVAL``, ``CRPIX``, ``CD``; no RA/DEC cards), the ``RA``/``DEC``
+  cards as fallback (``image_position``).
+- **pixel scale**: from the WCS (``proj_plane_pixel_scales``), else ``PIXSCALE`` (arcsec/pixel).
+  The native Legacy Survey pixel is 0.262 arcsec (Dey et al. 2019, AJ 157, 168); Galaxy Zoo DECaLS
+  requested cutouts at 0.10-0.14 arcsec/pixel scaled to each galaxy (willettk/decals,
+  ``download_images_threaded.py``), so the scale is recorded per image (``ImageInfo``).
+- **masked pixels**: NaN/inf, and per band pixels exactly 0.0 (no coverage: a background-
+  subtracted sky image has essentially no exact zeros) are counted; the worst band's fraction is
+  ``masked_fraction``. Up to ``max_masked_fraction`` (default 0.2, the limit Galaxy Zoo DECaLS
+  used for "few missing pixels": willettk/decals ``get_download_quality_of_fits(badmax_limit=0.2)``,
+  which counts the same exact zeros and NaNs per band) they are filled with 0 flux, the sky
+  level of a background-subtracted image (0 after the stretch); above it the cutout is rejected.
+
+Raster cutouts (PNG/JPG) are display renders. Their colour convention is that of the Legacy
+Survey viewer and the Galaxy Zoo DECaLS subject images: red = z, green = r, blue = g (band ->
+plane maps ``z=(0, ..), r=(1, ..), g=(2, ..)`` in ``dr2_rgb``/``sdss_rgb`` of legacysurvey/imagine
+``map/views.py`` and in ``dr2_style_rgb`` of willettk/decals ``get_images/image_utils.py``), so
+they are read as (B, G, R) = (g, r, z). Their row 0 is the top of the picture (north up, east
+left, as the viewer shows the sky), while FITS row 0 is the bottom (y, and Dec, increase upwards;
+the Galaxy Zoo renders were written with ``plt.imsave(..., origin='lower')``), so raster rows are
+flipped to the FITS array orientation. 8-bit rasters are scaled by 255, 16-bit ones by 65535.
 
 ``load_image`` returns the network input: float32 (3, H, W) in [0, 1]. FITS flux goes
 through the fixed asinh stretch below, the same for every galaxy, so surface brightness
@@ -10,14 +37,21 @@ differences between galaxies survive (a per-image normalisation would erase them
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import GalaxyVAEError
+
 BANDS = ("g", "r", "z")
-PIXEL_SCALE_ARCSEC = 0.262          # Legacy Survey cutout pixel scale, arcsec/pixel
+PIXEL_SCALE_ARCSEC = 0.262          # native Legacy Survey pixel, arcsec/pixel (Dey et al. 2019)
+PIXEL_SCALE_TOLERANCE = 0.05        # relative difference from the native scale that earns a warning
+DEFAULT_MAX_MASKED_FRACTION = 0.2   # Galaxy Zoo DECaLS' limit on missing pixels per band (see above)
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+RASTER_PLANE_OF_BAND = {"g": 2, "r": 1, "z": 0}   # RGB plane of each band in viewer / Galaxy Zoo renders
 
 # asinh stretch of nanomaggy flux: x -> asinh(f / soft) / asinh(max / soft), clipped to [0, 1].
 # soft ~ a few times the DECaLS pixel noise (~0.005-0.01 nmgy), so the sky sits near 0 and
@@ -27,8 +61,29 @@ ASINH_MAX_NMGY = 100.0
 STRETCH = {"kind": "asinh", "softening_nmgy": ASINH_SOFTENING_NMGY, "max_nmgy": ASINH_MAX_NMGY}
 
 
-class ImageError(ValueError):
+class ImageError(GalaxyVAEError, ValueError):
     """An unusable image; str() is one line: '<path>: <problem>'."""
+
+
+@dataclass
+class ImageInfo:
+    """What the loader learnt about one file (one row of make_datatxt's images.csv)."""
+    path: str
+    kind: str                          # 'fits' | 'raster'
+    shape: tuple                       # as stored: (planes, H, W)
+    bands: str                         # bands of the stored planes, e.g. 'grz', 'griz', 'zrg' (raster: 'zrg' = RGB)
+    band_source: str                   # 'cards' | 'assumed' (3 planes, no band cards) | 'raster' | 'grey'
+    ra_deg: float = float("nan")
+    dec_deg: float = float("nan")
+    position_source: str = "none"      # 'wcs' | 'cards' | 'none'
+    pixel_scale_arcsec: float = float("nan")
+    scale_source: str = "none"         # 'wcs' | 'PIXSCALE' | 'none'
+    masked_fraction: float = 0.0       # worst band: NaN/inf (+ exact zeros for FITS)
+
+    def row(self) -> dict:
+        row = asdict(self)
+        row["shape"] = "x".join(str(n) for n in self.shape)
+        return row
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -36,60 +91,274 @@ def is_image_file(path: str | Path) -> bool:
     return name.endswith(FITS_SUFFIXES) or name.endswith(RASTER_SUFFIXES)
 
 
+def image_stem(path: str | Path) -> str:
+    """File name without its image suffix (``J130700.87+284254.1.fits.gz`` -> ``J130700.87+284254.1``)."""
+    name = Path(path).name
+    for suffix in FITS_SUFFIXES + RASTER_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def is_fits(path: str | Path) -> bool:
+    return str(path).lower().endswith(FITS_SUFFIXES)
+
+
 def asinh_stretch(flux: np.ndarray) -> np.ndarray:
     scaled = np.arcsinh(flux / ASINH_SOFTENING_NMGY) / np.arcsinh(ASINH_MAX_NMGY / ASINH_SOFTENING_NMGY)
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
-def read_raw(path: str | Path) -> np.ndarray:
-    """Read an image file as stored: FITS flux (3, H, W) or raster RGB scaled to [0, 1] as (3, H, W).
+def inverse_asinh_stretch(stretched: np.ndarray) -> np.ndarray:
+    """Stretched [0, 1] -> flux in nanomaggies (>= 0; negative sky was clipped by the stretch)."""
+    scale = np.arcsinh(ASINH_MAX_NMGY / ASINH_SOFTENING_NMGY)
+    return (ASINH_SOFTENING_NMGY * np.sinh(np.asarray(stretched, np.float64) * scale)).astype(np.float32)
 
-    Raises ImageError naming the file for unreadable, truncated or wrongly shaped files.
+
+# ----------------------------------------------------------------------------- FITS header facts
+def _first_line(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _image_hdu(hdul):
+    """The first HDU holding an image of at least 2 axes (primary, image or tile-compressed)."""
+    for hdu in hdul:
+        if getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) >= 2:
+            return hdu
+    return None
+
+
+def read_header(path: str | Path):
+    """astropy Header of the image HDU (the first HDU with an image); ImageError when none."""
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                hdu = _image_hdu(hdul)
+                if hdu is None:
+                    raise ImageError(f"{path}: FITS file holds no image data")
+                return hdu.header.copy()
+    except ImageError:
+        raise
+    except Exception as error:
+        raise ImageError(f"{path}: unreadable FITS header ({_first_line(error)})") from None
+
+
+def read_fits_header(path: str | Path) -> dict:
+    """The image HDU's header cards as a dict."""
+    return dict(read_header(path))
+
+
+def _celestial_wcs(header):
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    if not str(header.get("CTYPE1", "")).strip() and not str(header.get("CTYPE2", "")).strip():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2).celestial
+    except Exception:  # a malformed WCS: fall back to the cards
+        return None
+    return wcs if wcs.has_celestial and wcs.naxis == 2 else None
+
+
+def header_position(header) -> tuple[float, float, str]:
+    """(RA, Dec) ICRS degrees of the centre pixel and the source: 'wcs', 'cards' (RA/DEC) or 'none'."""
+    wcs = _celestial_wcs(header)
+    nx, ny = header.get("NAXIS1"), header.get("NAXIS2")
+    if wcs is not None and nx and ny:
+        try:
+            from astropy.wcs.utils import pixel_to_skycoord
+
+            # 0-based centre pixel ((N-1)/2; CRPIX = (N+1)/2 in Legacy Survey cutouts, 1-based)
+            sky = pixel_to_skycoord((nx - 1) / 2.0, (ny - 1) / 2.0, wcs, origin=0).icrs
+            if np.isfinite(sky.ra.deg) and np.isfinite(sky.dec.deg):
+                return float(sky.ra.deg), float(sky.dec.deg), "wcs"
+        except Exception:  # unusable WCS (e.g. unknown frame): fall back to the cards
+            pass
+    try:
+        ra, dec = float(header["RA"]), float(header["DEC"])
+        if np.isfinite(ra) and np.isfinite(dec):
+            return ra, dec, "cards"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return float("nan"), float("nan"), "none"
+
+
+def header_pixel_scale(header) -> tuple[float, str]:
+    """(arcsec/pixel, source 'wcs' | 'PIXSCALE' | 'none'); the mean of the two axes' scales."""
+    wcs = _celestial_wcs(header)
+    if wcs is not None:
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scales = proj_plane_pixel_scales(wcs) * 3600.0  # deg -> arcsec (celestial axes are in deg)
+        if np.all(np.isfinite(scales)) and np.all(scales > 0):
+            return float(np.mean(scales)), "wcs"
+    try:
+        scale = float(header["PIXSCALE"])
+        if np.isfinite(scale) and scale > 0:
+            return scale, "PIXSCALE"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return float("nan"), "none"
+
+
+def header_bands(header, n_planes: int) -> tuple[list[str], str]:
+    """Band of each stored plane from BAND<i> (else BANDS) and the source ('cards' | 'assumed')."""
+    cards = [str(header.get(f"BAND{i}", "")).strip() for i in range(n_planes)]
+    if all(cards):
+        return [c.lower() for c in cards], "cards"
+    value = str(header.get("BANDS", "")).strip().lower()
+    if value:
+        parts = [p for p in value.replace(",", " ").split() if p]
+        bands = parts if len(parts) == n_planes else list(value.replace(",", "").replace(" ", ""))
+        if len(bands) == n_planes:
+            return bands, "cards"
+        raise ImageError(f"BANDS card '{value}' names {len(bands)} bands for {n_planes} image planes")
+    if n_planes == len(BANDS):
+        return list(BANDS), "assumed"
+    raise ImageError(f"{n_planes} image planes and no BANDS/BAND<i> cards to tell which are g, r, z")
+
+
+def image_position(path: str | Path) -> tuple[float, float, str]:
+    """(RA, Dec) ICRS degrees of an image's centre and the source ('wcs' | 'cards' | 'none').
+
+    Rasters and unreadable headers give (nan, nan, 'none')."""
+    if not is_fits(path):
+        return float("nan"), float("nan"), "none"
+    try:
+        return header_position(read_header(path))
+    except ImageError:
+        return float("nan"), float("nan"), "none"
+
+
+# ----------------------------------------------------------------------------- reading
+def _declared_end(hdu) -> int | None:
+    """Byte offset where the HDU's data ends according to its header (None for compressed HDUs)."""
+    from astropy.io import fits
+
+    if isinstance(hdu, fits.CompImageHDU):  # tile-compressed: the stored size is not the image size
+        return None
+    try:
+        start = hdu.fileinfo()["datLoc"]
+    except Exception:
+        return None
+    count = int(np.prod([hdu.header.get(f"NAXIS{i}", 0) for i in range(1, hdu.header.get("NAXIS", 0) + 1)]))
+    return int(start + abs(int(hdu.header.get("BITPIX", 8))) // 8 * count)
+
+
+def _read_fits(path: Path) -> tuple[np.ndarray, object]:
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy warns "File may have been truncated" before failing
+        with fits.open(path, memmap=False) as hdul:
+            hdu = _image_hdu(hdul)
+            if hdu is None:
+                raise ImageError(f"{path}: FITS file holds no image data")
+            header = hdu.header.copy()
+            expected, size = _declared_end(hdu), path.stat().st_size
+            if expected is not None and size < expected:
+                raise ImageError(f"{path}: truncated FITS ({size} bytes on disk, its header declares "
+                                 f"{expected}); download it again")
+            data = hdu.data
+            if data is None:
+                raise ImageError(f"{path}: FITS file holds no image data")
+            return np.asarray(data, dtype=np.float32), header  # float32 in native byte order
+
+
+def _read_raster(path: Path) -> tuple[np.ndarray, str]:
+    """(3, H, W) in [0, 1], planes g, r, z, FITS orientation (row 0 = bottom); and 'raster' | 'grey'."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            # 16-bit greyscale: full depth (convert('RGB') would clip it to 255 = white)
+            grey = np.asarray(image, dtype=np.float32) / 65535.0
+            return np.repeat(grey[None], 3, axis=0)[:, ::-1].copy(), "grey"
+        kind = "grey" if image.mode in ("1", "L", "LA") else "raster"
+        # 16-bit-per-channel RGB PNGs are decoded by Pillow to their 8 most significant bits
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    planes = np.stack([rgb[:, :, RASTER_PLANE_OF_BAND[b]] for b in BANDS])
+    return planes[:, ::-1].copy(), kind
+
+
+def read_cutout(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
+    """Read a file as stored, with its facts: (3, H, W) g, r, z (FITS flux in nanomaggies, NaN kept;
+    rasters in [0, 1]), flipped/reordered to the FITS convention, and its ``ImageInfo``.
+
+    Raises ImageError naming the file for unreadable, truncated, wrongly shaped or band-less files.
     """
     path = Path(path)
-    name = path.name.lower()
     try:
-        if name.endswith(FITS_SUFFIXES):
-            array = _read_fits_data(path)
-        elif name.endswith(RASTER_SUFFIXES):
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+        if is_fits(path):
+            data, header = _read_fits(path)
+            if data.ndim == 2:
+                data = data[None]
+            if data.ndim != 3:
+                raise ImageError(f"{path}: expected a (bands, H, W) cube, got shape {data.shape}")
+            try:
+                bands, band_source = header_bands(header, data.shape[0])
+            except ImageError as error:
+                raise ImageError(f"{path}: {error}") from None
+            missing = [b for b in BANDS if b not in bands]
+            if missing:
+                raise ImageError(f"{path}: no {', '.join(missing)} band among the {len(bands)} bands "
+                                 f"'{''.join(bands)}' ({len(BANDS)} bands as (3, H, W) g, r, z needed)")
+            array = data[[bands.index(b) for b in BANDS]]
+            ra, dec, position_source = header_position(header)
+            scale, scale_source = header_pixel_scale(header)
+            info = ImageInfo(str(path), "fits", tuple(data.shape), "".join(bands), band_source, ra, dec,
+                             position_source, scale, scale_source)
+        elif path.name.lower().endswith(RASTER_SUFFIXES):
+            array, kind = _read_raster(path)
+            info = ImageInfo(str(path), "raster", tuple(array.shape), "zrg", kind)
         else:
             raise ImageError(f"{path}: not a FITS/PNG/JPG file")
     except ImageError:
         raise
     except Exception as error:  # astropy/PIL raise many types for corrupt files
-        raise ImageError(f"{path}: unreadable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
-    if array.ndim != 3 or array.shape[0] != len(BANDS):
-        raise ImageError(f"{path}: expected {len(BANDS)} bands as (3, H, W), got shape {array.shape}")
-    return array
+        raise ImageError(f"{path}: unreadable ({_first_line(error)})") from None
+    return array, info
 
 
-def _read_fits_data(path: Path) -> np.ndarray:
-    from astropy.io import fits
-
-    with fits.open(path, memmap=False) as hdul:
-        for hdu in hdul:
-            if hdu.data is not None:
-                return np.asarray(hdu.data, dtype=np.float32)
-    raise ImageError(f"{path}: FITS file holds no image data")
+def read_raw(path: str | Path) -> np.ndarray:
+    """(3, H, W) g, r, z as stored: FITS flux or raster RGB scaled to [0, 1] (see ``read_cutout``)."""
+    return read_cutout(path)[0]
 
 
-def check_pixels(path: str | Path, array: np.ndarray, image_size: int | None = None) -> None:
-    """Raise ImageError if the pixels are unusable: non-finite, blank, or the wrong size."""
+# ----------------------------------------------------------------------------- pixel checks
+def masked_pixels(array: np.ndarray, flux: bool = True) -> np.ndarray:
+    """Boolean (3, H, W): NaN/inf, and for FITS flux also pixels exactly 0.0 (no coverage)."""
+    bad = ~np.isfinite(array)
+    return bad | (array == 0.0) if flux else bad
+
+
+def check_pixels(path: str | Path, array: np.ndarray, image_size: int | None = None,
+                 max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION, flux: bool = True) -> np.ndarray:
+    """Raise ImageError if the pixels are unusable (too small, blank, too many masked pixels);
+    return the mask of pixels to fill (``masked_pixels``)."""
     if image_size is not None and array.shape[1:] != (image_size, image_size):
         if array.shape[1] != array.shape[2] or array.shape[1] < image_size:
             raise ImageError(f"{path}: expected a square cutout of at least {image_size} px, got {array.shape[1]}x{array.shape[2]}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ImageError(f"{path}: {int(bad.sum())} non-finite (NaN/inf) pixels")
-    if not np.any(array):
-        raise ImageError(f"{path}: blank image (all pixels zero)")
-    for band, plane in zip(BANDS, array):
+    finite = np.where(np.isfinite(array), array, 0.0)
+    if not np.any(finite):
+        raise ImageError(f"{path}: blank image (all pixels zero or non-finite)")
+    for band, plane in zip(BANDS, finite):
         if not np.any(plane):
-            raise ImageError(f"{path}: band {band} is blank (all zero)")
+            raise ImageError(f"{path}: band {band} is blank (all zero or non-finite)")
+    mask = masked_pixels(array, flux)
+    fractions = mask.reshape(len(BANDS), -1).mean(axis=1)
+    worst = int(np.argmax(fractions))
+    if fractions[worst] > max_masked_fraction:
+        what = "NaN/inf or exactly 0" if flux else "NaN/inf"
+        raise ImageError(f"{path}: masked fraction {fractions[worst]:.3f} in band {BANDS[worst]} ({what}, no "
+                         f"coverage) > --max-masked-fraction {max_masked_fraction:g}")
+    return mask
 
 
 def resize(array: np.ndarray, image_size: int) -> np.ndarray:
@@ -111,23 +380,120 @@ def resize(array: np.ndarray, image_size: int) -> np.ndarray:
     return F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)[0].numpy()
 
 
-def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:
-    """The one loader: file -> validated network input, float32 (3, S, S) in [0, 1]."""
-    raw = read_raw(path)
-    check_pixels(path, raw, image_size)
-    image = asinh_stretch(raw) if str(path).lower().endswith(FITS_SUFFIXES) else raw.astype(np.float32)
+def inspect_image(path: str | Path, image_size: int | None = None,
+                  max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION) -> tuple[np.ndarray, ImageInfo]:
+    """Read and check a file: (network input float32 (3, S, S) in [0, 1], its ImageInfo).
+
+    Masked pixels are filled with 0 after the stretch (the sky level of a background-subtracted
+    image); their worst-band fraction is ``info.masked_fraction``."""
+    raw, info = read_cutout(path)
+    flux = info.kind == "fits"
+    mask = check_pixels(path, raw, image_size, max_masked_fraction, flux=flux)
+    info.masked_fraction = float(mask.reshape(len(BANDS), -1).mean(axis=1).max())
+    image = asinh_stretch(np.where(mask, 0.0, raw)) if flux else np.where(mask, 0.0, raw).astype(np.float32)
     if image_size is not None:
         image = resize(image, image_size)
-    return image
+    return image, info
 
 
-def validate_image(path: str | Path, image_size: int | None = None) -> str | None:
+def load_image(path: str | Path, image_size: int | None = None,
+               max_masked_fraction: float | None = None) -> np.ndarray:
+    """The one loader: file -> validated network input, float32 (3, S, S) in [0, 1].
+
+    Masked pixels are filled whatever their fraction unless ``max_masked_fraction`` is given: the
+    limit is applied where the image list is made (make_datatxt's --max-masked-fraction), so a
+    list made with another limit is still decoded as it was accepted."""
+    return inspect_image(path, image_size, 1.0 if max_masked_fraction is None else max_masked_fraction)[0]
+
+
+def _reason(path, error: ImageError) -> str:
+    text = str(error)
+    return text.split(": ", 1)[-1] if text.startswith(str(path)) else text
+
+
+def validate_image(path: str | Path, image_size: int | None = None,
+                   max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION) -> str | None:
     """None if the file is a usable cutout, else the reason (one line, without the path)."""
     try:
-        load_image(path, image_size)
+        inspect_image(path, image_size, max_masked_fraction)
     except ImageError as error:
-        return str(error).split(": ", 1)[-1] if str(error).startswith(str(path)) else str(error)
+        return _reason(path, error)
     return None
+
+
+def describe_image(path: str | Path, image_size: int | None = None,
+                   max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION) -> tuple[ImageInfo | None, str | None]:
+    """(ImageInfo, None) for a usable cutout, else (None, reason without the path)."""
+    try:
+        return inspect_image(path, image_size, max_masked_fraction)[1], None
+    except ImageError as error:
+        return None, _reason(path, error)
+
+
+# ----------------------------------------------------------------------------- pixel scale
+def resample_fits(path: str | Path, out_path: str | Path, scale_arcsec: float = PIXEL_SCALE_ARCSEC) -> ImageInfo:
+    """Write ``path`` resampled to ``scale_arcsec`` per pixel as a FITS at ``out_path``.
+
+    All stored planes and header cards are kept; the WCS (CD or CDELT, CRPIX), PIXSCALE and
+    NAXIS follow the new grid (same sky centre and field of view). Pixel values are interpolated,
+    not summed: Legacy Survey cutouts requested at another ``pixscale`` keep the surface-brightness
+    units of the native pixel (nanomaggies per 0.262 arcsec pixel: an aperture sum of the same galaxy
+    at 0.10 arcsec/px is (0.262/0.10)^2 times larger), so interpolated values stay comparable with
+    native cutouts. Interpolation: ``scipy.ndimage.zoom`` (linear, ``grid_mode=True`` so pixel
+    edges, not centres, map onto each other), preceded when shrinking by a Gaussian
+    anti-aliasing filter of sigma = (1/zoom - 1)/2 input pixels (the choice of
+    ``skimage.transform.rescale(anti_aliasing=True)``).
+    """
+    from astropy.io import fits
+    from scipy import ndimage
+
+    path, out_path = Path(path), Path(out_path)
+    data, header = _read_fits(path)
+    cube = data if data.ndim == 3 else data[None]
+    scale, source = header_pixel_scale(header)
+    if source == "none":
+        raise ImageError(f"{path}: no WCS or PIXSCALE card: pixel scale unknown, cannot resample")
+    n_in = cube.shape[1:]
+    n_out = tuple(max(1, int(round(n * scale / scale_arcsec))) for n in n_in)
+    zoom = (n_out[0] / n_in[0], n_out[1] / n_in[1])   # (y, x)
+    sigma = [max(0.0, (1 / z - 1) / 2) for z in zoom]
+
+    def regrid(plane):
+        if min(zoom) < 1:
+            plane = ndimage.gaussian_filter(plane, sigma, mode="nearest")
+        return ndimage.zoom(plane, zoom, order=1, mode="nearest", grid_mode=True)
+
+    planes = []
+    for plane in cube:
+        masked = masked_pixels(plane)
+        out_plane = regrid(np.where(masked, 0.0, plane))
+        # masked (no-coverage) regions stay exactly 0 on the new grid, so they are still counted
+        out_plane[regrid(masked.astype(np.float32)) > 0.5] = 0.0
+        planes.append(out_plane)
+    out = np.stack(planes).astype(np.float32)
+    header = header.copy()
+    zx, zy = zoom[1], zoom[0]
+    for axis, z in ((1, zx), (2, zy)):
+        # 1-based pixel coordinate p maps to (p - 0.5) * z + 0.5 when edges map onto edges
+        if f"CRPIX{axis}" in header:
+            header[f"CRPIX{axis}"] = (header[f"CRPIX{axis}"] - 0.5) * z + 0.5
+        if f"CDELT{axis}" in header:
+            header[f"CDELT{axis}"] = header[f"CDELT{axis}"] / z
+        for j in (1, 2):
+            if f"CD{axis}_{j}" in header:
+                header[f"CD{axis}_{j}"] = header[f"CD{axis}_{j}"] / z
+    header["PIXSCALE"] = (scale * n_in[1] / n_out[1], "arcsec/pixel (resampled)")
+    for key in ("IMAGEW", "IMAGEH"):
+        if key in header:
+            header[key] = float(n_out[1] if key == "IMAGEW" else n_out[0])
+    header["HISTORY"] = f"resampled from {scale:.5f} to {header['PIXSCALE']:.5f} arcsec/px by Galaxy_VAE"
+    header["HISTORY"] = f"source: {path.name}"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    hdu = fits.PrimaryHDU(out if data.ndim == 3 else out[0], header=header)
+    hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
+    tmp.replace(out_path)
+    return read_cutout(out_path)[1]
 
 
 def write_fits_cutout(path: str | Path, flux_nmgy: np.ndarray, header_cards: dict) -> None:
@@ -145,10 +511,3 @@ def write_fits_cutout(path: str | Path, flux_nmgy: np.ndarray, header_cards: dic
     tmp = path.with_name(path.name + ".tmp")
     fits.PrimaryHDU(np.asarray(flux_nmgy, dtype=np.float32), header=header).writeto(tmp, overwrite=True)
     tmp.replace(path)
-
-
-def read_fits_header(path: str | Path) -> dict:
-    from astropy.io import fits
-
-    with fits.open(path, memmap=False) as hdul:
-        return dict(hdul[0].header)

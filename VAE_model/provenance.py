@@ -233,19 +233,24 @@ def stale_files(run: str | Path) -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] not in ("stale", "check") or (argv[0] == "check" and len(argv) != 3):
-        print(__doc__.strip().splitlines()[-2].strip(), file=sys.stderr)
-        print("usage: python -m VAE_model.provenance stale RUN | check RUN FILE", file=sys.stderr)
-        return 2
-    if argv[0] == "stale":
-        for name, reason in stale_files(argv[1]):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    stale = commands.add_parser("stale", help="print every out-of-date file of a run (run-relative), reasons on stderr")
+    stale.add_argument("run")
+    one = commands.add_parser("check", help="say whether one run file is current, and why not")
+    one.add_argument("run")
+    one.add_argument("file", help="run-relative name, e.g. latents/mu.npy")
+    args = parser.parse_args(argv)
+    if args.command == "stale":
+        for name, reason in stale_files(args.run):
             print(name)
             print(f"out of date: {reason}", file=sys.stderr)
         return 0
-    saved = read_record(argv[1], argv[2])
-    reason = problem(argv[1], argv[2], saved["stage"] if saved else "its stage")
-    print(reason or f"{Path(argv[1]) / argv[2]}: current")
+    saved = read_record(args.run, args.file)
+    reason = problem(args.run, args.file, saved["stage"] if saved else "its stage")
+    print(reason or f"{Path(args.run) / args.file}: current")
     return 1 if reason else 0
 
 

@@ -3,7 +3,8 @@
 Two ways to pair a catalog row with an image:
   name      the image file stem equals the catalog ``iauname`` (Legacy Survey cutouts are
             usually saved as ``<iauname>.fits``); ``sep_arcsec`` is then left empty (NaN).
-  position  RA/Dec of each image from its FITS header (cards RA, DEC, degrees J2000) matched to
+            The catalog needs no ra/dec for this (they are then empty in the outputs).
+  position  RA/Dec of each image centre from its FITS WCS (RA/DEC cards as fallback) matched to
             the catalog RA/Dec with astropy ``match_to_catalog_sky`` within --radius-arcsec
             (1 arcsec by default: a few DECaLS pixels of 0.262 arcsec, well below the separation
             of two distinct galaxies). When two catalog rows fall on one image the nearer keeps it.
@@ -34,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
 from VAE_model.data import DataError, image_name, read_image_list
-from VAE_model.imageio import FITS_SUFFIXES, read_fits_header
+from VAE_model.imageio import image_position
 from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
 
 STAGE_1 = "analysis/decals_1.py --run {run}"
@@ -66,21 +67,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- image positions
 def _header_position(path: str) -> tuple[float, float]:
-    """(RA, Dec) in degrees from a FITS header, NaN when the file has none (PNG/JPG, no cards)."""
-    if not path.lower().endswith(FITS_SUFFIXES):
-        return np.nan, np.nan
-    try:
-        header = read_fits_header(path)
-        return float(header["RA"]), float(header["DEC"])
-    except (KeyError, TypeError, ValueError, OSError):
-        return np.nan, np.nan
+    """(RA, Dec) in degrees of the image centre from its FITS WCS (RA/DEC cards as fallback), NaN when
+    the file has neither (PNG/JPG, no WCS, no cards): ``imageio.image_position``."""
+    return image_position(path)[:2]
 
 
 def image_positions(paths: list[str], workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """RA/Dec (deg) of every image from its FITS header cards RA/DEC; NaN where absent."""
+    """RA/Dec (deg) of every image centre from its FITS WCS or RA/DEC cards; NaN where absent."""
     from tqdm import tqdm
 
-    bar = dict(total=len(paths), desc="read RA/DEC headers", unit="img", disable=not progress)
+    bar = dict(total=len(paths), desc="read image positions", unit="img", disable=not progress)
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers <= 1 or len(paths) < 2000:
         positions = [_header_position(p) for p in tqdm(paths, **bar)]
@@ -138,16 +134,21 @@ def match_catalog(catalog: pd.DataFrame, paths: list[str], method: str = "auto",
         if method == "auto" and not (image_index >= 0).any():
             used = "position"
     if used == "position":
+        if not {"ra", "dec"} <= set(catalog.columns):
+            raise MatchError("the catalog has no ra/dec columns, so images can only be matched by name, and no image "
+                             f"file stem of the {len(paths)} images is a catalog iauname (name the cutouts <iauname>.fits)")
         img_ra, img_dec = image_positions(paths, workers, progress)
         if not np.isfinite(img_ra).any():
-            raise MatchError(f"no image file stem is a catalog iauname and none of the {len(paths)} images has RA/DEC "
-                             "header cards; name the cutouts <iauname>.fits or add RA/DEC to their headers")
+            raise MatchError(f"no image file stem is a catalog iauname and none of the {len(paths)} images has a sky position "
+                             "(FITS WCS or RA/DEC cards); name the cutouts <iauname>.fits or add a WCS to their headers")
         image_index, sep = match_by_position(catalog["ra"], catalog["dec"], img_ra, img_dec, radius_arcsec)
     if not (image_index >= 0).any():
         how = "by name" if used == "name" else f"by position within {radius_arcsec} arcsec"
         raise MatchError(f"no overlap: none of the {len(catalog)} catalog galaxies matches one of the {len(paths)} "
                          f"images {how} (check --catalog, the image list, or try --match position/--radius-arcsec)")
-    index = catalog[["iauname", "ra", "dec"]].copy()
+    index = catalog[["iauname"]].copy()
+    for column in ("ra", "dec"):
+        index[column] = catalog[column].to_numpy(dtype=float) if column in catalog.columns else np.nan
     index["image_index"] = image_index
     index["image_path"] = [paths[i] if i >= 0 else "" for i in image_index]
     index["sep_arcsec"] = np.round(sep, 4)
@@ -181,10 +182,13 @@ def main(argv=None) -> int:
     list_path = args.image_list or f"{run}/{runfiles.TRAIN_TXT}"
     try:
         stage_1 = STAGE_1.format(run=run)
-        selection = pd.read_csv(runfiles.require(Path(run) / runfiles.SELECTION_CLASSES_CSV, stage_1))
+        selection = pd.read_csv(runfiles.require(Path(run) / runfiles.SELECTION_CLASSES_CSV, stage_1),
+                                dtype={"iauname": str, "label": str})
         config = json.loads(runfiles.require(Path(run) / runfiles.SELECTION_CONFIG_JSON, stage_1).read_text())
         paths = read_image_list(runfiles.require(list_path, f"make_datatxt.py --run {run}"))
-        catalog = read_catalog(args.catalog or config["catalog_path"])
+        # read as decals_1 read it (ra/dec optional: needed for position matching only)
+        catalog = read_catalog(args.catalog or config["catalog_path"], required=("iauname",),
+                               campaign=config.get("campaign"), duplicates=config.get("duplicates", "error"))
         catalog_index, method = match_catalog(catalog, paths, args.match, args.radius_arcsec, args.workers,
                                              progress=not args.quiet)
     except (runfiles.MissingInputError, CatalogError, DataError, MatchError) as error:
@@ -195,6 +199,10 @@ def main(argv=None) -> int:
     classes.to_csv(runfiles.run_path(run, runfiles.CLASS_INDEX_CSV), index=False)
     summary = match_summary(selection, classes, catalog_index, len(paths))
     write_json({**describe_args(args, method_used=method), **summary}, runfiles.run_path(run, runfiles.MATCH_SUMMARY_JSON))
+    provenance.record(run, [runfiles.CATALOG_INDEX_CSV, runfiles.CLASS_INDEX_CSV, runfiles.MATCH_SUMMARY_JSON],
+                      [provenance.Input.file(Path(run) / runfiles.SELECTION_CLASSES_CSV), provenance.Input.file(list_path),
+                       provenance.Input.file(args.catalog or config["catalog_path"])],
+                      "analysis/decals_2_1.py", describe_args(args, method_used=method))
     print(pd.DataFrame(summary["per_class"]).to_string(index=False))
     print(f"done: matched by {method}; {summary['n_selected_with_image']} of {summary['n_selected_galaxies']} selected "
           f"galaxies have an image ({summary['n_selected_without_image']} without); {summary['n_catalog_with_image']} of "
