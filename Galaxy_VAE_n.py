@@ -48,7 +48,7 @@ def latent_dim_arg(text: str):
 
 def parse_args(argv=None) -> argparse.Namespace:
     # defaults: the reference setting, from the VAEConfig / TrainSettings dataclasses (one source)
-    model, train = VAEConfig(), TrainSettings()
+    model = VAEConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
     parser.add_argument("--latent-dim", type=latent_dim_arg, default=model.latent_dim,

@@ -42,13 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from VAE_model import provenance, runfiles
-from VAE_model.data import write_image_list
+from VAE_model import runfiles
+from VAE_model.data import write_train_list
 from VAE_model.image_scan import find_images, scan_images
 from VAE_model.imageio import (DEFAULT_MAX_MASKED_FRACTION, PIXEL_SCALE_ARCSEC, PIXEL_SCALE_TOLERANCE, ImageError,
-                               header_pixel_scale, image_stem, is_fits, is_image_file, read_header,
+                               header_pixel_scale, image_stem, is_fits, read_header,
                                resample_fits)
-from VAE_model.runtime import add_runtime_arguments, describe_args, fraction_below_one, write_json
+from VAE_model.runtime import add_runtime_arguments, describe_args, fraction_below_one
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,14 +68,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "such pixels are filled with the sky level (default: %(default)s, Galaxy Zoo DECaLS' limit)")
     parser.add_argument("--resample-to-native", action="store_true",
                         help=f"resample FITS cutouts off {PIXEL_SCALE_ARCSEC} arcsec/pixel by more than "
-                             f"{PIXEL_SCALE_TOLERANCE:.0%}% to it, into RUN/{RESAMPLED_DIR}/, and list those")
+                             f"{PIXEL_SCALE_TOLERANCE:.0%}% to it, into RUN/{runfiles.RESAMPLED_DIR}/, and list those")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
 
-# RUN files of this stage besides runfiles' (to move into VAE_model/runfiles.py)
-IMAGES_CSV = "images.csv"
-RESAMPLED_DIR = "resampled"
 IMAGE_COLUMNS = ["path", "name", "ra", "dec", "position_source", "pixel_scale_arcsec", "scale_source", "bands",
                  "band_source", "masked_fraction", "shape", "source_path"]
 
@@ -91,7 +88,7 @@ def resample_off_native(paths: list[Path], images_dir: str, run: str, progress: 
     the validation to report."""
     from tqdm import tqdm
 
-    out_dir = Path(run) / RESAMPLED_DIR
+    out_dir = Path(run) / runfiles.RESAMPLED_DIR
     result, source = [], {}
     for path in tqdm(paths, desc="check pixel scales", unit="img", disable=not progress):
         try:
@@ -140,7 +137,7 @@ def pixel_scale_summary(rows: list[dict]) -> tuple[dict, list[str]]:
             warnings.append(f"WARNING: {off} of {len(known)} images are not at the native {PIXEL_SCALE_ARCSEC} arcsec/pixel "
                             f"(by more than {PIXEL_SCALE_TOLERANCE:.0%}; scales {low:.4f}-{high:.4f}, median {median:.4f}): "
                             "galaxies look larger than in native cutouts; --resample-to-native brings them to "
-                            f"{PIXEL_SCALE_ARCSEC} (see RUN/{IMAGES_CSV})")
+                            f"{PIXEL_SCALE_ARCSEC} (see RUN/{runfiles.IMAGES_CSV})")
         if (high - low) / median > PIXEL_SCALE_TOLERANCE:
             warnings.append(f"WARNING: pixel scales vary across the images by {(high - low) / median:.0%} "
                             f"({low:.4f}-{high:.4f} arcsec/pixel): the same galaxy would appear at different sizes")
@@ -196,9 +193,8 @@ def main(argv=None) -> int:
     accepted = [info.path for info in infos]
     rows = image_table(infos, source)
     output = runfiles.run_path(args.run, args.output)
-    write_image_list(accepted, output)
     write_rejected(rejected, runfiles.run_path(args.run, runfiles.REJECTED_CSV))
-    write_table(rows, runfiles.run_path(args.run, IMAGES_CSV))
+    write_table(rows, runfiles.run_path(args.run, runfiles.IMAGES_CSV))
     scales, warnings = pixel_scale_summary(rows)
     for line in warnings:
         print(line)
@@ -209,10 +205,10 @@ def main(argv=None) -> int:
                "band_source": count("band_source"), "position_source": count("position_source"),
                "n_masked_filled": int(sum(r["masked_fraction"] > 0 for r in rows)),
                "warnings": warnings, **describe_args(args)}
-    write_json(summary, runfiles.run_path(args.run, runfiles.DATATXT_SUMMARY))
-    # provenance: the list is current while the scanned folder's files keep their names, sizes and times
-    provenance.record(args.run, [args.output, runfiles.REJECTED_CSV, runfiles.DATATXT_SUMMARY, IMAGES_CSV],
-                      [provenance.Input.folder(images, is_image_file)], "make_datatxt.py", summary)
+    # the list, with its provenance: current while the scanned folder's files and the listed images keep
+    # their names, sizes and times
+    write_train_list(args.run, accepted, args.image_size, folder=images, summary=summary, name=args.output,
+                     also_recorded=(runfiles.REJECTED_CSV, runfiles.IMAGES_CSV))
     print(f"{output}: {len(accepted)} images accepted, {len(rejected)} rejected "
           f"(see {runfiles.run_path(args.run, runfiles.REJECTED_CSV)})")
     return 0 if accepted else 1

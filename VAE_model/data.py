@@ -56,9 +56,10 @@ def write_image_list(paths, path: str | Path) -> None:
 
 
 def write_train_list(run, paths, image_size: int | None = None, folder=None, summary: dict | None = None,
-                     name: str = "train.txt") -> Path:
+                     name: str = "train.txt", also_recorded=()) -> Path:
     """Write RUN/train.txt (or ``name``) with its summary and provenance: the list stays current while
-    the images it names (and, when given, the scanned ``folder``'s files) keep their sizes and times."""
+    the images it names (and, when given, the scanned ``folder``'s files) keep their sizes and times.
+    ``also_recorded``: other run files written from the same scan (the rejected list, the image table)."""
     from . import provenance, runfiles
     from .imageio import is_image_file
     from .runtime import write_json
@@ -68,12 +69,10 @@ def write_train_list(run, paths, image_size: int | None = None, folder=None, sum
     output = run / name
     write_image_list(paths, output)
     summary = {"n_accepted": len(paths), "list": str(output), "image_size": image_size, **(summary or {})}
-    outputs = [name]
+    outputs = [name, *also_recorded]
     if name == runfiles.TRAIN_TXT:
         write_json(summary, run / runfiles.DATATXT_SUMMARY)
         outputs.append(runfiles.DATATXT_SUMMARY)
-        if (run / runfiles.REJECTED_CSV).exists():
-            outputs.append(runfiles.REJECTED_CSV)
     inputs = [provenance.Input.images(output, paths)]
     if folder is not None:
         inputs.append(provenance.Input.folder(folder, is_image_file))

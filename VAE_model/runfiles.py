@@ -28,6 +28,8 @@ MOCK_EXAMPLES_PNG = "examples_by_class.png"
 TRAIN_TXT = "train.txt"
 REJECTED_CSV = "rejected_images.csv"
 DATATXT_SUMMARY = "datatxt_summary.json"
+IMAGES_CSV = "images.csv"                # per image: position, pixel scale, bands, masked fraction, shape
+RESAMPLED_DIR = "resampled"              # --resample-to-native: 0.262"/px copies of off-scale FITS
 # Galaxy_VAE_n.py
 TRAIN_ARGS = "args.json"
 CHECKPOINT = "checkpoint.pt"             # last epoch, saved atomically every epoch

@@ -45,7 +45,6 @@ from VAE_model.api import image_positions, latents_table
 from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.errors import StaleInputError
 from VAE_model.features import encode_arrays
-from VAE_model.imageio import ImageError
 from VAE_model.morph_classes import CLASS_QUESTIONS
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,

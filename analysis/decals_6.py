@@ -85,10 +85,10 @@ import pandas as pd
 from VAE_model import provenance, readers, runfiles
 from VAE_model.errors import StaleInputError
 from VAE_model.catalog import CatalogError
-from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import ImageError, image_position, load_image
-from VAE_model.runtime import (CheckpointError, add_batch_size_argument, add_quiet_argument,
+from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument,
                                add_runtime_arguments, cli_main, describe_args, load_model, pick_device,
                                seed_everything, write_json)
 from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,

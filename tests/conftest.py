@@ -1,14 +1,14 @@
 """Shared tiny test data: fake FITS cutouts written by the tests themselves (no downloads)."""
 from __future__ import annotations
 
-import sys
+from VAE_model.data import write_train_list
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(2)
 
 from VAE_model.imageio import write_fits_cutout
@@ -44,5 +44,5 @@ def tiny_run(tmp_path):
     paths = make_cutouts(images, 48, 64)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "train.txt").write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
     return run

@@ -1,6 +1,8 @@
 """Class selection (analysis/decals_1.py) and catalog-image matching (analysis/decals_2_1.py)."""
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,29 +19,30 @@ ARCSEC = 1 / 3600
 # name -> (vote fractions that differ from 0, expected (question, label) classes at t = 0.6)
 GALAXIES = {
     "smooth_round": ({"smooth-or-featured_smooth_fraction": 0.9, "how-rounded_round_fraction": 0.8},
-                     {("how-rounded", "round")}),
+                     {("smooth-or-featured", "smooth"), ("how-rounded", "round")}),
     "smooth_cigar": ({"smooth-or-featured_smooth_fraction": 0.7, "how-rounded_cigar-shaped_fraction": 0.65},
-                     {("how-rounded", "cigar-shaped")}),
+                     {("smooth-or-featured", "smooth"), ("how-rounded", "cigar-shaped")}),
     "smooth_but_few_votes": ({"smooth-or-featured_smooth_fraction": 0.55, "how-rounded_round_fraction": 0.9}, set()),
     "at_threshold": ({"smooth-or-featured_smooth_fraction": 0.6, "how-rounded_round_fraction": 0.9}, set()),
     "edge_on_disk": ({"smooth-or-featured_featured-or-disk_fraction": 0.8, "disk-edge-on_yes_fraction": 0.9},
-                     {("edge-on", "yes")}),
+                     {("smooth-or-featured", "featured-or-disk"), ("edge-on", "yes")}),
     "barred_spiral": ({"smooth-or-featured_featured-or-disk_fraction": 0.9, "disk-edge-on_no_fraction": 0.9,
                        "bar_strong_fraction": 0.7, "has-spiral-arms_yes_fraction": 0.8,
                        "spiral-winding_tight_fraction": 0.7, "bulge-size_small_fraction": 0.65,
                        "merging_none_fraction": 0.9},
-                      {("edge-on", "no"), ("bar", "strong"), ("spiral-arms", "yes"), ("winding", "tight"),
+                      {("smooth-or-featured", "featured-or-disk"), ("edge-on", "no"), ("bar", "strong"), ("spiral-arms", "yes"), ("winding", "tight"),
                        ("bulge-size", "small"), ("merger", "no-merger")}),
     "unbarred_no_arms": ({"smooth-or-featured_featured-or-disk_fraction": 0.7, "disk-edge-on_no_fraction": 0.7,
                           "bar_no_fraction": 0.8, "has-spiral-arms_no_fraction": 0.75,
                           "bulge-size_moderate_fraction": 0.61, "merging_none_fraction": 0.5},
-                         {("edge-on", "no"), ("bar", "no"), ("spiral-arms", "no"), ("bulge-size", "moderate")}),
+                         {("smooth-or-featured", "featured-or-disk"), ("edge-on", "no"), ("bar", "no"), ("spiral-arms", "no"), ("bulge-size", "moderate")}),
     "major_merger": ({"merging_merger_fraction": 0.7, "smooth-or-featured_smooth_fraction": 0.3},
                      {("merger", "merger")}),
     "minor_disturbance": ({"merging_minor-disturbance_fraction": 0.65, "disk-edge-on_no_fraction": 0.9},
                           {("merger", "merger")}),
     "arms_not_face_on": ({"smooth-or-featured_featured-or-disk_fraction": 0.9, "disk-edge-on_no_fraction": 0.5,
-                          "has-spiral-arms_yes_fraction": 0.9, "spiral-winding_loose_fraction": 0.9}, set()),
+                          "has-spiral-arms_yes_fraction": 0.9, "spiral-winding_loose_fraction": 0.9},
+                         {("smooth-or-featured", "featured-or-disk")}),
 }
 
 
@@ -92,15 +95,32 @@ def test_threshold_flag_changes_the_selection(tmp_path):
     assert ("unbarred_no_arms", "merger", "no-merger") not in pairs   # the no-merger cuts are fixed, not t
 
 
-def test_missing_columns_are_named_in_one_error_line(tmp_path, capsys):
+def test_questions_without_their_columns_are_skipped_and_named_in_one_line(tmp_path, capsys):
     catalog = hand_made_catalog().drop(columns=["bar_strong_fraction", "has-spiral-arms_yes_fraction"])
     catalog.to_parquet(tmp_path / "gz.parquet", index=False)
-    assert decals_1.main(["--run", str(tmp_path / "run"), "--catalog", str(tmp_path / "gz.parquet")]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "\n" not in err
-    assert "bar_strong_fraction" in err and "has-spiral-arms_yes_fraction" in err and "missing columns" in err
-    assert not (tmp_path / "run" / runfiles.SELECTION_CLASSES_CSV).exists()
+    run = tmp_path / "run"
+    assert decals_1.main(["--run", str(run), "--catalog", str(tmp_path / "gz.parquet")]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "skipped" in line]
+    assert len(lines) == 1
+    # bar lacks bar_strong; spiral-arms and winding (its child) lack has-spiral-arms_yes
+    assert "bar (no bar_strong_fraction)" in lines[0] and "spiral-arms (" in lines[0] and "winding (" in lines[0]
+    assert "3 class questions" in lines[0]
+    pairs = selected_pairs(run)
+    assert {q for _, q, _ in pairs} == {"smooth-or-featured", "how-rounded", "edge-on", "bulge-size", "merger"}
+    assert pairs == {p for p in expected_pairs() if p[1] not in ("bar", "spiral-arms", "winding")}
+    config = pd.read_json(run / runfiles.SELECTION_CONFIG_JSON, typ="series")
+    assert set(config["questions_skipped"]) == {"bar", "spiral-arms", "winding"}
     assert set(required_columns()) <= set(hand_made_catalog().columns)
+
+
+def test_a_catalog_with_no_question_and_no_label_column_is_refused_in_one_line(tmp_path, capsys):
+    pd.DataFrame({"iauname": ["a", "b"], "ra": [1.0, 2.0], "dec": [0.0, 0.0]}).to_csv(tmp_path / "gz.csv", index=False)
+    assert decals_1.main(["--run", str(tmp_path / "run"), "--catalog", str(tmp_path / "gz.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "no class question" in err
+    assert "smooth-or-featured_smooth_fraction" in err
+    assert not (tmp_path / "run" / runfiles.SELECTION_CLASSES_CSV).exists()
 
 
 def _select(tmp_path, catalog: pd.DataFrame):
@@ -124,7 +144,7 @@ def test_position_match_accepts_0p3_arcsec_and_rejects_3_arcsec(tmp_path):
         write_fits_cutout(path, blob_image(rng, 32), {"RA": float(row["ra"]), "DEC": float(row["dec"]) + offset * ARCSEC})
         paths.append(str(path))
     paths.append(str(make_cutouts(tmp_path / "far", 1, 32)[0]))   # RA 180, far from every catalog galaxy
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
 
     assert decals_2_1.main(["--run", str(run)]) == 0
     index = pd.read_csv(run / runfiles.CATALOG_INDEX_CSV).set_index("iauname")
@@ -137,10 +157,10 @@ def test_position_match_accepts_0p3_arcsec_and_rejects_3_arcsec(tmp_path):
     classes = pd.read_csv(run / runfiles.CLASS_INDEX_CSV)
     assert list(classes.columns) == ["iauname", "ra", "dec", "question", "label", "image_index", "image_path", "sep_arcsec"]
     assert set(classes["iauname"]) == {"barred_spiral", "smooth_round", "major_merger"}
-    assert len(classes[classes["iauname"] == "barred_spiral"]) == 6
+    assert len(classes[classes["iauname"] == "barred_spiral"]) == 7
     assert (classes["image_path"] == [paths[i] for i in classes["image_index"]]).all()
     summary = pd.read_json(run / runfiles.MATCH_SUMMARY_JSON, typ="series")
-    assert summary["method_used"] == "position" and summary["n_selected_without_image"] == 4   # 7 selected, 3 with an image
+    assert summary["method_used"] == "position" and summary["n_selected_without_image"] == 5   # 8 selected, 3 with an image
 
     # a tighter radius drops the 0.3 arcsec matches too; a wider one admits the 3 arcsec ones
     assert decals_2_1.main(["--run", str(run), "--radius-arcsec", "0.2"]) == 1
@@ -153,7 +173,7 @@ def test_name_match_is_used_when_file_stems_are_catalog_names(tmp_path):
     catalog = hand_made_catalog(ra0=10.0)       # positions far from the images' RA/DEC headers
     catalog.loc[:3, "iauname"] = [p.name[:-len(".fits")] for p in images][::-1]
     run = _select(tmp_path, catalog)
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in images))
+    write_train_list(run, images)
     assert decals_2_1.main(["--run", str(run)]) == 0
     index = pd.read_csv(run / runfiles.CATALOG_INDEX_CSV)
     assert list(index["image_index"][:4]) == [3, 2, 1, 0] and (index["image_index"][4:] == -1).all()
@@ -164,7 +184,7 @@ def test_name_match_is_used_when_file_stems_are_catalog_names(tmp_path):
 def test_no_overlap_gives_one_clear_error(tmp_path, capsys):
     run = _select(tmp_path, hand_made_catalog())
     images = make_cutouts(tmp_path / "images", 3, 32)
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in images))
+    write_train_list(run, images)
     assert decals_2_1.main(["--run", str(run), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no overlap") and "\n" not in err and "radius" in err

@@ -1,4 +1,4 @@
-"""The benchmark runs end to end at toy scale and writes its figures as JSON (positive, finite numbers)."""
+"""The benchmark's three rows run end to end at toy scale and write their figures as JSON."""
 from __future__ import annotations
 
 import json
@@ -7,29 +7,41 @@ import math
 from bench import benchmark
 
 
-def test_benchmark_smoke(tmp_path, capsys):
+def test_benchmark_rows_a_b_c(tmp_path, capsys):
     output = tmp_path / "benchmark.json"
-    assert benchmark.main(["--image-size", "64", "--n-images", "32", "--epochs", "1", "--batch-size", "16",
-                           "--latent-dim", "8", "--repeats", "1", "--skip-mock", "--quiet", "--device", "cpu", "--wait-steps", "2",
+    assert benchmark.main(["--image-size", "64", "--n-images", "24", "--epochs", "1", "--batch-size", "8",
+                           "--latent-dim", "4", "--repeats", "1", "--skip-mock", "--quiet", "--device", "cpu",
+                           "--wait-steps", "1", "--val-fraction", "0.25", "--arch", "light",
                            "--tmp-dir", str(tmp_path), "--output", str(output)]) == 0
     result = json.loads(output.read_text())
-    for path in ("reference.train_images_per_s", "reference.extract_images_per_s", "reference.data_wait_share",
-                 "project.train_images_per_s", "project.extract_images_per_s", "project.cache_build_s",
-                 "project.first_epoch_images_per_s_incl_cache_build", "project.data_wait_share", "project.busy_share",
-                 "ratios.train", "ratios.extract", "flops.train_gflop_per_image", "flops.encode_gflop_per_image",
-                 "flops.train_tflops_achieved", "flops.extract_tflops_achieved"):
-        section, key = path.split(".")
-        value = result[section][key]
-        assert isinstance(value, (int, float)) and math.isfinite(value), path
-        assert value > 0 or (key.endswith("wait_share") and value >= 0), (path, value)
-    assert 0 <= result["project"]["data_wait_share"] <= 1
-    # the model's FLOPs are known: ~38 MFLOP per 64 px image for a training step, ~4 to encode
-    assert 0.02 < result["flops"]["train_gflop_per_image"] < 0.06
-    assert 0.002 < result["flops"]["encode_gflop_per_image"] < 0.008
-    assert result["flops"]["peak_tflops"] is None and result["device"]["type"] == "cpu"   # no peak for a CPU
-    assert result["reference"]["mu_finite"] and result["project"]["mu_finite"]
-    assert result["reference"]["train_images"] == result["project"]["train_images"] == 32
+    rows = result["rows"]
+    assert set(rows) == {"a", "b", "c"}
+    # (a) the reference architecture on the reference data path; (b) the same model on the project's
+    # path; (c) the default (here --arch light)
+    assert (rows["a"]["arch"], rows["a"]["data_path"], rows["a"]["precision"]) == ("reference", "reference", "float32")
+    assert (rows["b"]["arch"], rows["b"]["data_path"]) == ("reference", "project")
+    assert (rows["c"]["arch"], rows["c"]["data_path"]) == ("light", "project")
+    for name, row in rows.items():
+        for key in ("train_images_per_s", "extract_images_per_s", "val_mse_per_pixel", "train_gflop_per_image"):
+            assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (name, key)
+        assert 0 <= row["data_wait_share"] <= 1 and row["mu_finite"]
+        assert row["train_images"] == 18 and row["epochs"] == 1   # the same 18 training images for every row
+        assert row["val_mse_per_pixel"] < 1.0                     # [0, 1] units on the same target
+    assert math.isfinite(rows["a"]["val_mse_per_pixel_own_units"])
+    # FLOPs follow the architecture: the reference decoder costs more per image
+    assert rows["a"]["train_gflop_per_image"] == rows["b"]["train_gflop_per_image"] > rows["c"]["train_gflop_per_image"]
+    ratios = result["ratios"]
+    assert math.isclose(ratios["c_over_a_train"], rows["c"]["train_images_per_s"] / rows["a"]["train_images_per_s"])
+    assert result["goal"]["met"] == (result["goal"]["train_ratio"] >= 3 and result["goal"]["mse_equal_or_better"]
+                                     and result["goal"]["float32"])
+    assert result["gpu"]["peak_tflops"] is None and result["device"]["type"] == "cpu"   # no peak for a CPU
     assert result["mock_survey"] == {"skipped": "--skip-mock"}
-    assert result["config"]["seed"] == 0 and "git_commit" in result["config"]
+    assert result["config"]["seed"] == 0 and result["config"]["n_val"] == 6
     assert not list(tmp_path.glob("galaxy_vae_bench_*")), "temporary images and cache were not removed"
-    assert "ratio" in capsys.readouterr().out
+    assert "(c)/(a)" in capsys.readouterr().out
+
+
+def test_benchmark_rejects_a_split_without_validation_images(tmp_path, capsys):
+    assert benchmark.main(["--image-size", "64", "--n-images", "8", "--val-fraction", "0", "--skip-mock", "--quiet",
+                           "--device", "cpu", "--tmp-dir", str(tmp_path), "--output", str(tmp_path / "b.json")]) == 1
+    assert "--val-fraction" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Classification stage: cross-validated scores, classical morphology, and decals_5 end to end."""
 from __future__ import annotations
 
+from VAE_model.data import write_train_list
+
 import json
 
 import numpy as np
@@ -133,7 +135,7 @@ def _fake_run(tmp_path, n_per_class: int = 16):
         shape.append("yes" if edge_on else "no")
     run = tmp_path / "run"
     (run / "latents").mkdir(parents=True)
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths)
     rows = []
     bar = rng.permutation(["no"] * n_per_class + ["weak"] * (n_per_class - 1) + ["strong"])
     for i, path in enumerate(paths):
@@ -165,9 +167,9 @@ def test_decals_5_end_to_end_writes_results_for_scorable_questions(tmp_path):
     results = pd.read_csv(run / runfiles.CLASSIFICATION_RESULTS_CSV)
     assert list(results.columns) == decals_5.RESULT_COLUMNS
     assert set(results["question"]) == {"edge-on", "bar"}           # merger has one class only
-    assert len(results) == 2 * 5                                    # 3 latent models, morphology RF, CNN
+    assert len(results) == 2 * 6                        # 3 latent models, pixel-PCA RF, morphology RF, CNN
     expected = {("latents", "random_forest"), ("latents", "knn"), ("latents", "logistic"),
-                ("morphology", "random_forest"), ("cnn", "encoder_cnn")}
+                ("pixel_pca", "random_forest"), ("morphology", "random_forest"), ("cnn", "encoder_cnn")}
     assert set(zip(results["method"], results["model"])) == expected
     edge_on = results[results["question"] == "edge-on"].set_index(["method", "model"])
     assert (edge_on["n_galaxies"] == 32).all() and (edge_on["folds"] == 2).all()
@@ -186,8 +188,17 @@ def test_decals_5_end_to_end_writes_results_for_scorable_questions(tmp_path):
     assert (run / runfiles.CLASSIFICATION_CONFUSION_PNG.format(question="edge-on")).exists()
     morphology = pd.read_csv(run / runfiles.CLASSIFICATION_MORPHOLOGY_CSV)
     assert list(morphology.columns[2:]) == list(FEATURE_NAMES) and len(morphology) == 32
+    # measured on the FITS flux itself (negative sky kept), not on the uint8 cache
+    from VAE_model.imageio import read_raw
+
+    paths = (run / runfiles.TRAIN_TXT).read_text().split()
+    first = morphology.iloc[0]
+    np.testing.assert_allclose(first[list(FEATURE_NAMES)].to_numpy(dtype=float),
+                               morphology_one(read_raw(paths[int(first["image_index"])])[1]), rtol=1e-6)
     config = json.loads((run / runfiles.CLASSIFICATION_CONFIG_JSON).read_text())
     assert "merger" in config["questions_skipped"] and config["seed"] == 0
+    assert config["pixel_pca_components"] == 8 and "FITS" in config["morphology_input"]
+    assert "RF on pixel PCA" in markdown
 
 
 def test_decals_5_names_the_missing_stage(tmp_path, capsys):

@@ -5,14 +5,12 @@ training. The images are random uint8 cutouts, as the decode-once cache stores t
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 
 from VAE_model.features import dihedral_views, encode_arrays
 from VAE_model.models import VAE, VAEConfig

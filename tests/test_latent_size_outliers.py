@@ -12,8 +12,6 @@ import pytest
 import Galaxy_VAE_n
 from analysis import decals_2_2, decals_2_3, decals_4
 from VAE_model import runfiles
-from VAE_model.data import image_cache
-from VAE_model.features import encode_arrays
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.latent_size import choose_latent_size
 from VAE_model.metrics import mse_per_image, rank_normalise, smallest_within_tolerance, ssim_per_image, top_k_scores

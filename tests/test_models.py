@@ -1,13 +1,14 @@
-"""The reference VAE: shapes for 64/128/256 px, the loss formula, config round trip."""
+"""The VAE: shapes for 64/128/256 px and both architectures, the reference layer list, the loss formula, config round trip."""
 import pytest
 import torch
 
 from VAE_model.models import VAE, VAEConfig, vae_loss
 
 
+@pytest.mark.parametrize("arch", ["reference", "light"])
 @pytest.mark.parametrize("size", [64, 128, 256])
-def test_output_shapes_follow_image_size(size):
-    model = VAE(VAEConfig(latent_dim=12, image_size=size)).eval()
+def test_output_shapes_follow_image_size(size, arch):
+    model = VAE(VAEConfig(latent_dim=12, image_size=size, arch=arch)).eval()
     images = torch.rand(2, 3, size, size)
     reconstruction, mu, logvar = model(images)
     assert reconstruction.shape == images.shape
@@ -43,3 +44,82 @@ def test_loss_is_summed_squared_error_plus_beta_kl():
     assert total.item() == pytest.approx(mse.item() + 2.0 * kl.item())
     _, _, kl_zero = vae_loss(images, images, torch.zeros(2, 4), torch.zeros(2, 4))
     assert kl_zero.item() == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- the two architectures
+def leaf_layers(model):
+    """(type, weight shape or None, extra settings) of every leaf module, in forward order."""
+    rows = []
+    for module in model.modules():
+        if list(module.children()):
+            continue
+        shape = tuple(module.weight.shape) if getattr(module, "weight", None) is not None else None
+        extra = {}
+        if isinstance(module, torch.nn.LeakyReLU):
+            extra = {"slope": module.negative_slope}
+        elif isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            extra = {"stride": module.stride, "padding": module.padding}
+            if isinstance(module, torch.nn.ConvTranspose2d):
+                extra["output_padding"] = module.output_padding
+        elif isinstance(module, torch.nn.Upsample):
+            extra = {"scale": module.scale_factor, "mode": module.mode}
+        rows.append((type(module).__name__, shape, extra))
+    return rows
+
+
+def test_reference_architecture_is_the_reference_studys_layer_for_layer():
+    model = VAE(VAEConfig(latent_dim=40, image_size=256, arch="reference"))
+    assert sum(p.numel() for p in model.parameters()) == 443_507
+    leaky = ("LeakyReLU", None, {"slope": 0.01})            # PyTorch's default slope, everywhere
+    up = ("Upsample", None, {"scale": 2.0, "mode": "nearest"})
+    def conv(o, i): return ("Conv2d", (o, i, 3, 3), {"stride": (2, 2), "padding": (1, 1)})
+    def tconv(i, o): return ("ConvTranspose2d", (i, o, 3, 3), {"stride": (2, 2), "padding": (1, 1), "output_padding": (1, 1)})
+    pool = ("MaxPool2d", None, {})
+    expected = [conv(32, 3), pool, leaky, conv(64, 32), pool, leaky, conv(128, 64), pool, leaky,
+                ("Linear", (40, 2048), {}), ("Linear", (40, 2048), {}),              # to mu, to logvar
+                ("Linear", (2048, 40), {}),                                           # to the 128 x 4 x 4 bottleneck
+                up, tconv(128, 64), leaky, up, tconv(64, 32), leaky,
+                up, tconv(32, 32), leaky, ("Conv2d", (3, 32, 3, 3), {"stride": (1, 1), "padding": (1, 1)}),
+                ("ReLU", None, {})]
+    assert leaf_layers(model) == expected
+    # the image side through the decoder: 4 -> 16 -> 64 -> 256
+    sides = []
+    hooks = [block.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1])) for block in model.decoder.features]
+    model.eval()(torch.rand(1, 3, 256, 256))
+    for hook in hooks:
+        hook.remove()
+    assert sides == [16, 64, 256]
+
+
+def test_light_architecture_keeps_its_parameters_and_old_checkpoints_load_as_light():
+    light = VAE(VAEConfig(latent_dim=40, image_size=256, arch="light"))
+    assert sum(p.numel() for p in light.parameters()) == 506_611
+    slopes = {m.negative_slope for m in light.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.2}
+    old = {"latent_dim": 40, "image_size": 256, "in_channels": 3, "channels": [32, 64, 128]}   # no "arch"
+    assert VAEConfig.from_dict(old).arch == "light"
+    assert VAE(VAEConfig.from_dict(old)).state_dict().keys() == light.state_dict().keys()
+    for arch in ("reference", "light"):
+        config = VAEConfig(latent_dim=5, image_size=64, arch=arch)
+        assert VAEConfig.from_dict(config.to_dict()) == config
+
+
+def test_unknown_architecture_is_a_one_line_error():
+    with pytest.raises(ValueError, match="arch 'big'"):
+        VAEConfig(arch="big")
+
+
+def test_training_step_flops_match_the_issue_figures():
+    """Forward + backward FLOPs (2 per multiply-add) per 256 px image: ~1.59 GFLOP reference, ~0.60 light."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for arch in ("reference", "light"):
+        model = VAE(VAEConfig(latent_dim=40, image_size=256, arch=arch))
+        images = torch.rand(1, 3, 256, 256)
+        with FlopCounterMode(display=False) as counter:
+            reconstruction, mu, logvar = model(images, torch.randn(1, 40))
+            vae_loss(reconstruction, images, mu, logvar)[0].backward()
+        flops[arch] = counter.get_total_flops() / 1e9
+    assert flops["reference"] == pytest.approx(1.59, abs=0.01)
+    assert flops["light"] == pytest.approx(0.60, abs=0.01)

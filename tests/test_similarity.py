@@ -11,14 +11,12 @@ from VAE_model.data import write_train_list
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 from analysis import decals_2_2, decals_6
 from VAE_model import provenance, runfiles
