@@ -1,6 +1,7 @@
 """Train the convolutional VAE on the images listed in RUN/train.txt.
 
 READS   RUN/train.txt (written by make_datatxt.py)
+        RUN/latent_size/latent_size.json  only with --latent-dim auto (analysis/decals_2_3.py, run first)
 WRITES  RUN/args.json                 full configuration, seed and git commit
         RUN/split.json                train/validation indices into train.txt
         RUN/cache/train_<S>px.npy     decode-once uint8 image cache (+ .json)

@@ -4,9 +4,14 @@ Images are stretched (3, S, S) arrays in [0, 1] (the units the VAE sees), so MSE
 SSIM are comparable across image sizes and models:
 
     mse_per_pixel(x, x_hat) = mean over bands and pixels of (x_hat - x)^2
-    SSIM                    = Wang et al. (2004, IEEE TIP 13, 600), skimage's implementation on the
-                              3-band image (channel_axis=0, data_range=1: the stretch's range),
-                              averaged over the bands
+    SSIM                    = Wang et al. (2004, IEEE TIP 13, 600) with the paper's settings: an
+                              11 x 11 Gaussian window of sigma 1.5 px, K1 = 0.01, K2 = 0.03, data
+                              range L = 1 (the stretch's range), population (not sample) variances;
+                              the SSIM map over the pixels whose window lies inside the image, averaged
+                              over pixels and bands. Equal (to float rounding) to
+                              skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False, data_range=1, channel_axis=0); computed
+                              in torch so it runs in batches on the model's device
 
 Also here: rank normalisation of anomaly scores, precision/recall in the top k, and the
 "where does the curve level off" rule of the latent-size study.
@@ -36,15 +41,54 @@ def mse_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndar
     return ((reconstructions - originals) ** 2).reshape(len(originals), -1).mean(axis=1)
 
 
-def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """(N,) structural similarity of each 3-band image (skimage, data_range=1, channel_axis=0)."""
-    from skimage.metrics import structural_similarity
+# Wang et al. (2004), Sec. III-C: Gaussian weighting window 11 x 11, sigma 1.5; K1 = 0.01, K2 = 0.03
+SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_DATA_RANGE = 1.0
 
+
+def _gaussian_window(device, dtype) -> torch.Tensor:
+    radius = SSIM_WINDOW // 2
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    weights = torch.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
+    return weights / weights.sum()
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N,) SSIM of (N, C, H, W) float images in [0, 1] (Wang et al. 2004 settings, see the module
+    docstring); images must be at least 11 px on a side. Computed in float64."""
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"need two (N, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW} px, got {tuple(x.shape[-2:])}")
+    x, y = x.double(), y.double()
+    n, channels = x.shape[:2]
+    g = _gaussian_window(x.device, x.dtype)
+    kernel_h = g.view(1, 1, 1, -1).expand(channels, 1, 1, SSIM_WINDOW)
+    kernel_v = g.view(1, 1, -1, 1).expand(channels, 1, SSIM_WINDOW, 1)
+
+    def blur(image):   # separable Gaussian, 'valid' region only (skimage crops the same border)
+        image = torch.nn.functional.conv2d(image, kernel_h, groups=channels)
+        return torch.nn.functional.conv2d(image, kernel_v, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x ** 2
+    var_y = blur(y * y) - mu_y ** 2
+    cov_xy = blur(x * y) - mu_x * mu_y
+    c1, c2 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2, (SSIM_K2 * SSIM_DATA_RANGE) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim_map.reshape(n, -1).mean(dim=1)
+
+
+def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N,) structural similarity of each 3-band image (Wang et al. 2004 settings, data range 1)."""
     originals, reconstructions = _as_float(originals), _as_float(reconstructions)
     if originals.shape != reconstructions.shape:
         raise ValueError(f"shape mismatch: {originals.shape} vs {reconstructions.shape}")
-    return np.array([structural_similarity(a, b, data_range=1.0, channel_axis=0)
-                     for a, b in zip(originals, reconstructions)], dtype=np.float64)
+    out = [ssim_torch(torch.from_numpy(originals[i:i + batch_size]), torch.from_numpy(reconstructions[i:i + batch_size]))
+           for i in range(0, len(originals), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 @torch.no_grad()
@@ -78,7 +122,7 @@ def reconstruction_metrics(model, cache: np.ndarray, indices, device, batch_size
         reconstruction = reconstruction.float().clamp(0, 1)
         mse[start:start + len(part)] = (reconstruction - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
         if ssim:
-            ssim_values[start:start + len(part)] = ssim_per_image(x.cpu().numpy(), reconstruction.cpu().numpy())
+            ssim_values[start:start + len(part)] = ssim_torch(x, reconstruction).cpu().numpy()
     result = {"mse_per_pixel": mse}
     if ssim:
         result["ssim"] = ssim_values
@@ -148,5 +192,5 @@ def smallest_within_tolerance(sizes, values, tolerance: float = 0.05) -> int:
     return int(sizes[within].min())
 
 
-__all__ = ["mse_per_image", "ssim_per_image", "reconstruction_metrics", "rank_normalise", "top_k_scores",
+__all__ = ["mse_per_image", "ssim_per_image", "ssim_torch", "reconstruction_metrics", "rank_normalise", "top_k_scores",
            "smallest_within_tolerance"]

@@ -1,10 +1,22 @@
-"""The reference convolutional VAE and its loss. Model code only.
+"""The convolutional VAE (two decoder variants) and its loss. Model code only.
 
-Encoder: 3 blocks (32, 64, 128 channels), each Conv 3x3 stride 2 -> MaxPool 2 -> LeakyReLU,
-so each block divides the image side by 4 (64 in all); linear layers to ``mu`` and ``logvar``.
-Decoder: mirrored, each block nearest-neighbour upsampling x2 -> ConvTranspose 4x4 stride 2
--> LeakyReLU (x4 per block); ReLU on the output (the stretched images are >= 0).
-Works for any square input whose side is divisible by 64 (256 px is the reference).
+Encoder (both variants): 3 blocks (32, 64, 128 channels), each Conv 3x3 stride 2 -> MaxPool 2 ->
+LeakyReLU, so each block divides the image side by 4 (64 in all); linear layers to ``mu`` and
+``logvar``. Decoder: a linear layer back to the 128-channel bottleneck, then, per ``arch``:
+
+``reference``  the reference study's decoder, layer for layer: two blocks of nearest-neighbour
+               upsampling x2 -> ConvTranspose 3x3 stride 2 (padding 1, output padding 1) ->
+               LeakyReLU (128 -> 64 -> 32 channels), then nearest x2 -> ConvTranspose 3x3 stride 2
+               32 -> 32 -> LeakyReLU -> Conv 3x3 32 -> 3 -> ReLU. LeakyReLU slope 0.01 (PyTorch's
+               default) in encoder and decoder. 443,507 parameters at 256 px / latent 40.
+``light``      this project's earlier decoder: three blocks of nearest x2 -> ConvTranspose 4x4
+               stride 2 (padding 1) -> LeakyReLU(0.2) (128 -> 64 -> 32 -> 3), ReLU on the output;
+               LeakyReLU slope 0.2 in the encoder too. 506,611 parameters at 256 px / latent 40,
+               but fewer FLOPs: no 32-channel layers at full resolution.
+
+ReLU on the output in both: the stretched images are >= 0. Works for any square input whose side
+is divisible by 64 (256 px is the reference). Checkpoints written before ``arch`` existed hold
+the light model and load as ``arch='light'`` (``VAEConfig.from_dict``).
 """
 from __future__ import annotations
 
@@ -12,6 +24,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+
+ARCHITECTURES = ("reference", "light")
+LEGACY_ARCH = "light"
+# LeakyReLU negative slope: the reference uses nn.LeakyReLU() (PyTorch's default 0.01); the light
+# model keeps the 0.2 it was trained with
+LEAKY_SLOPE = {"reference": 0.01, "light": 0.2}
 
 
 @dataclass(frozen=True)
@@ -22,8 +41,11 @@ class VAEConfig:
     image_size: int = 256             # pixels per side, divisible by 64
     in_channels: int = 3              # g, r, z
     channels: tuple[int, ...] = (32, 64, 128)
+    arch: str = "light"               # decoder variant, one of ARCHITECTURES (see the module docstring)
 
     def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch {self.arch!r}: expected one of {', '.join(ARCHITECTURES)}")
         reduction = 4 ** len(self.channels)
         if self.image_size % reduction:
             raise ValueError(f"image_size {self.image_size} must be divisible by {reduction}")
@@ -39,30 +61,47 @@ class VAEConfig:
     def from_dict(cls, values: dict) -> "VAEConfig":
         values = dict(values)
         values["channels"] = tuple(values.get("channels", cls.channels))
+        values.setdefault("arch", LEGACY_ARCH)   # checkpoints from before `arch` hold the light model
         return cls(**values)
 
+    @property
+    def leaky_slope(self) -> float:
+        return LEAKY_SLOPE[self.arch]
 
-def _encoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
+
+def _encoder_block(in_channels: int, out_channels: int, slope: float) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
         nn.MaxPool2d(2),
-        nn.LeakyReLU(0.2),
+        nn.LeakyReLU(slope),
     )
 
 
-def _decoder_block(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
+def _light_decoder_block(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
+    # x2 upsampling then a stride-2 4x4 transposed convolution: x4 per block
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="nearest"),
         nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1),
-        nn.ReLU() if last else nn.LeakyReLU(0.2),
+        nn.ReLU() if last else nn.LeakyReLU(LEAKY_SLOPE["light"]),
     )
+
+
+def _reference_decoder_block(in_channels: int, out_channels: int, image_channels: int | None) -> nn.Sequential:
+    # (side - 1) * 2 - 2 * 1 + 3 + 1 = 2 * side: with the x2 upsampling, x4 per block
+    layers = [nn.Upsample(scale_factor=2, mode="nearest"),
+              nn.ConvTranspose2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1),
+              nn.LeakyReLU(LEAKY_SLOPE["reference"])]
+    if image_channels is not None:   # the last block: a 3x3 convolution to the bands, ReLU
+        layers += [nn.Conv2d(out_channels, image_channels, kernel_size=3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 class Encoder(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         widths = (config.in_channels, *config.channels)
-        self.features = nn.Sequential(*[_encoder_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.features = nn.Sequential(*[_encoder_block(a, b, config.leaky_slope)
+                                        for a, b in zip(widths[:-1], widths[1:])])
         flat = config.channels[-1] * config.bottleneck_size ** 2
         self.to_mu = nn.Linear(flat, config.latent_dim)
         self.to_logvar = nn.Linear(flat, config.latent_dim)
@@ -76,9 +115,16 @@ class Decoder(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
-        widths = (*reversed(config.channels), config.in_channels)
         self.from_latent = nn.Linear(config.latent_dim, config.channels[-1] * config.bottleneck_size ** 2)
-        blocks = [_decoder_block(a, b, last=(i == len(widths) - 2)) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        if config.arch == "light":      # 128 -> 64 -> 32 -> 3 channels
+            widths = (*reversed(config.channels), config.in_channels)
+            blocks = [_light_decoder_block(a, b, last=(i == len(widths) - 2))
+                      for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        else:                           # 128 -> 64 -> 32 -> 32, then a 3x3 convolution 32 -> 3
+            widths = (*reversed(config.channels), config.channels[0])
+            n_blocks = len(widths) - 1
+            blocks = [_reference_decoder_block(a, b, config.in_channels if i == n_blocks - 1 else None)
+                      for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
         self.features = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,44 +1,49 @@
 """Part I, step 2.3: how large must the latent vector be? Train one VAE per latent size and compare.
 
-For every size k in --latent-sizes a VAE is trained in its own sub-run RUN/latent_size/z<k>/ on
-the SAME training/validation split as the main run (RUN/split.json) and the same decode-once
-cache, with the same settings (epochs, batch size, learning rate, image size, beta, augmentation;
-by default read from the main run's RUN/args.json, flags override). A sub-run whose checkpoint
-already holds the requested epochs is reused, a shorter one is resumed (training.fit, resume=True).
-Each model (its best.pt, best validation loss) is then measured on the held-out galaxies:
+The study runs BEFORE the main model (Galaxy_VAE_n.py --latent-dim auto takes its choice from
+RUN/latent_size/latent_size.json). For every size k in --latent-sizes a VAE is trained in its own
+sub-run RUN/latent_size/z<k>/ on the same decode-once cache and the same training/validation
+split the main run uses: RUN/split.json when the main run exists, else the split Galaxy_VAE_n.py
+will make (data.split_indices with the same --seed and --val-fraction). Settings (architecture,
+epochs, batch size, learning rate, image size, beta, augmentation, validation fraction): flags,
+else the main run's RUN/args.json when there is one, else the defaults of the VAEConfig and
+TrainSettings dataclasses, the same source Galaxy_VAE_n.py takes its defaults from; channels-last
+as in Galaxy_VAE_n.py. A sub-run whose checkpoint already holds the requested epochs is reused, a
+shorter one is resumed (training.fit, resume=True). Each model (its best.pt, best validation
+loss) is then measured on the held-out galaxies:
 
     val_mse_per_pixel   mean over validation images of the per-pixel MSE (stretched [0, 1] units)
-    val_ssim            mean SSIM of the 3-band images (skimage, data_range=1), on at most
-                        --ssim-max evenly spaced validation galaxies (SSIM runs image by image on the CPU)
+    val_ssim            mean SSIM of the 3-band images (Wang et al. 2004 settings: Gaussian window
+                        sigma 1.5, VAE_model.metrics), on at most --ssim-max evenly spaced validation galaxies
     rf_accuracy         mean over class questions of the 5-fold cross-validated random-forest accuracy
                         on the latents (mu) of the galaxies in RUN/selection/class_index.csv
                         (VAE_model.classify.score_table); skipped with a note when the class
                         index or the classifier module is absent
 
-Rule for the chosen size (where the MSE curve levels off):
-    the smallest latent size whose validation MSE per pixel is within --tolerance percent
-    (default 5%) of the best MSE of the sweep:  k* = min{k : MSE_k <= (1 + tol) * min_j MSE_j}.
-Why this rule and not a knee finder (Kneedle: the point farthest from the chord): the sweep has
-only 5-6 unevenly spaced sizes, and a chord-distance knee depends on that spacing, on whether the
-axis is linear or logarithmic and on the last point, and it names a "knee" even on a curve that
-never flattens. The tolerance rule is invariant to the spacing and to the axis, states its cost in
-the units astronomers care about ("at most 5% worse reconstruction than the best model tried"),
-and is reproducible from latent_size.csv by hand. The classification score is reported next to it,
-not mixed into the rule: it is noisier (a few hundred labelled galaxies per question).
+Rule for the chosen size (VAE_model.latent_size, where the reasons are given): two knees,
+    MSE knee  the smallest size whose validation MSE per pixel is within --tolerance percent (5%)
+              of the best MSE of the sweep
+    RF knee   the smallest size whose mean random-forest accuracy is within --rf-tolerance (0.01,
+              one point) of the best accuracy of the sweep
+and the chosen size is the smallest size that passes both tests (the MSE test alone when the
+accuracy is not measured). Reconstruction alone can flatten before the morphology information in
+the latents does; the latents exist for the downstream stages, so both have a say.
 
-READS   RUN/train.txt, RUN/split.json, RUN/args.json (Galaxy_VAE_n.py), RUN/cache (built if absent)
+READS   RUN/train.txt, RUN/cache (built if absent), RUN/split.json and RUN/args.json (Galaxy_VAE_n.py; optional)
         RUN/selection/class_index.csv (analysis/decals_2_1.py; optional)
 WRITES  RUN/latent_size/z<k>/         checkpoint.pt, best.pt, loss_history.csv, args.json per size
         RUN/latent_size/latent_size.csv   latent_dim, val_mse_per_pixel, val_ssim, rf_accuracy, epochs, seed, ...
         RUN/latent_size/latent_size.png   the three measures against latent size, chosen size marked
-        RUN/latent_size/latent_size.json  chosen size, the rule, per-question accuracies, configuration
+        RUN/latent_size/latent_size.json  chosen size, both knees, the rule, the split, per-question
+                                          accuracies, configuration (read by Galaxy_VAE_n.py --latent-dim auto)
         RUN/latent_size/reconstructions_by_size.png   the galaxies below, input and each model's reconstruction
         RUN/latent_size/reconstructions.npz   the same validation galaxies reconstructed by every model:
                                           originals (n,3,S,S), recon_<k> (n,3,S,S), names, image_index,
                                           latent_sizes   (for outliers/visualization.ipynb)
 
     python analysis/decals_2_3.py --run runs/demo
-    python analysis/decals_2_3.py --run runs/demo --latent-sizes 4,8,16,32,64 --epochs 8   # demo (2 CPU cores)
+    python analysis/decals_2_3.py --run runs/demo --latent-sizes 4,8,16,32,64 --epochs 20 --image-size 64   # demo
+    python Galaxy_VAE_n.py --run runs/demo --latent-dim auto ...                # then the main model
 """
 from __future__ import annotations
 
@@ -52,21 +57,24 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import runfiles
-from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.data import DataError, image_cache, image_name, read_image_list, split_indices
 from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.imageio import ImageError
-from VAE_model.metrics import reconstruction_metrics, smallest_within_tolerance
-from VAE_model.models import VAEConfig
+from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
+from VAE_model.metrics import reconstruction_metrics
+from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, VAEConfig
 from VAE_model.plots import save_image_grid
 from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
                                load_model, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
-# Galaxy_VAE_n.py's reference defaults, used when the main run left no args.json
-TRAINING_DEFAULTS = {"epochs": 50, "batch_size": 512, "lr": 1e-5, "image_size": 256, "beta": 1.0, "augment": True}
-RULE = ("smallest latent size whose validation MSE per pixel is within {tol:g}% of the best MSE of the sweep "
-        "(k* = min{{k : MSE_k <= (1 + {frac:g}) * min_j MSE_j}})")
+# the reference defaults, used when the main run left no args.json: from the dataclasses that
+# Galaxy_VAE_n.py takes its defaults from (one source)
+_MODEL, _TRAIN = VAEConfig(), TrainSettings()
+TRAINING_DEFAULTS = {"arch": _MODEL.arch, "image_size": _MODEL.image_size, "epochs": _TRAIN.epochs,
+                     "batch_size": _TRAIN.batch_size, "lr": _TRAIN.lr, "beta": _TRAIN.beta, "augment": _TRAIN.augment,
+                     "val_fraction": _TRAIN.val_fraction}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,8 +82,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--latent-sizes", default=DEFAULT_LATENT_SIZES,
                         help="comma-separated latent sizes to train (default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=5.0,
-                        help="percent above the best validation MSE counted as levelled off (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=100 * MSE_TOLERANCE,
+                        help="MSE knee: percent above the best validation MSE counted as levelled off (default: %(default)s)")
+    parser.add_argument("--rf-tolerance", type=float, default=RF_TOLERANCE,
+                        help="RF knee: accuracy below the best (0.01 = one point) counted as levelled off (default: %(default)s)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=None, help="decoder (default: the main run's, else VAEConfig's)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help=f"held-out fraction when there is no RUN/split.json yet (default: the main run's, else "
+             f"{TRAINING_DEFAULTS['val_fraction']})")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: the main run's)")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the main run's)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the main run's)")
@@ -108,13 +122,20 @@ def parse_sizes(text: str) -> list[int]:
 
 def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
     """Training settings of the sweep: flags, else the main run's args.json, else its checkpoint's
-    image size, else Galaxy_VAE_n.py's defaults. Returns the dict and where each value came from."""
+    image size, else (image size) make_datatxt.py's summary, else the dataclass defaults. Returns the
+    dict, with where each value came from."""
     recorded = {}
     args_path = Path(run) / runfiles.TRAIN_ARGS
     if args_path.exists():
         recorded = json.loads(args_path.read_text())
+        recorded.setdefault("arch", LEGACY_ARCH)     # a main run from before --arch trained the light model
     elif (Path(run) / runfiles.CHECKPOINT).exists():
-        recorded = {"image_size": load_checkpoint(Path(run) / runfiles.CHECKPOINT)["model_config"]["image_size"]}
+        model_config = VAEConfig.from_dict(load_checkpoint(Path(run) / runfiles.CHECKPOINT)["model_config"])
+        recorded = {"image_size": model_config.image_size, "arch": model_config.arch}
+    summary_path = Path(run) / runfiles.DATATXT_SUMMARY
+    if recorded.get("image_size") is None and summary_path.exists():
+        # as Galaxy_VAE_n.py: the size make_datatxt.py validated the images at
+        recorded["image_size"] = json.loads(summary_path.read_text()).get("image_size")
     settings, source = {}, {}
     for key, default in TRAINING_DEFAULTS.items():
         flag = getattr(args, key)
@@ -128,13 +149,20 @@ def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
     return settings
 
 
-def read_split(run: str | Path, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    path = runfiles.require(Path(run) / runfiles.SPLIT_JSON, f"Galaxy_VAE_n.py --run {run}")
+def read_split(run: str | Path, n_images: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The main run's split (RUN/split.json) when it exists, else the one Galaxy_VAE_n.py will make
+    with the same seed and validation fraction (data.split_indices). Returns (train, val, description)."""
+    path = Path(run) / runfiles.SPLIT_JSON
+    if not path.exists():
+        train_idx, val_idx = split_indices(n_images, val_fraction, seed)
+        return train_idx, val_idx, {"source": "data.split_indices (no main run yet; Galaxy_VAE_n.py makes the same "
+                                              "split with this seed and --val-fraction)",
+                                    "seed": seed, "val_fraction": val_fraction}
     split = json.loads(path.read_text())
     train_idx, val_idx = np.asarray(split["train"], dtype=np.int64), np.asarray(split["val"], dtype=np.int64)
     if len(train_idx) == 0 or max(train_idx.max(initial=-1), val_idx.max(initial=-1)) >= n_images:
         raise DataError(f"{path}: split does not fit the {n_images} images of train.txt; rerun Galaxy_VAE_n.py")
-    return train_idx, val_idx
+    return train_idx, val_idx, {"source": str(path), "seed": split.get("seed"), "val_fraction": split.get("val_fraction")}
 
 
 def checkpoint_epoch(sub_run: Path, config: VAEConfig, settings: TrainSettings) -> int:
@@ -220,7 +248,8 @@ def classification_score(model, cache, class_index: pd.DataFrame, device, precis
 
 
 # ----------------------------------------------------------------------------- figure
-def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: float, path: str | Path) -> Path:
+def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: float, path: str | Path,
+                          rf_tolerance: float = RF_TOLERANCE) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,6 +277,11 @@ def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: f
     axes[0].axhline(best * (1 + tolerance_percent / 100), color="grey", linestyle=":", linewidth=1,
                     label=f"best + {tolerance_percent:g}%")
     axes[0].legend(fontsize=7)
+    accuracy = table["rf_accuracy"].to_numpy(dtype=float)
+    if np.isfinite(accuracy).any():
+        axes[2].axhline(np.nanmax(accuracy) - rf_tolerance, color="grey", linestyle=":", linewidth=1,
+                        label=f"best - {rf_tolerance:g}")
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -274,19 +308,20 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     precision = pick_precision(device, args.amp)
     seed_everything(args.seed)
     cache = image_cache(list_path, int(training["image_size"]), run / runfiles.CACHE_DIR, progress=not args.quiet)
-    train_idx, val_idx = read_split(run, len(cache))
+    train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
     eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
     settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
                              lr=float(training["lr"]), beta=float(training["beta"]), augment=bool(training["augment"]),
-                             seed=args.seed, workers=args.workers, channels_last=device.type == "cuda")
+                             val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
     record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                            training=training, n_train=len(train_idx), n_val=len(val_idx))
     paths = read_image_list(list_path)
     class_index, class_note = read_class_index(run, len(cache))
     log(f"classification: {class_note}")
     log(f"latent sizes {sizes}: {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
-        f"{training['image_size']} px, {len(train_idx)} train / {len(val_idx)} validation images, {device}")
-    # SSIM is computed on the CPU image by image: an evenly spaced subset keeps it cheap on large surveys
+        f"{training['image_size']} px, {training['arch']} decoder, {len(train_idx)} train / {len(val_idx)} validation images, {device}")
+    # SSIM (11x11 Gaussian filtering of five maps) costs more than the MSE: an evenly spaced subset keeps it
+    # cheap on large surveys
     n_ssim = max(1, min(args.ssim_max, len(eval_idx)))
     ssim_idx = eval_idx[np.unique(np.linspace(0, len(eval_idx) - 1, n_ssim).astype(int))]
     show = np.sort(eval_idx[:args.n_show])   # the galaxies Galaxy_VAE_n.py shows in reconstructions.png
@@ -296,7 +331,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     rows, per_question = [], {}
     for k in sizes:
         sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
-        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]))
+        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]))
         epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
                                         dict(record, latent_dim=k), progress=not args.quiet, log=log)
         model = load_model(sub_run / runfiles.BEST_CHECKPOINT, device)
@@ -316,14 +351,23 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         log(f"latent {k:3d}: val MSE/pixel {rows[-1]['val_mse_per_pixel']:.5f}  SSIM {rows[-1]['val_ssim']:.3f}  "
             f"RF accuracy {accuracy:.3f}  ({status}, {epochs} epochs)")
     table = pd.DataFrame(rows)
-    chosen = smallest_within_tolerance(table["latent_dim"], table["val_mse_per_pixel"], args.tolerance / 100)
+    choice = choose_latent_size(table["latent_dim"], table["val_mse_per_pixel"],
+                                table["rf_accuracy"] if class_index is not None else None,
+                                args.tolerance / 100, args.rf_tolerance)
+    chosen = choice["chosen_latent_dim"]
     best = table.loc[table["val_mse_per_pixel"].idxmin()]
     table.to_csv(runfiles.run_path(run, runfiles.LATENT_SIZE_CSV), index=False)
-    save_latent_size_plot(table, chosen, args.tolerance, runfiles.run_path(run, runfiles.LATENT_SIZE_PNG))
+    save_latent_size_plot(table, chosen, args.tolerance, runfiles.run_path(run, runfiles.LATENT_SIZE_PNG),
+                          args.rf_tolerance)
     np.savez_compressed(runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_NPZ), **recon)
     save_reconstructions_by_size(recon, table, runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_PNG))
-    rule = RULE.format(tol=args.tolerance, frac=args.tolerance / 100)
-    summary = {"chosen_latent_dim": chosen, "rule": rule, "tolerance_percent": args.tolerance,
+    best_rf = table.loc[table["rf_accuracy"].idxmax()] if table["rf_accuracy"].notna().any() else None
+    summary = {"chosen_latent_dim": chosen, "mse_knee": choice["mse_knee"], "rf_knee": choice["rf_knee"],
+               "rule": choice["rule"], "rule_note": choice["note"], "tolerance_percent": args.tolerance,
+               "rf_tolerance": args.rf_tolerance,
+               "best_rf_latent_dim": None if best_rf is None else int(best_rf["latent_dim"]),
+               "best_rf_accuracy": None if best_rf is None else float(best_rf["rf_accuracy"]),
+               "arch": str(training["arch"]), "image_size": int(training["image_size"]), "split": split,
                "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
                "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance / 100),
                "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",
@@ -344,8 +388,8 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"rule: {summary['rule']}")
-    print(f"done: chosen latent size {summary['chosen_latent_dim']} (best MSE/pixel "
-          f"{summary['best_val_mse_per_pixel']:.5f} at {summary['best_latent_dim']}); "
+    print(f"done: chosen latent size {summary['chosen_latent_dim']} (MSE knee {summary['mse_knee']}, RF knee "
+          f"{summary['rf_knee']}; best MSE/pixel {summary['best_val_mse_per_pixel']:.5f} at {summary['best_latent_dim']}); "
           f"results in {Path(args.run) / runfiles.LATENT_SIZE_DIR}")
     return 0
 

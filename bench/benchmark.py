@@ -1,27 +1,36 @@
-"""Benchmark: the reference-style data path against this project's path, side by side, in one run.
+"""Benchmark: three rows, one run, the same images, split and number of epochs.
 
-(a) reference style: a torch Dataset that opens every FITS file with astropy in __getitem__, in
-    every epoch, and normalises each image in numpy (min-max); DataLoader(batch_size, shuffle);
-    float32; the VAE of VAE_model.models; no cache.
-(b) this project: the decode-once uint8 cache (data.image_cache), whole batches sliced from the
-    memmap, augmentation on the device, training.train_one_epoch as Galaxy_VAE_n.py runs it
-    (channels-last; bfloat16 autocast on CUDA), latents through features.encode_arrays with the
-    model as runtime.load_model returns it (as analysis/decals_2_2.py runs it).
+(a) the reference: the reference study's architecture (VAEConfig arch='reference') and its data
+    path: a torch Dataset that opens every FITS file with astropy in __getitem__, in every
+    epoch, and normalises each image on its own (min-max, numpy); DataLoader(batch_size,
+    shuffle); float32; channels-first; no cache.
+(b) this project's data path with the reference architecture: the decode-once uint8 cache
+    (data.image_cache), whole batches sliced from the memmap, augmentation on the device,
+    training.train_one_epoch as Galaxy_VAE_n.py runs it (channels-last; bfloat16 autocast only
+    with --amp on, or auto on CUDA), latents through features.encode_arrays with the model as
+    runtime.load_model returns it (as analysis/decals_2_2.py runs it).
+(c) this project's default: (b) with the default architecture (VAEConfig.arch, or --arch).
 
-Measured: training and latent-extraction images/s of both and their ratios (the two paths take
-turns --repeats times and the best of each is kept: a shared machine only ever slows a run down);
-the one-off cost of building the cache; the share of a training step spent waiting for the next
-batch (a separate pass with a synchronisation after each phase, so an upper bound: real training
-overlaps the two); model FLOPs per image (torch.utils.flop_counter) and the achieved TFLOP/s,
-against the GPU's peak when the GPU is in the table below; mock galaxies rendered per second.
+Measured for each row: training and latent-extraction images/s (the rows take turns epoch by
+epoch and extraction by extraction, and the best of each is kept: a shared machine only ever
+slows a run down) and the validation MSE per pixel after --epochs epochs, on the held-out images
+(data.split_indices, --val-fraction, --seed). All three are measured on the same target, the
+project's stretched image (the cache, [0, 1]); row (a)'s reconstructions are first mapped back
+from its per-image min-max units to flux (x * (max - min) + min) and stretched the same way, and
+its MSE in its own units is reported too. Also: the ratios of (c) and (b) to (a), the one-off cost
+of building the cache, the share of a training step spent waiting for data (a synchronised pass:
+an upper bound), model FLOPs per image (torch.utils.flop_counter) of each architecture and the
+achieved TFLOP/s, against the GPU's peak when the GPU is in the table below; mock galaxies
+rendered per second. Defaults of the model and training settings come from the VAEConfig and
+TrainSettings dataclasses (latent size, learning rate, beta, validation fraction, architecture).
 
 READS   --images DIR (FITS cutouts, searched recursively), or nothing: --n-images fake FITS
         cutouts (Gaussian blobs plus sky noise) are written to a temporary folder first
 WRITES  RUN/bench/benchmark.json (or --output): every figure, the configuration, the device
 
-    python bench/benchmark.py --image-size 128 --n-images 512                  # 2 CPU cores, < 3 minutes
-    python bench/benchmark.py --image-size 256 --n-images 8192 --batch-size 512  # one GPU (~7 GB of fake FITS)
-    python bench/benchmark.py --images /data/decals_cutouts --n-images 20000 --image-size 256   # real cutouts
+    python bench/benchmark.py --image-size 128 --n-images 512 --epochs 3 --lr 1e-3       # 2 CPU cores
+    python bench/benchmark.py --image-size 256 --n-images 8192 --batch-size 512         # one GPU
+    python bench/benchmark.py --images data/mock/decals --n-images 640 --image-size 64  # mock or real cutouts
 
 Fake cutouts sit in the page cache after being written; real survey folders read from disk make
 the reference path slower still. On a shared machine set OMP_NUM_THREADS and expect noise.
@@ -37,16 +46,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 from VAE_model import runfiles
 from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,
-                            make_batches, write_image_list)
+                            make_batches, split_indices, write_image_list)
 from VAE_model.features import encode_arrays
-from VAE_model.imageio import FITS_SUFFIXES, resize, write_fits_cutout
-from VAE_model.models import VAE, VAEConfig, vae_loss
+from VAE_model.imageio import FITS_SUFFIXES, asinh_stretch, resize, write_fits_cutout
+from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
 from VAE_model.runtime import (DistInfo, add_runtime_arguments, describe_args, pick_device,
                                pick_precision, seed_everything, write_json)
-from VAE_model.training import TrainSettings, build_model, train_one_epoch, wrap_model
+from VAE_model.training import TrainSettings, build_model, evaluate, train_one_epoch, wrap_model
+
+ROWS = {"a": "reference: reference architecture + reference data path (astropy per epoch, per-image min-max, float32)",
+        "b": "project data path (cache, channels-last) + reference architecture",
+        "c": "project default: project data path + default architecture"}
 
 # Dense peak TFLOP/s (vendor data sheets, no sparsity): (bf16/fp16 tensor cores, fp32 without TF32).
 # Matched in order against torch.cuda.get_device_name(); an unknown GPU gives None.
@@ -72,24 +84,35 @@ PEAK_TFLOPS = [
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    model, train = VAEConfig(), TrainSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
     parser.add_argument("--image-size", type=int, default=128, help="image side in px, divisible by 64 (default: %(default)s)")
-    parser.add_argument("--n-images", type=int, default=512, help="fake FITS cutouts to write when --images is not given (default: %(default)s)")
-    parser.add_argument("--images", default=None, help="folder of real FITS cutouts to use instead (the first --n-images files)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size of both paths (default: 512 on CUDA, as the reference; 64 on CPU)")
-    parser.add_argument("--latent-dim", type=int, default=40, help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=1, help="training epochs per path and repeat (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="the paths take turns this many times; the best images/s of each is reported (default: %(default)s)")
+    parser.add_argument("--n-images", type=int, default=512, help="fake FITS cutouts to write when --images is not given, "
+                        "else the first N cutouts of --images (default: %(default)s)")
+    parser.add_argument("--images", default=None, help="folder of real (or mock) FITS cutouts to use instead")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"batch size of every row (default: {train.batch_size} on CUDA, as the reference; 64 on CPU)")
+    parser.add_argument("--latent-dim", type=int, default=model.latent_dim, help="(default: %(default)s)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=model.arch,
+                        help="architecture of row (c), the project default (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="training epochs of every row; validation MSE after the last (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="latent extractions per row, taking turns; the best images/s is kept (default: %(default)s)")
     parser.add_argument("--wait-steps", type=int, default=None,
                         help="steps of the synchronised data-wait pass (default: 20 on CUDA, 4 on CPU)")
-    parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="project path mixed precision (auto: on CUDA)")
+    parser.add_argument("--lr", type=float, default=train.lr, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--beta", type=float, default=train.beta, help="weight of the KL term (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=train.val_fraction,
+                        help="held-out fraction for the validation MSE (default: %(default)s)")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="mixed precision of rows (b) and (c) (auto: on CUDA); row (a) is always float32")
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                        help="project path memory format (auto: as Galaxy_VAE_n.py, i.e. channels-last)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the project model")
-    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on CUDA, both paths (CPU: 0) (default: %(default)s)")
+                        help="rows (b), (c) memory format (auto: as Galaxy_VAE_n.py, TrainSettings.channels_last)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the project models")
+    parser.add_argument("--workers", type=int, default=train.workers,
+                        help="DataLoader workers on CUDA, every row (CPU: 0) (default: %(default)s)")
     parser.add_argument("--mock-galaxies", type=int, default=24, help="galaxies of the mock-survey rendering test (default: %(default)s)")
     parser.add_argument("--skip-mock", action="store_true", help="do not time the mock survey")
     parser.add_argument("--tmp-dir", default=None, help="where fake images and the cache go (default: system temp)")
@@ -195,33 +218,51 @@ def warm_up(model, config: VAEConfig, device, batch_size: int, precision=None, c
     synchronize(device)
 
 
-# ----------------------------------------------------------------------------- (a) reference style
-class ReferencePipeline:
-    """Reference-style training and extraction: FITS read + numpy normalisation per image per epoch, float32."""
 
-    def __init__(self, paths, config: VAEConfig, args, device, seed: int):
+# ----------------------------------------------------------------------------- (a) the reference
+class ReferenceMinMaxDataset(ReferenceFITSDataset):
+    """The reference images plus the per-image minimum and maximum, to map a reconstruction back to flux."""
+
+    def __getitem__(self, i: int):
+        from astropy.io import fits
+
+        with fits.open(self.paths[i]) as hdul:
+            image = np.asarray(hdul[0].data, dtype=np.float32)
+        if image.shape[1] != self.image_size:
+            image = resize(image, self.image_size)
+        low, high = float(image.min()), float(image.max())
+        return torch.from_numpy(np.ascontiguousarray((image - low) / (high - low + 1e-12))), low, high
+
+
+class ReferencePipeline:
+    """Row (a): the reference architecture trained and used the reference way (FITS read and
+    per-image normalisation per image per epoch, float32, channels-first)."""
+
+    def __init__(self, paths, train_idx, val_idx, config: VAEConfig, args, device, seed: int):
         torch.manual_seed(seed)
         self.paths, self.config, self.args, self.device, self.seed = paths, config, args, device, seed
+        self.train_paths = [paths[i] for i in train_idx]
+        self.val_paths, self.val_idx = [paths[i] for i in val_idx], np.asarray(val_idx)
         self.model = VAE(config).to(device).train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
-        warm_up(self.model, config, device, min(args.batch_size, len(paths)))
+        warm_up(self.model, config, device, min(args.batch_size, len(self.train_paths)))
 
     def train_epoch(self, epoch: int) -> dict:
         from tqdm import tqdm
 
         model, device = self.model.train(), self.device
-        loader = reference_loader(self.paths, self.config.image_size, self.args.batch_size, device, self.args.workers,
-                                  True, self.seed + epoch)
+        loader = reference_loader(self.train_paths, self.config.image_size, self.args.batch_size, device,
+                                  self.args.workers, True, self.seed + epoch)
         iterator = iter(loader)
         n_images, wait, busy = 0, 0.0, 0.0
         start = time.perf_counter()
-        for _ in tqdm(range(len(loader)), desc=f"reference epoch {epoch}", leave=False, disable=self.args.quiet):
+        for _ in tqdm(range(len(loader)), desc=f"(a) epoch {epoch}", leave=False, disable=self.args.quiet):
             t0 = time.perf_counter()
             images = next(iterator).to(device)
             synchronize(device)
             t1 = time.perf_counter()
             reconstruction, mu, logvar = model(images)
-            loss = vae_loss(reconstruction, images, mu, logvar)[0]
+            loss = vae_loss(reconstruction, images, mu, logvar, self.args.beta)[0]
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -239,31 +280,51 @@ class ReferencePipeline:
         mu = torch.cat([model.encode(images.to(self.device))[0].cpu() for images in loader])
         return {"images": len(mu), "seconds": time.perf_counter() - start, "finite": bool(torch.isfinite(mu).all())}
 
+    @torch.no_grad()
+    def validation_mse(self, cache) -> dict:
+        """MSE per pixel of the validation images, in the reference's own (min-max) units and on the
+        project's target (the cache): reconstruction -> flux -> the project's asinh stretch."""
+        model = self.model.eval()
+        loader = torch.utils.data.DataLoader(ReferenceMinMaxDataset(self.val_paths, self.config.image_size),
+                                             batch_size=self.args.batch_size, shuffle=False)
+        own, project, seen = 0.0, 0.0, 0
+        for images, low, high in loader:
+            reconstruction = model(images.to(self.device))[0].float().cpu()
+            own += float((reconstruction - images).pow(2).flatten(1).mean(1).sum())
+            scale = (high - low + 1e-12).double().view(-1, 1, 1, 1)
+            flux = reconstruction.double() * scale + low.double().view(-1, 1, 1, 1)
+            stretched = torch.from_numpy(asinh_stretch(flux.numpy()))
+            target = torch.from_numpy(np.ascontiguousarray(cache[self.val_idx[seen:seen + len(images)]])).float() / 255
+            project += float((stretched - target).pow(2).flatten(1).mean(1).sum())
+            seen += len(images)
+        return {"val_mse_per_pixel": project / max(seen, 1), "val_mse_per_pixel_own_units": own / max(seen, 1)}
 
-# ----------------------------------------------------------------------------- (b) this project
+
+# ----------------------------------------------------------------------------- (b), (c) this project
 class ProjectPipeline:
     """training.train_one_epoch on the decode-once cache, the loop Galaxy_VAE_n.py runs (one process);
     latents with features.encode_arrays."""
 
-    def __init__(self, cache, config: VAEConfig, args, device, precision, channels_last: bool, seed: int):
+    def __init__(self, cache, train_idx, val_idx, config: VAEConfig, args, device, precision, channels_last: bool,
+                 seed: int):
         self.cache, self.config, self.args, self.device, self.precision = cache, config, args, device, precision
-        self.settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=True,
-                                      seed=seed, workers=args.workers, channels_last=channels_last,
+        self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
+        self.settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                                      augment=True, seed=seed, workers=args.workers, channels_last=channels_last,
                                       compile=args.compile)
         self.model = build_model(config, device, self.settings)
         self.module = wrap_model(self.model, device, DistInfo(), self.settings)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
         self.scaler = precision.scaler()
-        warm_up(self.module, config, device, min(args.batch_size, len(cache)), precision, channels_last)
+        warm_up(self.module, config, device, min(args.batch_size, len(self.train_idx)), precision, channels_last)
 
     def train_epoch(self, epoch: int) -> dict:
-        indices = np.arange(len(self.cache))
         start = time.perf_counter()
-        row = train_one_epoch(self.module, self.optimizer, self.scaler, self.precision, self.cache, indices, epoch,
-                              self.settings, self.device, DistInfo(), self.config.latent_dim,
+        row = train_one_epoch(self.module, self.optimizer, self.scaler, self.precision, self.cache, self.train_idx,
+                              epoch, self.settings, self.device, DistInfo(), self.config.latent_dim,
                               progress=not self.args.quiet)
         synchronize(self.device)
-        return {"images": len(indices), "seconds": time.perf_counter() - start, "train_loss": row["train_loss"]}
+        return {"images": len(self.train_idx), "seconds": time.perf_counter() - start, "train_loss": row["train_loss"]}
 
     def extract(self) -> dict:
         # the model as runtime.load_model returns it (standard memory format), as decals_2_2.py uses it
@@ -278,6 +339,11 @@ class ProjectPipeline:
         if self.settings.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return {"images": len(mu), "seconds": seconds, "finite": bool(np.isfinite(mu).all())}
+
+    def validation_mse(self, cache=None) -> dict:
+        values = evaluate(self.module, self.precision, self.cache, self.val_idx, self.args.batch_size, self.device,
+                          DistInfo(), self.args.beta, self.settings.channels_last)
+        return {"val_mse_per_pixel": values["val_mse_per_pixel"]}
 
     def data_wait(self, steps: int) -> dict:
         """Share of a synchronised training step spent waiting for the next batch on the device.
@@ -327,9 +393,9 @@ def best_rate(runs: list[dict]) -> tuple[float, list[float]]:
 
 def time_mock_survey(n_galaxies: int, image_size: int, seed: int, folder: Path, progress: bool) -> dict:
     try:
-        from VAE_model.mock_survey import build_mock_survey
+        from VAE_model.mock import build_mock_survey
     except ImportError as error:
-        return {"skipped": f"VAE_model.mock_survey not importable ({error})"}
+        return {"skipped": f"VAE_model.mock not importable ({error})"}
     start = time.perf_counter()
     summary = build_mock_survey(folder, n_galaxies=n_galaxies, image_size=image_size, seed=seed, workers=None,
                                 progress=progress)
@@ -339,15 +405,23 @@ def time_mock_survey(n_galaxies: int, image_size: int, seed: int, folder: Path, 
             "note": "each galaxy is rendered for both surveys (DECaLS-like and, in the footprint, BASS+MzLS-like)"}
 
 
+
 # ----------------------------------------------------------------------------- main
 def run_benchmark(args) -> dict:
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
-    channels_last = args.channels_last != "off"
-    args.batch_size = args.batch_size or (512 if device.type == "cuda" else 64)
+    float32 = pick_precision(device, "off")
+    channels_last = TrainSettings.channels_last if args.channels_last == "auto" else args.channels_last == "on"
+    args.batch_size = args.batch_size or (TrainSettings.batch_size if device.type == "cuda" else 64)
     args.wait_steps = args.wait_steps or (20 if device.type == "cuda" else 4)
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--repeats", args.repeats, 1), ("--batch-size", args.batch_size, 1),
+                             ("--n-images", args.n_images, 4)):
+        if value < low:
+            raise ValueError(f"{flag} {value}: must be >= {low}")
     seed_everything(args.seed)
-    config = VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size)
+    configs = {"a": VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size, arch="reference"),
+               "b": VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size, arch="reference"),
+               "c": VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size, arch=args.arch)}
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="galaxy_vae_bench_", dir=args.tmp_dir) as tmp:
         tmp = Path(tmp)
@@ -362,82 +436,104 @@ def run_benchmark(args) -> dict:
             source = "fake FITS cutouts (Gaussian blobs), written for this run"
         list_path = tmp / "train.txt"
         write_image_list([str(p) for p in paths], list_path)
+        train_idx, val_idx = split_indices(len(paths), args.val_fraction, args.seed)
+        if len(val_idx) == 0:
+            raise ValueError(f"--val-fraction {args.val_fraction}: the validation MSE needs held-out images")
 
-        flops = count_flops(config, args.batch_size, device, precision, channels_last)
+        flops = {arch: count_flops(VAEConfig(latent_dim=args.latent_dim, image_size=args.image_size, arch=arch),
+                                   args.batch_size, device, precision, channels_last) for arch in ARCHITECTURES}
         if progress:
-            print(f"{len(paths)} images of {args.image_size} px, batch {args.batch_size}, latent {args.latent_dim}, "
-                  f"{device}; {flops['train_gflop_per_image']:.3f} GFLOP per image per training step")
+            print(f"{len(paths)} images ({len(train_idx)} train, {len(val_idx)} validation) of {args.image_size} px, "
+                  f"batch {args.batch_size}, latent {args.latent_dim}, {args.epochs} epochs, {device}; GFLOP per "
+                  f"training image: " + ", ".join(f"{a} {f['train_gflop_per_image']:.3f}" for a, f in flops.items()))
 
-        reference_pipeline = ReferencePipeline(paths, config, args, device, args.seed)
         start = time.perf_counter()
         cache = image_cache(list_path, args.image_size, tmp / "cache", progress=progress)
         cache_seconds = time.perf_counter() - start
-        project_pipeline = ProjectPipeline(cache, config, args, device, precision, channels_last, args.seed)
-
-        # the two paths take turns, repeat by repeat, so both see the same (shared, noisy) machine
-        train_runs = {"reference": [], "project": []}
-        extract_runs = {"reference": [], "project": []}
-        epoch = 0
+        pipelines = {"a": ReferencePipeline(paths, train_idx, val_idx, configs["a"], args, device, args.seed),
+                     "b": ProjectPipeline(cache, train_idx, val_idx, configs["b"], args, device, precision,
+                                          channels_last, args.seed),
+                     "c": ProjectPipeline(cache, train_idx, val_idx, configs["c"], args, device, precision,
+                                          channels_last, args.seed)}
+        # the rows take turns, epoch by epoch, so all see the same (shared, noisy) machine
+        train_runs = {row: [] for row in pipelines}
+        extract_runs = {row: [] for row in pipelines}
+        for epoch in range(1, args.epochs + 1):
+            for row, pipeline in pipelines.items():
+                train_runs[row].append(pipeline.train_epoch(epoch))
+        validation = {row: pipeline.validation_mse(cache) for row, pipeline in pipelines.items()}
         for _ in range(args.repeats):
-            for _ in range(args.epochs):
-                epoch += 1
-                train_runs["reference"].append(reference_pipeline.train_epoch(epoch))
-                train_runs["project"].append(project_pipeline.train_epoch(epoch))
-            extract_runs["reference"].append(reference_pipeline.extract())
-            extract_runs["project"].append(project_pipeline.extract())
-        results = {}
-        for name in ("reference", "project"):
-            train_best, train_all = best_rate(train_runs[name])
-            extract_best, extract_all = best_rate(extract_runs[name])
-            results[name] = {"train_images_per_s": train_best, "train_images_per_s_all": train_all,
-                             "train_images": train_runs[name][0]["images"],
-                             "extract_images_per_s": extract_best, "extract_images_per_s_all": extract_all,
-                             "mu_finite": all(run["finite"] for run in extract_runs[name])}
-        reference, project = results["reference"], results["project"]
-        runs = train_runs["reference"]
-        reference["data_wait_share"] = sum(r["wait"] for r in runs) / max(sum(r["wait"] + r["busy"] for r in runs), 1e-12)
-        project.update({"cache_build_s": cache_seconds, "cache_build_images_per_s": len(cache) / cache_seconds,
-                        "precision": precision.describe(), "channels_last": channels_last, "compile": args.compile,
-                        "final_train_loss": train_runs["project"][-1]["train_loss"]})
-        project.update(project_pipeline.data_wait(args.wait_steps))
-        # a first epoch pays for building the cache (later epochs and stages reuse it)
-        epoch_seconds = project["train_images"] / project["train_images_per_s"]
-        project["first_epoch_images_per_s_incl_cache_build"] = project["train_images"] / (epoch_seconds + cache_seconds)
-        del cache, project_pipeline
+            for row, pipeline in pipelines.items():
+                extract_runs[row].append(pipeline.extract())
+        rows = {}
+        for row, pipeline in pipelines.items():
+            train_best, train_all = best_rate(train_runs[row])
+            extract_best, extract_all = best_rate(extract_runs[row])
+            config = configs[row]
+            rows[row] = {"description": ROWS[row], "arch": config.arch,
+                         "data_path": "reference" if row == "a" else "project",
+                         "precision": float32.describe() if row == "a" else precision.describe(),
+                         "channels_last": False if row == "a" else channels_last,
+                         "train_images_per_s": train_best, "train_images_per_s_all": train_all,
+                         "train_images": train_runs[row][0]["images"], "epochs": args.epochs,
+                         "extract_images_per_s": extract_best, "extract_images_per_s_all": extract_all,
+                         "mu_finite": all(run["finite"] for run in extract_runs[row]),
+                         "train_gflop_per_image": flops[config.arch]["train_gflop_per_image"],
+                         "encode_gflop_per_image": flops[config.arch]["encode_gflop_per_image"],
+                         **validation[row]}
+            rows[row]["train_tflops_achieved"] = rows[row]["train_gflop_per_image"] * train_best / 1e3
+        runs = train_runs["a"]
+        rows["a"]["data_wait_share"] = sum(r["wait"] for r in runs) / max(sum(r["wait"] + r["busy"] for r in runs), 1e-12)
+        for row in ("b", "c"):
+            rows[row].update(pipelines[row].data_wait(args.wait_steps))
+            rows[row]["final_train_loss"] = train_runs[row][-1]["train_loss"]
+            epoch_seconds = rows[row]["train_images"] / rows[row]["train_images_per_s"]
+            # a first epoch pays for building the cache (later epochs and stages reuse it)
+            rows[row]["first_epoch_images_per_s_incl_cache_build"] = rows[row]["train_images"] / (epoch_seconds + cache_seconds)
+        cache_info = {"cache_build_s": cache_seconds, "cache_build_images_per_s": len(cache) / cache_seconds}
+        del cache, pipelines
 
         mock = ({"skipped": "--skip-mock"} if args.skip_mock else
                 time_mock_survey(args.mock_galaxies, args.image_size, args.seed, tmp / "mock", progress))
 
     peak = peak_tflops(device, precision)
-    achieved_train = flops["train_gflop_per_image"] * project["train_images_per_s"] / 1e3
-    achieved_extract = flops["encode_gflop_per_image"] * project["extract_images_per_s"] / 1e3
-    flops.update({"train_tflops_achieved": achieved_train, "extract_tflops_achieved": achieved_extract,
-                  "peak_tflops": peak, "peak_precision": precision.describe() if peak else None,
-                  "train_share_of_peak": achieved_train / peak if peak else None,
-                  "reference_train_tflops_achieved": flops["train_gflop_per_image"] * reference["train_images_per_s"] / 1e3})
-    ratios = {"train": project["train_images_per_s"] / reference["train_images_per_s"],
-              "first_epoch_incl_cache_build": project["first_epoch_images_per_s_incl_cache_build"]
-              / reference["train_images_per_s"],
-              "extract": project["extract_images_per_s"] / reference["extract_images_per_s"]}
+    default = rows["c"]
+    gpu = {"peak_tflops": peak, "peak_precision": precision.describe() if peak else None,
+           "train_tflops_achieved": default["train_tflops_achieved"],
+           "extract_tflops_achieved": default["encode_gflop_per_image"] * default["extract_images_per_s"] / 1e3,
+           "train_share_of_peak": default["train_tflops_achieved"] / peak if peak else None}
+    ratios = {f"{num}_over_{den}_{kind}": rows[num][f"{kind}_images_per_s"] / rows[den][f"{kind}_images_per_s"]
+              for num, den in (("c", "a"), ("b", "a"), ("c", "b")) for kind in ("train", "extract")}
+    ratios["c_over_a_val_mse"] = default["val_mse_per_pixel"] / rows["a"]["val_mse_per_pixel"]
+    goal = {"target": "(c) >= 3x (a) training images/s in float32 at equal or better validation MSE",
+            "float32": default["precision"] == "float32", "train_ratio": ratios["c_over_a_train"],
+            "mse_equal_or_better": default["val_mse_per_pixel"] <= rows["a"]["val_mse_per_pixel"]}
+    goal["met"] = bool(goal["float32"] and goal["train_ratio"] >= 3 and goal["mse_equal_or_better"])
     device_info = {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                    "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
-    return {"config": describe_args(args, device=str(device), n_images_used=len(paths), image_source=source),
-            "device": device_info, "reference": reference, "project": project, "ratios": ratios,
-            "flops": flops, "mock_survey": mock}
+    return {"config": describe_args(args, device_used=str(device), n_images_used=len(paths), image_source=source,
+                                    n_train=len(train_idx), n_val=len(val_idx)),
+            "device": device_info, "rows": rows, "ratios": ratios, "goal": goal, "cache": cache_info,
+            "flops": {arch: f for arch, f in flops.items()}, "gpu": gpu, "mock_survey": mock}
 
 
 def print_table(result: dict) -> None:
-    ref, own, ratio, flops = result["reference"], result["project"], result["ratios"], result["flops"]
-    print(f"{'images/s':<22}{'reference':>12}{'project':>12}{'ratio':>8}")
-    print(f"{'training':<22}{ref['train_images_per_s']:>12.1f}{own['train_images_per_s']:>12.1f}{ratio['train']:>7.2f}x")
-    print(f"{'latent extraction':<22}{ref['extract_images_per_s']:>12.1f}{own['extract_images_per_s']:>12.1f}{ratio['extract']:>7.2f}x")
-    print(f"data wait share of a step: reference {ref['data_wait_share']:.1%}, project {own['data_wait_share']:.1%} "
-          f"(project busy {own['busy_share']:.1%}); cache build {own['cache_build_s']:.1f} s "
-          f"({own['cache_build_images_per_s']:.0f} images/s, once); project {own['precision']}, "
-          f"channels-last {own['channels_last']}")
-    peak = f" of peak {flops['peak_tflops']:.0f} ({flops['train_share_of_peak']:.1%})" if flops["peak_tflops"] else ""
-    print(f"model: {flops['train_gflop_per_image']:.3f} GFLOP/image/training step; achieved "
-          f"{flops['train_tflops_achieved']:.3f} TFLOP/s training{peak}, {flops['extract_tflops_achieved']:.3f} extraction")
+    rows = result["rows"]
+    print(f"{'row':<4}{'arch':<10}{'data path':<11}{'precision':<10}{'train img/s':>12}{'extract img/s':>14}"
+          f"{'val MSE/px':>12}")
+    for name, row in rows.items():
+        print(f"({name}) {row['arch']:<10}{row['data_path']:<11}{row['precision']:<10}{row['train_images_per_s']:>12.1f}"
+              f"{row['extract_images_per_s']:>14.1f}{row['val_mse_per_pixel']:>12.5f}")
+    ratios, goal = result["ratios"], result["goal"]
+    print(f"(c)/(a): training {ratios['c_over_a_train']:.2f}x, extraction {ratios['c_over_a_extract']:.2f}x, "
+          f"val MSE ratio {ratios['c_over_a_val_mse']:.2f}; (b)/(a) training {ratios['b_over_a_train']:.2f}x; "
+          f"goal (>= 3x in float32 at equal or better MSE) {'met' if goal['met'] else 'NOT met'}")
+    print(f"row (a) val MSE in its own min-max units {rows['a']['val_mse_per_pixel_own_units']:.5f}; data wait share: "
+          f"(a) {rows['a']['data_wait_share']:.1%}, (c) {rows['c']['data_wait_share']:.1%}; cache build "
+          f"{result['cache']['cache_build_s']:.1f} s (once)")
+    gpu = result["gpu"]
+    peak = f" of peak {gpu['peak_tflops']:.0f} ({gpu['train_share_of_peak']:.1%})" if gpu["peak_tflops"] else ""
+    print(f"(c) achieved {gpu['train_tflops_achieved']:.3f} TFLOP/s training{peak}")
     mock = result["mock_survey"]
     print("mock survey: " + (f"skipped ({mock['skipped']})" if "skipped" in mock else
                              f"{mock['galaxies_per_s']:.2f} galaxies/s ({mock['workers']} workers)"))
@@ -453,8 +549,8 @@ def main(argv=None) -> int:
         return 1
     write_json(result, output)
     print_table(result)
-    print(f"done: training {result['ratios']['train']:.2f}x, latent extraction {result['ratios']['extract']:.2f}x "
-          f"the reference-style pipeline ({result['device']['name']}); written {output}")
+    print(f"done: (c) trains {result['ratios']['c_over_a_train']:.2f}x and extracts latents "
+          f"{result['ratios']['c_over_a_extract']:.2f}x as fast as (a) ({result['device']['name']}); written {output}")
     return 0
 
 

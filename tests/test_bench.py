@@ -9,7 +9,7 @@ from bench import benchmark
 
 def test_benchmark_rows_a_b_c(tmp_path, capsys):
     output = tmp_path / "benchmark.json"
-    assert benchmark.main(["--image-size", "64", "--n-images", "24", "--epochs", "1", "--batch-size", "8",
+    assert benchmark.main(["--image-size", "64", "--n-images", "16", "--epochs", "1", "--batch-size", "8",
                            "--latent-dim", "4", "--repeats", "1", "--skip-mock", "--quiet", "--device", "cpu",
                            "--wait-steps", "1", "--val-fraction", "0.25", "--arch", "light",
                            "--tmp-dir", str(tmp_path), "--output", str(output)]) == 0
@@ -25,7 +25,7 @@ def test_benchmark_rows_a_b_c(tmp_path, capsys):
         for key in ("train_images_per_s", "extract_images_per_s", "val_mse_per_pixel", "train_gflop_per_image"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (name, key)
         assert 0 <= row["data_wait_share"] <= 1 and row["mu_finite"]
-        assert row["train_images"] == 18 and row["epochs"] == 1   # the same 18 training images for every row
+        assert row["train_images"] == 12 and row["epochs"] == 1   # the same 12 training images for every row
         assert row["val_mse_per_pixel"] < 1.0                     # [0, 1] units on the same target
     assert math.isfinite(rows["a"]["val_mse_per_pixel_own_units"])
     # FLOPs follow the architecture: the reference decoder costs more per image
@@ -36,7 +36,7 @@ def test_benchmark_rows_a_b_c(tmp_path, capsys):
                                      and result["goal"]["float32"])
     assert result["gpu"]["peak_tflops"] is None and result["device"]["type"] == "cpu"   # no peak for a CPU
     assert result["mock_survey"] == {"skipped": "--skip-mock"}
-    assert result["config"]["seed"] == 0 and result["config"]["n_val"] == 6
+    assert result["config"]["seed"] == 0 and result["config"]["n_val"] == 4
     assert not list(tmp_path.glob("galaxy_vae_bench_*")), "temporary images and cache were not removed"
     assert "(c)/(a)" in capsys.readouterr().out
 
