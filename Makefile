@@ -11,7 +11,7 @@ SEED ?= 0
 # Demo size for ~20 minutes on 2 CPU cores (the scripts' own defaults are the 256 px reference setting).
 DEMO_GALAXIES ?= 1500
 DEMO_SIZE ?= 64
-DEMO_LATENT ?= 40
+DEMO_LATENT ?= auto      # the latent-size study's choice (analysis/decals_2_3.py runs first)
 DEMO_EPOCHS ?= 40
 DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
@@ -43,7 +43,7 @@ SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS)
 SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
 SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH)
 
-.PHONY: demo test venv bench clean-demo FORCE
+.PHONY: demo test venv bench compare-arch clean-demo FORCE
 .SECONDEXPANSION:
 
 venv: $(VENV)/.installed
@@ -60,8 +60,12 @@ test: venv
 
 # CPU figures in float32 and with bfloat16 autocast (--amp on: fast on CPUs with AMX / AVX512-BF16)
 bench: venv
-	$(PY) bench/benchmark.py $(COMMON) --quiet
-	$(PY) bench/benchmark.py $(COMMON) --quiet --amp on --output $(RUN)/bench/benchmark_amp.json
+	$(PY) bench/benchmark.py $(COMMON) --quiet --epochs 3 --lr 1e-3 --beta 0.25 --batch-size 32
+	$(PY) bench/benchmark.py $(COMMON) --quiet --epochs 3 --lr 1e-3 --beta 0.25 --batch-size 32 --amp on --output $(RUN)/bench/benchmark_amp.json
+
+# reference vs light decoder on the demo's data and split (both trained the same way; about 10 min on 2 cores)
+compare-arch: venv $(RUN)/train.txt
+	$(PY) bench/compare_arch.py $(COMMON) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) --epochs 20 --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
 
 clean-demo:
 	rm -rf $(RUN)
@@ -80,7 +84,8 @@ $(RUN)/.settings_%: FORCE
 $(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py $(PKG) $(call stale,train.txt) | venv
 	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) $(COMMON)
 
-$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train Galaxy_VAE_n.py $(PKG) $(call stale,best.pt)
+# The latent-size study runs first; the main model takes its choice (--latent-dim auto).
+$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train $(RUN)/latent_size/latent_size.csv Galaxy_VAE_n.py $(PKG) $(call stale,best.pt)
 	$(PY) Galaxy_VAE_n.py $(COMMON) $(TRAIN_FLAGS) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS)
 
 $(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py $(PKG) $(call stale,selection/classes.csv)
@@ -92,8 +97,8 @@ $(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2
 $(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py $(PKG) $(call stale,latents/mu.npy)
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
-$(RUN)/latent_size/latent_size.csv: $(RUN)/best.pt $(RUN)/.settings_sweep $(RUN)/selection/class_index.csv analysis/decals_2_3.py
-	$(PY) analysis/decals_2_3.py $(COMMON) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) --quiet
+$(RUN)/latent_size/latent_size.csv: $(RUN)/train.txt $(RUN)/.settings_sweep $(RUN)/.settings_train $(RUN)/selection/class_index.csv analysis/decals_2_3.py $(PKG) $(call stale,latent_size/latent_size.csv)
+	$(PY) analysis/decals_2_3.py $(COMMON) $(TRAIN_FLAGS) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS)
 
 $(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py $(PKG) $(call stale,maps/embeddings.csv)
 	$(PY) analysis/decals_3.py $(COMMON)

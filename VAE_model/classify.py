@@ -14,6 +14,9 @@ the training-fold median inside the pipeline, so nothing leaks from the test fol
   random_forest   200 trees (reference), all cores, ``random_state=seed``; no scaling needed
   knn             k = 10 nearest neighbours on standardised features
   logistic        multinomial logistic regression on standardised features, max_iter 2000
+Any model can be preceded by a PCA fitted on the training fold (``pca_components``): the pixel
+baseline of analysis/decals_5.py (PCA of the image pixels with as many components as the latent
+size; features that do not beat it are not worth having).
 
 Usage (the latent-size study scores one latent space by the mean random-forest accuracy):
 
@@ -85,8 +88,14 @@ def fold_indices(labels, folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray
     return [(train, test) for train, test in splitter.split(np.zeros(len(labels)), labels)]
 
 
-def make_model(name: str, seed: int = 0, n_train: int | None = None, n_jobs: int = -1):
-    """A fresh scikit-learn pipeline (median imputation first) for one of ``MODELS``."""
+def make_model(name: str, seed: int = 0, n_train: int | None = None, n_jobs: int = -1,
+               pca_components: int | None = None):
+    """A fresh scikit-learn pipeline (median imputation first) for one of ``MODELS``.
+
+    ``pca_components``: a PCA to that many components after the imputation (fitted on the
+    training fold only, like everything in the pipeline): the pixel-PCA baseline.
+    """
+    from sklearn.decomposition import PCA
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -94,14 +103,16 @@ def make_model(name: str, seed: int = 0, n_train: int | None = None, n_jobs: int
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    steps = [SimpleImputer(strategy="median", keep_empty_features=True)]
+    if pca_components is not None:
+        steps.append(PCA(n_components=pca_components, svd_solver="randomized", random_state=seed))
     if name == "random_forest":
-        return make_pipeline(impute, RandomForestClassifier(n_estimators=RF_TREES, n_jobs=n_jobs, random_state=seed))
+        return make_pipeline(*steps, RandomForestClassifier(n_estimators=RF_TREES, n_jobs=n_jobs, random_state=seed))
     if name == "knn":
         k = KNN_NEIGHBOURS if n_train is None else max(1, min(KNN_NEIGHBOURS, n_train))
-        return make_pipeline(impute, StandardScaler(), KNeighborsClassifier(n_neighbors=k))
+        return make_pipeline(*steps, StandardScaler(), KNeighborsClassifier(n_neighbors=k))
     if name == "logistic":
-        return make_pipeline(impute, StandardScaler(), LogisticRegression(max_iter=LOGISTIC_MAX_ITER))
+        return make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=LOGISTIC_MAX_ITER))
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
@@ -120,14 +131,20 @@ def summarise_folds(y_true_folds: list[np.ndarray], y_pred_folds: list[np.ndarra
 
 
 def cross_validate(features: np.ndarray, labels: np.ndarray, splits, model: str, seed: int = 0,
-                   classes: list | None = None) -> dict:
-    """Score one model on given (train, test) splits of already-filtered features/labels."""
-    features = np.asarray(features, dtype=np.float64)
+                   classes: list | None = None, pca_components: int | None = None) -> dict:
+    """Score one model on given (train, test) splits of already-filtered features/labels.
+
+    ``pca_components``: reduce the features by a PCA fitted on each training fold first (at most
+    as many components as training galaxies or features).
+    """
+    features = np.asarray(features, dtype=np.float32 if pca_components else np.float64)
     labels = np.asarray(labels)
     classes = sorted(np.unique(labels)) if classes is None else classes
     truths, predictions = [], []
     for train, test in splits:
-        estimator = make_model(model, seed, n_train=len(train)).fit(features[train], labels[train])
+        components = None if pca_components is None else int(min(pca_components, len(train), features.shape[1]))
+        estimator = make_model(model, seed, n_train=len(train), pca_components=components)
+        estimator.fit(features[train], labels[train])
         truths.append(labels[test])
         predictions.append(estimator.predict(features[test]))
     return summarise_folds(truths, predictions, classes)

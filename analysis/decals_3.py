@@ -4,20 +4,26 @@ PCA (linear, all galaxies), t-SNE (scikit-learn, PCA initialisation) and UMAP (u
 of the latent means ``mu``, used as they come out of the encoder (no rescaling: the KL term
 already puts informative latent dimensions on a common, roughly unit scale). t-SNE and UMAP
 run on a random subsample of at most --max-points galaxies (their embedding columns are empty,
-NaN, for the others). Each map has one panel per class question of ``VAE_model.morph_classes``:
-colour = class label, grey = galaxies in no class of that question. A thumbnail map places
+NaN, for the others). Each map has one panel per class question found in class_index.csv (the
+Galaxy Zoo questions of ``VAE_model.morph_classes`` and any label column that analysis/decals_1.py
+recorded with --label-column; ``--label-column`` here draws only those): colour = class label,
+grey = galaxies in no class of that question. ``--outlier-score`` adds a panel coloured by the
+combined outlier score of analysis/decals_4.py. Label-free: without class_index.csv (images only,
+no catalog) the maps are drawn uncoloured, and the stage says so in one line. A thumbnail map places
 ~200 galaxy images (from the decode-once cache) at their positions, one per cell of a grid laid
 over the map, so that it shows which images live where.
 
 READS   RUN/latents/mu.npy, names.csv, latents_config.json (analysis/decals_2_2.py)
-        RUN/selection/class_index.csv (analysis/decals_2_1.py), RUN/train.txt + RUN/cache (thumbnails)
-WRITES  RUN/maps/pca.png, tsne.png, umap.png    one panel per class question
+        RUN/selection/class_index.csv (analysis/decals_2_1.py; optional), RUN/train.txt + RUN/cache (thumbnails)
+        RUN/outliers/outlier_scores.csv (analysis/decals_4.py; only with --outlier-score)
+WRITES  RUN/maps/pca.png, tsne.png, umap.png    one panel per class question (one grey panel if no labels)
         RUN/maps/umap_thumbnails.png            galaxy thumbnails on the map (--thumbnail-map; default umap)
         RUN/maps/embeddings.csv                 image_index, name, pca_1, pca_2, tsne_1, tsne_2, umap_1, umap_2
         RUN/maps/maps_config.json               flags, PCA explained variance, points used, timings
 
     python analysis/decals_3.py --run runs/demo
     python analysis/decals_3.py --run runs/decals --methods pca,umap --max-points 50000
+    python analysis/decals_3.py --run runs/rings --label-column ring --outlier-score
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from VAE_model import runfiles
 from VAE_model.data import DataError, image_cache
 from VAE_model.imageio import ImageError, resize
 from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.plots import plt, save_figure, to_rgb  (Agg backend set there)
+from VAE_model.plots import plt, save_figure, to_rgb  # (Agg backend set there)
 from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json
 
 METHODS = ("pca", "tsne", "umap")
@@ -59,6 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="about how many galaxy thumbnails on the thumbnail map; 0: no thumbnail map (default: %(default)s)")
     parser.add_argument("--thumbnail-map", choices=METHODS, default=None,
                         help="map that carries the thumbnails (default: umap if computed, else tsne, else pca)")
+    parser.add_argument("--label-column", action="append", default=[], metavar="NAME",
+                        help="colour only by these label columns recorded by analysis/decals_1.py --label-column "
+                             "(repeat or separate by commas; default: every question of class_index.csv)")
+    parser.add_argument("--outlier-score", action="store_true",
+                        help="add a panel coloured by the combined outlier score (RUN/outliers/outlier_scores.csv, "
+                             "analysis/decals_4.py)")
     return parser.parse_args(argv)
 
 
@@ -105,13 +117,42 @@ def embed(mu: np.ndarray, method: str, seed: int, perplexity: float = 30.0, n_ne
     raise ValueError(f"unknown method {method}")
 
 
-def labels_by_question(class_index: pd.DataFrame, n_images: int) -> dict[str, np.ndarray]:
-    """For every class question, the label of each image (None where the image is in no class)."""
+def map_questions(class_index: pd.DataFrame | None, label_columns: list[str] = ()) -> dict[str, list[str]]:
+    """{question: its class labels in drawing order} of the questions to colour by.
+
+    Built-in questions in schema order with their schema classes, then label columns with their
+    labels sorted; only ``label_columns`` when given (ValueError naming any that is absent).
+    """
+    if class_index is None or class_index.empty:
+        if label_columns:
+            raise ValueError(f"--label-column {', '.join(label_columns)}: no class_index.csv labels to colour by")
+        return {}
+    found = list(dict.fromkeys(class_index["question"]))
+    if label_columns:
+        unknown = [q for q in label_columns if q not in found]
+        if unknown:
+            raise ValueError(f"--label-column {', '.join(unknown)}: not in class_index.csv; record it with "
+                             "`analysis/decals_1.py --label-column` and rerun analysis/decals_2_1.py")
+        chosen = list(label_columns)
+    else:
+        chosen = [q for q in CLASS_QUESTIONS if q in found] + [q for q in found if q not in CLASS_QUESTIONS]
+    classes = {}
+    for question in chosen:
+        labels = set(class_index.loc[class_index["question"] == question, "label"])
+        schema = [name for name, _ in CLASS_QUESTIONS.get(question, [])]
+        classes[question] = schema + sorted(c for c in labels if c not in schema)
+    return classes
+
+
+def labels_by_question(class_index: pd.DataFrame | None, n_images: int,
+                       questions: list[str] | None = None) -> dict[str, np.ndarray]:
+    """For every question, the label of each image (None where the image is in no class)."""
     labels = {}
-    for question in CLASS_QUESTIONS:
+    for question in (questions if questions is not None else CLASS_QUESTIONS):
         column = np.full(n_images, None, dtype=object)
-        rows = class_index[class_index["question"] == question]
-        column[rows["image_index"].to_numpy(dtype=int)] = rows["label"].to_numpy()
+        if class_index is not None:
+            rows = class_index[class_index["question"] == question]
+            column[rows["image_index"].to_numpy(dtype=int)] = rows["label"].astype(str).to_numpy()
         labels[question] = column
     return labels
 
@@ -121,31 +162,49 @@ def _point_size(n: int) -> float:
     return float(np.clip(4000.0 / max(n, 1), 0.5, 14.0))
 
 
-def plot_class_map(xy: np.ndarray, labels: dict[str, np.ndarray], title: str, path: str | Path) -> Path:
-    """One panel per class question: class labels in colour over the unlabelled galaxies in grey."""
+def plot_class_map(xy: np.ndarray, labels: dict[str, np.ndarray], title: str, path: str | Path,
+                   classes: dict[str, list[str]] | None = None, score: np.ndarray | None = None,
+                   score_name: str = "outlier score") -> Path:
+    """One panel per question (class labels in colour over the unlabelled galaxies in grey), plus a
+    panel coloured by ``score`` when given; a single grey panel when there is neither."""
     shown = np.isfinite(xy).all(axis=1)
-    questions = list(CLASS_QUESTIONS)
-    n_cols = 4
-    n_rows = int(np.ceil(len(questions) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.0 * n_cols, 3.7 * n_rows), squeeze=False)
+    if classes is None:
+        classes = {q: [name for name, _ in CLASS_QUESTIONS[q]] for q in labels}
+    panels = list(classes) + (["__score__"] if score is not None else [])
+    if not panels:
+        panels = ["__none__"]
+    n_cols = min(4, len(panels))
+    n_rows = int(np.ceil(len(panels) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(max(4.0 * n_cols, 6.0), 3.7 * n_rows + 0.3), squeeze=False)
     size = _point_size(int(shown.sum()))
     palette = plt.get_cmap("tab10").colors
-    for ax, question in zip(axes.flat, questions):
+    for ax, question in zip(axes.flat, panels):
+        ax.set_xticks([]), ax.set_yticks([])
+        if question == "__none__":
+            ax.scatter(*xy[shown].T, s=size, c=UNLABELLED_COLOUR, lw=0, rasterized=True)
+            ax.set_title("no labels (images only)", fontsize=10)
+            continue
+        if question == "__score__":
+            scored = np.flatnonzero(shown & np.isfinite(score))
+            order = scored[np.argsort(score[scored], kind="stable")]      # the most unusual drawn on top
+            points = ax.scatter(*xy[order].T, s=size, c=score[order], cmap="viridis", lw=0, rasterized=True)
+            fig.colorbar(points, ax=ax, shrink=0.8)
+            ax.set_title(score_name, fontsize=10)
+            continue
         label = labels[question]
         unlabelled = shown & (label == None)  # noqa: E711 (element-wise on an object array)
         ax.scatter(*xy[unlabelled].T, s=size, c=UNLABELLED_COLOUR, lw=0, rasterized=True,
                    label=f"no class ({int(unlabelled.sum())})")
-        for k, (name, _) in enumerate(CLASS_QUESTIONS[question]):
+        for k, name in enumerate(classes[question]):
             chosen = shown & (label == name)
             ax.scatter(*xy[chosen].T, s=size * 1.6, color=palette[k % len(palette)], lw=0, alpha=0.85,
                        rasterized=True, label=f"{name} ({int(chosen.sum())})")
         ax.set_title(question, fontsize=10)
-        ax.set_xticks([]), ax.set_yticks([])
         ax.legend(fontsize=7, markerscale=max(1.0, 6 / np.sqrt(size)), loc="best", framealpha=0.7)
-    for ax in list(axes.flat)[len(questions):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"{title} of the latent means mu ({int(shown.sum())} galaxies); grey: in no class of the question",
-                 fontsize=11)
+    grey = "; grey: in no class of the question" if classes else ""
+    fig.suptitle(f"{title} of the latent means mu ({int(shown.sum())} galaxies){grey}", fontsize=11 if n_cols > 1 else 9)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -220,13 +279,16 @@ def plot_thumbnail_map(xy: np.ndarray, cache: np.ndarray, chosen: np.ndarray, n_
 
 # ----------------------------------------------------------------------------- stage
 def load_inputs(run: str | Path):
-    """mu, the names table, the class index and the latents config of a run (MissingInputError if absent)."""
+    """mu, the names table, the class index (None if absent) and the latents config of a run
+    (MissingInputError if a latents file is absent)."""
     run = Path(run)
     stage_2_2 = f"analysis/decals_2_2.py --run {run}"
     mu = np.load(runfiles.require(run / runfiles.LATENT_MU, stage_2_2))
     names = pd.read_csv(runfiles.require(run / runfiles.LATENT_NAMES, stage_2_2))
     config = json.loads(runfiles.require(run / runfiles.LATENT_CONFIG_JSON, stage_2_2).read_text())
-    classes = pd.read_csv(runfiles.require(run / runfiles.CLASS_INDEX_CSV, f"analysis/decals_2_1.py --run {run}"))
+    # optional: without a catalog (label-free Part I) the maps are drawn uncoloured
+    index_path = run / runfiles.CLASS_INDEX_CSV
+    classes = pd.read_csv(index_path, dtype={"label": str, "iauname": str}) if index_path.exists() else None
     if len(names) != len(mu):
         raise runfiles.MissingInputError(f"{run / runfiles.LATENT_NAMES}: {len(names)} rows for {len(mu)} latent "
                                          f"vectors; rerun `{stage_2_2}`")
@@ -245,7 +307,21 @@ def main(argv=None) -> int:
         return 1
     from tqdm import tqdm
 
-    labels = labels_by_question(classes, len(mu))
+    try:
+        label_columns = list(dict.fromkeys(n.strip() for v in args.label_column for n in v.split(",") if n.strip()))
+        question_classes = map_questions(classes, label_columns)
+        score = None
+        if args.outlier_score:
+            scores = pd.read_csv(runfiles.require(run / runfiles.OUTLIER_SCORES_CSV, f"analysis/decals_4.py --run {run}"))
+            score = np.full(len(mu), np.nan)
+            score[scores["image_index"].to_numpy(dtype=int)] = scores["combined_score"].to_numpy(dtype=float)
+    except (runfiles.MissingInputError, ValueError, KeyError, IndexError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if classes is None:
+        print(f"note: no {run / runfiles.CLASS_INDEX_CSV} (no catalog matched; analysis/decals_2_1.py): "
+              "maps drawn uncoloured" + (" except the outlier score" if score is not None else ""))
+    labels = labels_by_question(classes, len(mu), list(question_classes))
     sample = subsample(len(mu), args.max_points, args.seed)
     table = names[["image_index", "name"]].copy()
     records, maps = {}, {}
@@ -256,7 +332,7 @@ def main(argv=None) -> int:
         xy[rows], record = embed(mu[rows], method, args.seed, args.perplexity, args.n_neighbors, args.min_dist)
         record.update(n_points=len(rows), seconds=round(time.perf_counter() - start, 2))
         table[f"{method}_1"], table[f"{method}_2"] = np.round(xy[:, 0], 5), np.round(xy[:, 1], 5)
-        plot_class_map(xy, labels, TITLES[method], run / runfiles.MAPS_DIR / f"{method}.png")
+        plot_class_map(xy, labels, TITLES[method], run / runfiles.MAPS_DIR / f"{method}.png", question_classes, score)
         records[method], maps[method] = record, xy
     table.to_csv(runfiles.run_path(run, runfiles.MAP_EMBEDDINGS_CSV), index=False)
 
@@ -274,7 +350,9 @@ def main(argv=None) -> int:
         records["thumbnails"] = {"map": thumbnail_method, "n_shown": len(chosen)}
     elif args.thumbnails > 0:
         print(f"note: no thumbnail map ({thumbnail_method} is not among --methods {args.methods})")
-    write_json(describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records),
+    write_json(describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records,
+                             coloured_by=list(question_classes) + (["outlier combined_score"] if score is not None else []),
+                             class_index_found=classes is not None),
                runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
     timing = ", ".join(f"{m} {records[m]['seconds']:.1f} s" for m in methods)
     pca_note = ""

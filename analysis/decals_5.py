@@ -1,9 +1,12 @@
-"""Part I, step 5: how well do the VAE latents classify morphology? Latents vs classical morphology vs a CNN.
+"""Part I, step 5: how well do the VAE latents classify morphology? Latents vs pixel PCA, classical morphology, a CNN.
 
-For every class question (rows of class_index.csv grouped by question) three kinds of features
+For every class question (rows of class_index.csv grouped by question) four kinds of features
 are compared on the SAME galaxies and the SAME stratified folds (VAE_model.classify):
   latents     mu of the trained VAE with a random forest (200 trees), kNN (k = 10, standardised)
               and logistic regression (standardised)
+  pixel PCA   the baseline: PCA of the image pixels (the decode-once cache, block-averaged to at most
+              --pca-max-px a side) to as many components as the latent size, fitted on each training
+              fold, then the same random forest; latents that do not beat it are not worth having
   morphology  classical non-parametric morphology of the r band (concentration, asymmetry,
               smoothness, Gini, M20, ellipticity; VAE_model.morphology, statmorph definitions in
               simplified form) with a random forest; NaN of undetected galaxies -> fold median
@@ -11,15 +14,24 @@ are compared on the SAME galaxies and the SAME stratified folds (VAE_model.class
               from scratch on the images of each training fold (cross-entropy, Adam 1e-3,
               flips/quarter turns) for --cnn-epochs epochs
 Classes with fewer galaxies than the folds are dropped; a question with fewer than two classes
-left is skipped and listed. The morphology uses flux recovered from the image cache (the fixed
-asinh stretch undone) when train.txt lists FITS cutouts, else the stretched r channel.
+left is skipped and listed. The morphology is measured on the r-band flux (nanomaggies) read from
+each FITS file at its own resolution (VAE_model.imageio.read_raw), so the negative sky noise is kept;
+for PNG/JPG cutouts, which hold no flux, on the stretched r channel of the cache.
+
+Questions: every question of class_index.csv (the Galaxy Zoo vote-fraction questions and any
+``--label-column`` that analysis/decals_1.py recorded there, question = column name); --questions
+or --label-column chooses among them. A label column is recorded by decals_1 (not read here from
+the catalog) so that all stages see the same galaxies and labels:
+    python analysis/decals_1.py --run R --catalog cat.csv --label-column ring
+    python analysis/decals_2_1.py --run R
+    python analysis/decals_5.py --run R --label-column ring
 
 READS   RUN/selection/class_index.csv (analysis/decals_2_1.py)
         RUN/latents/mu.npy (analysis/decals_2_2.py), rows = lines of RUN/train.txt
         RUN/best.pt (Galaxy_VAE_n.py; only its image size and encoder configuration are used)
-        RUN/train.txt and the image cache RUN/cache/ (built if absent)
-WRITES  RUN/classification/results.csv         question, method, model, n_galaxies, n_classes, folds,
-                                               accuracy_mean/std, macro_f1_mean/std, seed
+        RUN/train.txt, the image cache RUN/cache/ (built if absent), the FITS files (morphology)
+WRITES  RUN/classification/results.csv         question, method (latents, pixel_pca, morphology, cnn), model,
+                                               n_galaxies, n_classes, folds, accuracy_mean/std, macro_f1_mean/std, seed
         RUN/classification/results.md          table questions x methods (accuracy, macro F1) and whether
                                                "RF on latents ~ CNN on images" holds
         RUN/classification/confusion_<question>.png   confusion matrices (RF on latents first)
@@ -30,6 +42,7 @@ WRITES  RUN/classification/results.csv         question, method, model, n_galaxi
     python analysis/decals_5.py --run runs/demo
     python analysis/decals_5.py --run runs/demo --cnn-epochs 6 --cnn-batch-size 16   # 64 px demo, 2 CPU cores
     python analysis/decals_5.py --run runs/decals --questions bar,edge-on --no-cnn
+    python analysis/decals_5.py --run runs/rings --label-column ring --no-cnn
 """
 from __future__ import annotations
 
@@ -56,11 +69,11 @@ RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "fol
                   "macro_f1_mean", "macro_f1_std", "seed"]
 # (method, model) in table order; the first is the headline, the last the supervised reference
 METHODS = [("latents", "random_forest"), ("latents", "knn"), ("latents", "logistic"),
-           ("morphology", "random_forest"), ("cnn", "encoder_cnn")]
+           ("pixel_pca", "random_forest"), ("morphology", "random_forest"), ("cnn", "encoder_cnn")]
 METHOD_LABELS = {("latents", "random_forest"): "RF on latents", ("latents", "knn"): "kNN on latents",
-                 ("latents", "logistic"): "LR on latents", ("morphology", "random_forest"): "RF on morphology",
-                 ("cnn", "encoder_cnn"): "CNN on images"}
-MORPHOLOGY_CHUNK = 1024     # images per morphology batch (bounds memory at 256 px)
+                 ("latents", "logistic"): "LR on latents", ("pixel_pca", "random_forest"): "RF on pixel PCA",
+                 ("morphology", "random_forest"): "RF on morphology", ("cnn", "encoder_cnn"): "CNN on images"}
+PCA_MAX_PX = 32             # default side of the images the pixel PCA sees (block-averaged from the cache)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,6 +95,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-cnn", dest="cnn", action="store_false", help="skip the supervised CNN baseline")
     parser.add_argument("--no-morphology", dest="morphology", action="store_false",
                         help="skip the classical morphology baseline")
+    parser.add_argument("--no-pca", dest="pca", action="store_false",
+                        help="skip the pixel-PCA baseline (PCA of the pixels, as many components as the latent size)")
+    parser.add_argument("--pca-max-px", type=int, default=PCA_MAX_PX,
+                        help="the pixel PCA sees the cached images block-averaged to at most this many pixels a side "
+                             "(default: %(default)s; bounds memory at 256 px)")
+    parser.add_argument("--label-column", action="append", default=[], metavar="NAME",
+                        help="score only these label columns recorded by analysis/decals_1.py --label-column "
+                             "(repeat or separate by commas)")
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="'RF on latents ~ CNN' holds when the mean accuracy difference over questions is within "
                              "this (default: %(default)s, i.e. 5 percentage points)")
@@ -119,9 +140,18 @@ def load_inputs(run: str, checkpoint: str | None):
     return classes, np.asarray(mu, dtype=np.float32), paths, config
 
 
-def choose_questions(classes: pd.DataFrame, requested: str | None) -> list[str]:
+def choose_questions(classes: pd.DataFrame, requested: str | None, label_columns: list[str] = (),
+                     run: str = "RUN") -> list[str]:
+    """Questions to score: all of class_index.csv, or those of --questions / --label-column."""
     present = list(dict.fromkeys([q for q in CLASS_QUESTIONS if q in set(classes["question"])] +
                                  list(classes["question"].unique())))
+    if label_columns:
+        unknown = [q for q in label_columns if q not in present]
+        if unknown:
+            raise ValueError(f"--label-column {', '.join(unknown)}: not in class_index.csv; record it with "
+                             f"`analysis/decals_1.py --run {run} --label-column {','.join(unknown)}` (plus --catalog) "
+                             f"and rerun `analysis/decals_2_1.py --run {run}`")
+        return list(label_columns)
     if not requested:
         return present
     wanted = [q.strip() for q in requested.split(",") if q.strip()]
@@ -151,29 +181,52 @@ def stratified_subsample(labels: np.ndarray, max_n: int | None, seed: int, min_p
 
 
 def morphology_table(cache, image_indices: np.ndarray, paths: list[str], progress: bool) -> pd.DataFrame:
-    """Morphology of the r band of the given images (flux if the cutouts are FITS)."""
-    from VAE_model.morphology import FEATURE_NAMES, band_images_from_cache, morphology_features
-
+    """Morphology of the r band of the given images: FITS flux read from the files at their own
+    resolution (all cutouts FITS), else the stretched r channel of the cache."""
     from tqdm import tqdm
 
-    to_flux = all(p.lower().endswith(FITS_SUFFIXES) for p in paths)
-    chunks = [np.sort(image_indices[i:i + MORPHOLOGY_CHUNK]) for i in range(0, len(image_indices), MORPHOLOGY_CHUNK)]
-    parts = []
-    for chunk in tqdm(chunks, desc="morphology", unit="chunk", disable=not progress or len(chunks) < 2, leave=False):
-        features, names = morphology_features(band_images_from_cache(cache, chunk, "r", to_flux),
-                                              progress=progress and len(chunks) == 1)
-        parts.append(features)
-    image_indices = np.concatenate(chunks) if chunks else np.zeros(0, dtype=int)
-    table = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, 6)), columns=list(FEATURE_NAMES))
+    from VAE_model.imageio import BANDS, read_raw
+    from VAE_model.morphology import FEATURE_NAMES, band_images_from_cache, morphology_one
+
+    image_indices = np.sort(np.asarray(image_indices, dtype=int))
+    from_flux = all(p.lower().endswith(FITS_SUFFIXES) for p in paths)
+    features = np.full((len(image_indices), len(FEATURE_NAMES)), np.nan)
+    unreadable = 0
+    with np.errstate(all="ignore"):
+        for row, i in enumerate(tqdm(image_indices, desc="morphology", unit="galaxy", disable=not progress,
+                                     leave=False)):
+            if from_flux:
+                try:
+                    image = read_raw(paths[i])[BANDS.index("r")]
+                except ImageError:
+                    unreadable += 1
+                    continue
+            else:
+                image = band_images_from_cache(cache, [i], "r", to_flux=False)[0]
+            features[row] = morphology_one(image)
+    table = pd.DataFrame(features, columns=list(FEATURE_NAMES))
     table.insert(0, "name", [image_name(paths[i]) for i in image_indices])
     table.insert(0, "image_index", image_indices)
-    table.attrs["input"] = "r-band flux (asinh stretch undone)" if to_flux else "stretched r channel"
+    table.attrs["input"] = ("r-band flux in nanomaggies read from the FITS files" if from_flux
+                            else "stretched r channel of the cache (PNG/JPG cutouts hold no flux)")
+    table.attrs["unreadable"] = unreadable
     return table
+
+
+def pixel_table(cache, image_indices: np.ndarray, max_px: int) -> np.ndarray:
+    """(N, 3 * s * s) float32 pixels in [0, 1] of the cached images, block-averaged to s <= max_px a side."""
+    from VAE_model.imageio import resize
+
+    size = cache.shape[-1]
+    factor = next(f for f in range(max(1, int(np.ceil(size / max_px))), size + 1) if size % f == 0)
+    side = size // factor            # whole blocks: resize() averages them (flux per area kept)
+    rows = [resize(np.asarray(cache[i], dtype=np.float32) / 255.0, side).ravel() for i in image_indices]
+    return np.asarray(rows, dtype=np.float32).reshape(len(image_indices), -1)
 
 
 # ----------------------------------------------------------------------------- one question
 def classify_question(question: str, table: pd.DataFrame, mu: np.ndarray, morphology: pd.DataFrame | None,
-                      cache, config: VAEConfig, args, device, seed: int) -> dict:
+                      cache, config: VAEConfig, args, device, seed: int, pixels: dict | None = None) -> dict:
     """All methods on one question; raises NotEnoughClassesError when it cannot be cross-validated."""
     from VAE_model.supervised import cross_validate_cnn
 
@@ -189,6 +242,12 @@ def classify_question(question: str, table: pd.DataFrame, mu: np.ndarray, morpho
     for model in MODELS:
         scores[("latents", model)] = cross_validate(mu[image_index], y, splits, model, seed, plan.classes)
     seconds["latents"] = time.perf_counter() - start
+    if pixels is not None:
+        start = time.perf_counter()
+        x = np.stack([pixels[i] for i in image_index])
+        scores[("pixel_pca", "random_forest")] = cross_validate(x, y, splits, "random_forest", seed, plan.classes,
+                                                                pca_components=int(mu.shape[1]))
+        seconds["pixel_pca"] = time.perf_counter() - start
     if morphology is not None:
         start = time.perf_counter()
         features = morphology.set_index("image_index").loc[image_index, list(morphology.columns[2:])].to_numpy()
@@ -244,7 +303,7 @@ def write_markdown(results: pd.DataFrame, infos: list[dict], skipped: dict, verd
                    args) -> None:
     present = [m for m in METHODS if ((results["method"] == m[0]) & (results["model"] == m[1])).any()]
     info = {i["question"]: i for i in infos}
-    lines = ["# Morphology classification: latents vs classical morphology vs supervised CNN", "",
+    lines = ["# Morphology classification: latents vs pixel PCA, classical morphology and a supervised CNN", "",
              f"Stratified {args.folds}-fold cross-validation (seed {args.seed}); every method sees the same galaxies "
              "and folds of a question. Cells: mean +- standard deviation over the folds.", ""]
     for metric, title in (("accuracy", "Accuracy"), ("macro_f1", "Macro F1")):
@@ -319,7 +378,10 @@ def main(argv=None) -> int:
         if args.folds < 2:
             raise ValueError(f"--folds must be >= 2, got {args.folds}")
         classes, mu, paths, config = load_inputs(run, args.checkpoint)
-        questions = choose_questions(classes, args.questions)
+        if args.pca_max_px < 1:
+            raise ValueError(f"--pca-max-px must be >= 1, got {args.pca_max_px}")
+        label_columns = list(dict.fromkeys(n.strip() for v in args.label_column for n in v.split(",") if n.strip()))
+        questions = choose_questions(classes, args.questions, label_columns, run)
         tables, skipped = {}, {}
         for number, question in enumerate(questions):
             table = question_labels(classes, question)
@@ -335,7 +397,7 @@ def main(argv=None) -> int:
                              + "; ".join(f"{q}: {w}" for q, w in skipped.items()))
         needed = np.unique(np.concatenate([t["image_index"].to_numpy() for t in tables.values()]))
         cache = None
-        if args.cnn or args.morphology:
+        if args.cnn or args.morphology or args.pca:
             cache = image_cache(Path(run) / runfiles.TRAIN_TXT, config.image_size, Path(run) / runfiles.CACHE_DIR,
                                 progress=not args.quiet)
     except (runfiles.MissingInputError, CheckpointError, DataError, ImageError, ValueError) as error:
@@ -349,12 +411,15 @@ def main(argv=None) -> int:
         morphology = morphology_table(cache, needed, paths, progress=not args.quiet)
         morphology_seconds = time.perf_counter() - start
         morphology.to_csv(out_dir / Path(runfiles.CLASSIFICATION_MORPHOLOGY_CSV).name, index=False)
+    pixels = None
+    if args.pca:
+        pixels = dict(zip(needed.tolist(), pixel_table(cache, needed, args.pca_max_px)))
     from tqdm import tqdm
 
     infos, rows = [], []
     for number, (question, table) in enumerate(tqdm(tables.items(), desc="questions", unit="question",
                                                     disable=args.quiet)):
-        info = classify_question(question, table, mu, morphology, cache, config, args, device, args.seed)
+        info = classify_question(question, table, mu, morphology, cache, config, args, device, args.seed, pixels)
         infos.append(info)
         rows += result_rows(info, args.seed)
         plot_confusions(info, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_PNG.format(question=question)))
@@ -370,6 +435,7 @@ def main(argv=None) -> int:
     write_json(describe_args(args, device_used=str(device), precision=pick_precision(device, args.amp).describe(),
                              image_size=config.image_size, latent_dim=int(mu.shape[1]),
                              morphology_input=morphology.attrs["input"] if morphology is not None else None,
+                             pixel_pca_components=int(mu.shape[1]) if args.pca else None,
                              questions_scored={i["question"]: {k: i[k] for k in ("n_galaxies", "n_classes", "folds",
                                                                                    "class_counts", "dropped_classes")}
                                                for i in infos},

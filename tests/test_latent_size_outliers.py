@@ -17,15 +17,6 @@ from VAE_model.latent_size import choose_latent_size
 from VAE_model.metrics import mse_per_image, rank_normalise, smallest_within_tolerance, ssim_per_image, top_k_scores
 from VAE_model.runtime import load_model
 
-@pytest.fixture
-def tiny_run(tiny_run):
-    """conftest's tiny run, with train.txt's provenance record as make_datatxt.py writes it."""
-    from VAE_model import provenance
-
-    if provenance.read_record(tiny_run, runfiles.TRAIN_TXT) is None:
-        provenance.record(tiny_run, [runfiles.TRAIN_TXT], [], "make_datatxt.py")
-    return tiny_run
-
 
 TRAIN = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet"]
 
