@@ -48,7 +48,8 @@ from VAE_model.image_scan import find_images, scan_images
 from VAE_model.imageio import (DEFAULT_MAX_MASKED_FRACTION, PIXEL_SCALE_ARCSEC, PIXEL_SCALE_TOLERANCE, ImageError,
                                header_pixel_scale, image_stem, is_fits, read_header,
                                resample_fits)
-from VAE_model.runtime import add_runtime_arguments, describe_args, fraction_below_one
+from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, add_workers_argument, describe_args,
+                               fraction_below_one)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,14 +63,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=256, help="expected cutout side in px; mock render size (default: %(default)s)")
     parser.add_argument("--output", default=runfiles.TRAIN_TXT, help="list name inside RUN (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, help="processes for validation and rendering (default: all cores)")
+    add_workers_argument(parser)
     parser.add_argument("--max-masked-fraction", type=fraction_below_one, default=DEFAULT_MAX_MASKED_FRACTION,
                         help="largest fraction of a band that may be masked (NaN/inf or exactly 0, no coverage); "
                              "such pixels are filled with the sky level (default: %(default)s, Galaxy Zoo DECaLS' limit)")
     parser.add_argument("--resample-to-native", action="store_true",
                         help=f"resample FITS cutouts off {PIXEL_SCALE_ARCSEC} arcsec/pixel by more than "
                              f"{PIXEL_SCALE_TOLERANCE:.0%}% to it, into RUN/{runfiles.RESAMPLED_DIR}/, and list those")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -39,7 +39,7 @@ from VAE_model import provenance, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
 from VAE_model.data import DataError, image_name, read_image_list
 from VAE_model.imageio import image_position
-from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
+from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, describe_args, write_json)
 
 STAGE_1 = "analysis/decals_1.py --run {run}"
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-list", default=None, help="image list (default: RUN/train.txt)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes reading FITS headers for position matching (default: all cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

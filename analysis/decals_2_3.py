@@ -64,8 +64,9 @@ from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_siz
 from VAE_model.metrics import reconstruction_metrics
 from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, VAEConfig
 from VAE_model.plots import save_image_grid
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
-                               load_model, pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (CheckpointError, add_amp_argument, add_quiet_argument, add_runtime_arguments,
+                               describe_args, load_checkpoint, load_model, pick_device, pick_precision,
+                               seed_everything, write_json)
 from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
@@ -104,9 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="validation galaxies (evenly spaced) used for SSIM; MSE uses all (default: %(default)s)")
     parser.add_argument("--n-show", type=int, default=8,
                         help="validation galaxies saved in reconstructions.npz (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (auto: on CUDA)")
+    add_amp_argument(parser)
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on CUDA (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

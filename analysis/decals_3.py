@@ -28,7 +28,6 @@ WRITES  RUN/maps/pca.png, tsne.png, umap.png    one panel per class question (on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -38,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
-from VAE_model.data import DataError, image_cache
-from VAE_model.imageio import ImageError, resize
+from VAE_model import provenance, readers, runfiles
+from VAE_model.data import image_cache
+from VAE_model.imageio import resize
 from VAE_model.morph_classes import CLASS_QUESTIONS
 from VAE_model.plots import plt, save_figure, to_rgb  # (Agg backend set there)
-from VAE_model.runtime import add_runtime_arguments, describe_args, seed_everything, write_json
+from VAE_model.runtime import add_runtime_arguments, cli_main, describe_args, seed_everything, write_json
 
 METHODS = ("pca", "tsne", "umap")
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -282,29 +281,25 @@ def load_inputs(run: str | Path):
     """mu, the names table, the class index (None if absent) and the latents config of a run
     (MissingInputError if a latents file is absent)."""
     run = Path(run)
-    stage_2_2 = f"analysis/decals_2_2.py --run {run}"
-    mu = np.load(runfiles.require(run / runfiles.LATENT_MU, stage_2_2))
-    names = pd.read_csv(runfiles.require(run / runfiles.LATENT_NAMES, stage_2_2))
-    config = json.loads(runfiles.require(run / runfiles.LATENT_CONFIG_JSON, stage_2_2).read_text())
+    latents = readers.read_latents(run)
     # optional: without a catalog (label-free Part I) the maps are drawn uncoloured
-    index_path = run / runfiles.CLASS_INDEX_CSV
-    classes = pd.read_csv(index_path, dtype={"label": str, "iauname": str}) if index_path.exists() else None
-    if len(names) != len(mu):
-        raise runfiles.MissingInputError(f"{run / runfiles.LATENT_NAMES}: {len(names)} rows for {len(mu)} latent "
-                                         f"vectors; rerun `{stage_2_2}`")
-    return mu, names, classes, config
+    classes = readers.read_class_index(run) if (run / runfiles.CLASS_INDEX_CSV).exists() else None
+    if classes is not None:
+        classes["label"] = classes["label"].astype(str)
+    return latents.mu, latents.names, classes, latents.config
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = Path(args.run)
     seed_everything(args.seed)
     try:
         methods = parse_methods(args.methods)
-        mu, names, classes, latent_config = load_inputs(run)
-    except (runfiles.MissingInputError, ValueError) as error:
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    mu, names, classes, latent_config = load_inputs(run)
     from tqdm import tqdm
 
     try:
@@ -312,10 +307,10 @@ def main(argv=None) -> int:
         question_classes = map_questions(classes, label_columns)
         score = None
         if args.outlier_score:
-            scores = pd.read_csv(runfiles.require(run / runfiles.OUTLIER_SCORES_CSV, f"analysis/decals_4.py --run {run}"))
+            scores = readers.read_table(run, runfiles.OUTLIER_SCORES_CSV, readers.OUTLIERS, ("image_index", "combined_score"))
             score = np.full(len(mu), np.nan)
             score[scores["image_index"].to_numpy(dtype=int)] = scores["combined_score"].to_numpy(dtype=float)
-    except (runfiles.MissingInputError, ValueError, KeyError, IndexError) as error:
+    except (ValueError, KeyError, IndexError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if classes is None:
@@ -338,11 +333,8 @@ def main(argv=None) -> int:
 
     thumbnail_method = args.thumbnail_map or next(m for m in ("umap", "tsne", "pca") if m in maps)
     if args.thumbnails > 0 and thumbnail_method in maps:
-        try:
-            cache = image_cache(run / runfiles.TRAIN_TXT, int(latent_config["image_size"]), run / runfiles.CACHE_DIR)
-        except (DataError, ImageError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        readers.read_train_list(run)
+        cache = image_cache(run / runfiles.TRAIN_TXT, int(latent_config["image_size"]), run / runfiles.CACHE_DIR)
         xy = maps[thumbnail_method]
         chosen, n_side = spread_points(xy, args.thumbnails, args.seed)
         plot_thumbnail_map(xy, cache, chosen, n_side, TITLES[thumbnail_method],
@@ -350,10 +342,14 @@ def main(argv=None) -> int:
         records["thumbnails"] = {"map": thumbnail_method, "n_shown": len(chosen)}
     elif args.thumbnails > 0:
         print(f"note: no thumbnail map ({thumbnail_method} is not among --methods {args.methods})")
-    write_json(describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records,
-                             coloured_by=list(question_classes) + (["outlier combined_score"] if score is not None else []),
-                             class_index_found=classes is not None),
-               runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
+    record = describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records,
+                           coloured_by=list(question_classes) + (["outlier combined_score"] if score is not None else []),
+                           class_index_found=classes is not None)
+    write_json(record, runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
+    inputs = readers.latents_inputs(run)
+    inputs += [provenance.Input.file(run / runfiles.CLASS_INDEX_CSV)] if classes is not None else []
+    inputs += [provenance.Input.file(run / runfiles.OUTLIER_SCORES_CSV)] if score is not None else []
+    provenance.record(run, [runfiles.MAP_EMBEDDINGS_CSV, runfiles.MAPS_CONFIG_JSON], inputs, "analysis/decals_3.py", record)
     timing = ", ".join(f"{m} {records[m]['seconds']:.1f} s" for m in methods)
     pca_note = ""
     if "pca" in records:

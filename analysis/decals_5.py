@@ -55,15 +55,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, readers, runfiles
+from VAE_model.errors import StaleInputError
 from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
                                 plan_labels, question_labels)
-from VAE_model.data import DataError, image_cache, image_name, read_image_list
+from VAE_model.data import image_cache, image_name
 from VAE_model.imageio import FITS_SUFFIXES, ImageError
 from VAE_model.models import VAEConfig
 from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, describe_args, load_checkpoint,
-                               pick_device, pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments,
+                               cli_main, describe_args, load_checkpoint, pick_device, pick_precision,
+                               seed_everything, write_json)
 
 RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "folds", "accuracy_mean", "accuracy_std",
                   "macro_f1_mean", "macro_f1_std", "seed"]
@@ -107,8 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="'RF on latents ~ CNN' holds when the mean accuracy difference over questions is within "
                              "this (default: %(default)s, i.e. 5 percentage points)")
     parser.add_argument("--checkpoint", default=None, help="trained VAE giving the image size (default: RUN/best.pt)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="CNN mixed precision (auto: on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_amp_argument(parser)
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -116,27 +118,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_inputs(run: str, checkpoint: str | None):
     """(class_index table, mu, image paths, VAEConfig), each checked against train.txt."""
     run_path = Path(run)
-    index_path = runfiles.require(run_path / runfiles.CLASS_INDEX_CSV, f"analysis/decals_2_1.py --run {run}")
-    mu_path = runfiles.require(run_path / runfiles.LATENT_MU, f"analysis/decals_2_2.py --run {run}")
-    list_path = runfiles.require(run_path / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
-    checkpoint = checkpoint or str(run_path / runfiles.BEST_CHECKPOINT)
-    runfiles.require(checkpoint, f"Galaxy_VAE_n.py --run {run}")
+    index_path = run_path / runfiles.CLASS_INDEX_CSV
+    mu_path = run_path / runfiles.LATENT_MU
+    checkpoint = readers.external_checkpoint(run, checkpoint) if checkpoint else readers.checkpoint_path(run)
     config = VAEConfig.from_dict(load_checkpoint(checkpoint)["model_config"])
-    classes = pd.read_csv(index_path)
-    missing = [c for c in ("question", "label", "image_index") if c not in classes.columns]
-    if missing:
-        raise DataError(f"{index_path}: missing columns {', '.join(missing)}; rerun analysis/decals_2_1.py --run {run}")
+    classes = readers.read_class_index(run)
+    latents = readers.read_latents(run)
+    readers.check_latents_model(latents, checkpoint, run)
     classes = classes[classes["image_index"].fillna(-1).astype(int) >= 0].copy()
     classes["image_index"] = classes["image_index"].astype(int)
     classes["label"] = classes["label"].astype(str)
-    mu = np.load(mu_path, mmap_mode="r")
-    paths = read_image_list(list_path)
+    mu = latents.mu
+    paths = readers.read_train_list(run)
     if len(mu) != len(paths):
-        raise runfiles.MissingInputError(f"{mu_path}: {len(mu)} rows but train.txt lists {len(paths)} images; "
-                                         f"rerun `analysis/decals_2_2.py --run {run}`")
+        raise StaleInputError(f"{mu_path}: {len(mu)} rows but train.txt lists {len(paths)} images; "
+                              f"re-run `analysis/decals_2_2.py --run {run}`")
     if len(classes) and classes["image_index"].max() >= len(paths):
-        raise runfiles.MissingInputError(f"{index_path}: image_index beyond train.txt; "
-                                         f"rerun `analysis/decals_2_1.py --run {run}`")
+        raise StaleInputError(f"{index_path}: image_index beyond train.txt; "
+                              f"re-run `analysis/decals_2_1.py --run {run}`")
     return classes, np.asarray(mu, dtype=np.float32), paths, config
 
 
@@ -368,6 +367,7 @@ def plot_confusions(info: dict, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
@@ -400,7 +400,7 @@ def main(argv=None) -> int:
         if args.cnn or args.morphology or args.pca:
             cache = image_cache(Path(run) / runfiles.TRAIN_TXT, config.image_size, Path(run) / runfiles.CACHE_DIR,
                                 progress=not args.quiet)
-    except (runfiles.MissingInputError, CheckpointError, DataError, ImageError, ValueError) as error:
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -432,7 +432,7 @@ def main(argv=None) -> int:
                                 for (m, k), s in i["scores"].items()} for i in infos},
                runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_JSON))
     seconds = time.perf_counter() - started
-    write_json(describe_args(args, device_used=str(device), precision=pick_precision(device, args.amp).describe(),
+    record = describe_args(args, device_used=str(device), precision=pick_precision(device, args.amp).describe(),
                              image_size=config.image_size, latent_dim=int(mu.shape[1]),
                              morphology_input=morphology.attrs["input"] if morphology is not None else None,
                              pixel_pca_components=int(mu.shape[1]) if args.pca else None,
@@ -441,8 +441,13 @@ def main(argv=None) -> int:
                                                for i in infos},
                              questions_skipped=skipped, rf_vs_cnn=verdict_numbers,
                              seconds={"total": round(seconds, 1), "morphology_features": round(morphology_seconds, 1),
-                                      **{f"{q['question']}/{k}": round(v, 1) for q in infos for k, v in q["seconds"].items()}}),
-               runfiles.run_path(run, runfiles.CLASSIFICATION_CONFIG_JSON))
+                                      **{f"{q['question']}/{k}": round(v, 1) for q in infos for k, v in q["seconds"].items()}})
+    write_json(record, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFIG_JSON))
+    outputs = [runfiles.CLASSIFICATION_RESULTS_CSV, runfiles.CLASSIFICATION_RESULTS_MD, runfiles.CLASSIFICATION_CONFUSION_JSON,
+               runfiles.CLASSIFICATION_CONFIG_JSON] + ([runfiles.CLASSIFICATION_MORPHOLOGY_CSV] if morphology is not None else [])
+    inputs = [*readers.latents_inputs(run), provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV),
+              provenance.Input.file(Path(run) / runfiles.TRAIN_TXT)]
+    provenance.record(run, outputs, inputs, "analysis/decals_5.py", record)
     means = results.groupby(["method", "model"])["accuracy_mean"].mean()
     summary = ", ".join(f"{METHOD_LABELS[m]} {means[m]:.3f}" for m in METHODS if m in means.index)
     print(f"done: {len(infos)} questions ({len(skipped)} skipped) in {seconds:.0f} s; mean accuracy {summary}; "

@@ -52,8 +52,8 @@ from VAE_model.data import (augment, batch_loader, device_batches, draw_augmenta
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import FITS_SUFFIXES, asinh_stretch, resize, write_fits_cutout
 from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
-from VAE_model.runtime import (DistInfo, add_runtime_arguments, describe_args, pick_device,
-                               pick_precision, seed_everything, write_json)
+from VAE_model.runtime import (DistInfo, add_amp_argument, add_quiet_argument, add_runtime_arguments,
+                               describe_args, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import TrainSettings, build_model, evaluate, train_one_epoch, wrap_model
 
 ROWS = {"a": "reference: reference architecture + reference data path (astropy per epoch, per-image min-max, float32)",
@@ -106,8 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--beta", type=float, default=train.beta, help="weight of the KL term (default: %(default)s)")
     parser.add_argument("--val-fraction", type=float, default=train.val_fraction,
                         help="held-out fraction for the validation MSE (default: %(default)s)")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
-                        help="mixed precision of rows (b) and (c) (auto: on CUDA); row (a) is always float32")
+    add_amp_argument(parser)
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                         help="rows (b), (c) memory format (auto: as Galaxy_VAE_n.py, TrainSettings.channels_last)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the project models")
@@ -117,7 +116,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-mock", action="store_true", help="do not time the mock survey")
     parser.add_argument("--tmp-dir", default=None, help="where fake images and the cache go (default: system temp)")
     parser.add_argument("--output", default=None, help=f"JSON path (default: RUN/{runfiles.BENCH_JSON})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -46,7 +46,8 @@ from VAE_model.errors import GalaxyVAEError
 from VAE_model.features import encode_arrays
 from VAE_model.metrics import reconstruction_metrics
 from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
-from VAE_model.runtime import describe_args, load_checkpoint, load_model, pick_device, pick_precision, seed_everything, write_json
+from VAE_model.runtime import (add_quiet_argument, describe_args, load_checkpoint, load_model, pick_device,
+                               pick_precision, seed_everything, write_json)
 from VAE_model.runtime import add_runtime_arguments
 from VAE_model.training import TrainSettings, fit
 
@@ -76,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--amp", choices=["auto", "on", "off"], default="off",
                         help="mixed precision (default: %(default)s: float32, the reference's precision)")
     parser.add_argument("--output", default=None, help="output folder (default: RUN/bench/compare_arch)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
