@@ -71,7 +71,7 @@ clean-demo:
 	rm -rf $(RUN)
 
 # Part I ------------------------------------------------------------------------------------
-demo: venv $(RUN)/REPORT.md
+demo: venv $(RUN)/REPORT.md $(RUN)/explorer/index.html
 	@echo "demo finished: see $(RUN)/REPORT.md"
 
 SETTINGS_FILES := $(addprefix $(RUN)/.settings_,data train sweep cnn adapt)
@@ -124,6 +124,10 @@ $(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/pa
 
 $(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(PKG) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
+
+# Explorer page: one self-contained HTML file; its neighbours are decals_6's (same model, same latents)
+$(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(PKG) $(call stale,explorer/index.html)
+	$(PY) analysis/explore.py $(COMMON) --quiet
 
 # Report ------------------------------------------------------------------------------------
 REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv \

@@ -151,5 +151,9 @@ CLASSIFICATION_CONFUSION_PNG = "classification/confusion_{question}.png"  # RF o
 CLASSIFICATION_MORPHOLOGY_CSV = "classification/morphology_features.csv"  # image_index, name, C, A, S, Gini, M20, ellipticity
 CLASSIFICATION_CONFIG_JSON = "classification/classification_config.json"  # flags, seed, commit, skipped questions, timing
 
+# --- analysis/explore.py (the latent-space explorer page) ---------------------------------
+EXPLORER_HTML = "explorer/index.html"                      # one self-contained page (Bokeh inlined, thumbnails embedded)
+EXPLORER_CONFIG_JSON = "explorer/explorer_config.json"     # flags, model, counts, page size
+
 # --- bench/benchmark.py -------------------------------------------------------------------
 BENCH_JSON = "bench/benchmark.json"                        # reference-style vs project images/s, FLOPs, data wait

@@ -70,9 +70,11 @@ def class_feature_paths(run_dir: str | Path, question: str) -> tuple[Path, Path]
 
 
 def write_class_features(run_dir: str | Path, mu: np.ndarray, classes: pd.DataFrame) -> dict[str, int]:
-    """Split mu by class question through the class index; returns galaxies per question."""
+    """Split mu by class question (built-in questions and --label-column labels alike) through the
+    class index; returns galaxies per question."""
     counts = {}
-    for question in CLASS_QUESTIONS:
+    present = list(dict.fromkeys(classes["question"].astype(str)))
+    for question in [q for q in CLASS_QUESTIONS if q in present] + [q for q in present if q not in CLASS_QUESTIONS]:
         rows = classes[classes["question"] == question].sort_values("image_index")
         mu_path, labels_path = class_feature_paths(run_dir, question)
         mu_path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,12 +157,13 @@ def main(argv=None) -> int:
     write_json(record, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
     outputs = [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_TABLE_PARQUET,
                runfiles.LATENT_CONFIG_JSON]
-    for question in per_question:
-        outputs += [f"{runfiles.LATENT_CLASSES_DIR}/{question}_mu.npy", f"{runfiles.LATENT_CLASSES_DIR}/{question}_labels.csv"]
     inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(run)]
-    if classes is not None:
-        inputs.append(provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV))
     provenance.record(run, outputs, inputs, "analysis/decals_2_2.py", record)
+    if per_question:   # the per-class files also depend on the class index
+        provenance.record(run, [f"{runfiles.LATENT_CLASSES_DIR}/{question}_{part}" for question in per_question
+                                for part in ("mu.npy", "labels.csv")],
+                          [*inputs, provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV)],
+                          "analysis/decals_2_2.py", record)
     classes_note = f", per-class features for {sum(per_question.values())} (question, galaxy) pairs" if per_question else ""
     print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "
           f"({len(paths) / max(seconds, 1e-9):.0f} images/s, {device}){classes_note}; in {Path(run) / runfiles.LATENTS_DIR}")

@@ -53,17 +53,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, runfiles
-from VAE_model.data import image_cache, read_image_list
-from VAE_model.errors import StaleInputError
+from VAE_model import provenance, readers, runfiles
+from VAE_model.data import image_cache
+from VAE_model.errors import MissingInputError, StaleInputError
 from VAE_model.explorer import (ExplorerData, PairGallery, all_neighbours, build_page, categorical_colouring,
                                 continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
 from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
                                seed_everything, write_json)
 from VAE_model.similarity import DEFAULT_K, latent_scale
 
-EXPLORER_HTML = "explorer/index.html"
-EXPLORER_CONFIG_JSON = "explorer/explorer_config.json"
 MODEL_CHOICES = ("auto", "part1", "adapted")
 
 
@@ -88,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="most and least alike cross-survey pairs shown per model (default: %(default)s)")
     parser.add_argument("--clusters", type=positive_int, default=8,
                         help="k-means clusters of mu offered as a colouring (default: %(default)s)")
-    parser.add_argument("--output", default=None, help=f"page path (default: RUN/{EXPLORER_HTML})")
+    parser.add_argument("--output", default=None, help=f"page path (default: RUN/{runfiles.EXPLORER_HTML})")
     add_quiet_argument(parser)
     args = parser.parse_args(argv)
     if args.outliers < 0 or args.pairs < 0:
@@ -97,15 +95,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- inputs
-def read_names(run: Path) -> pd.DataFrame:
-    path = runfiles.require(run / runfiles.LATENT_NAMES, f"analysis/decals_2_2.py --run {run}")
-    names = pd.read_csv(path, dtype={"name": str, "path": str})
-    missing = {"image_index", "name", "path"} - set(names.columns)
-    if missing:
-        raise StaleInputError(f"{path}: missing columns {', '.join(sorted(missing))}; rerun analysis/decals_2_2.py")
-    return names
-
-
 def search_latents(run: Path, choice: str, orientation_average: bool, n: int) -> tuple[np.ndarray, str, str]:
     """(latents searched, model label, distance description): the latents analysis/decals_6.py searches
     for the same --model / --orientation-average, scaled as its LatentTable is."""
@@ -115,11 +104,15 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
     key = f"{label}_orientation_average" if orientation_average else label
     flags = f"--model {label}" + (" --orientation-average" if orientation_average else "")
     if label == "part1" and not orientation_average:
-        path = runfiles.require(run / runfiles.LATENT_MU, f"analysis/decals_2_2.py --run {run}")
+        latents = readers.read_latents(run)
+        readers.check_latents_model(latents, readers.checkpoint_path(run), run)
+        path = run / runfiles.LATENT_MU
     else:
         made_by = f"analysis/decals_6.py --run {run} --name auto {flags}"
-        runfiles.require(checkpoint, "transfer/evaluate.py" if label == "adapted" else "Galaxy_VAE_n.py")
-        path = runfiles.require(run / runfiles.SIMILARITY_LATENTS.format(model=key), made_by)
+        readers.checkpoint_path(run, *((runfiles.TRANSFER_ADAPTED, readers.EVALUATE) if label == "adapted" else ()))
+        path = run / runfiles.SIMILARITY_LATENTS.format(model=key)
+        if not path.exists():
+            raise MissingInputError(f"{path}: not found; run `{made_by}` first")
         # decals_6 stamps its latent cache with the checkpoint's SHA-256 (.json next to it): same check here
         stamp_path = path.with_suffix(".json")
         recorded = json.loads(stamp_path.read_text()).get("checkpoint_sha256") if stamp_path.exists() else None
@@ -137,10 +130,8 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
 
 
 def read_maps(run: Path, n: int) -> dict[str, np.ndarray]:
-    path = runfiles.require(run / runfiles.MAP_EMBEDDINGS_CSV, f"analysis/decals_3.py --run {run}")
-    table = pd.read_csv(path)
-    if "image_index" not in table.columns:
-        raise StaleInputError(f"{path}: no image_index column; rerun analysis/decals_3.py")
+    path = run / runfiles.MAP_EMBEDDINGS_CSV
+    table = readers.read_table(run, runfiles.MAP_EMBEDDINGS_CSV, readers.MAPS, ("image_index",))
     maps = {}
     for method in ("umap", "tsne", "pca"):
         if {f"{method}_1", f"{method}_2"} <= set(table.columns):
@@ -157,17 +148,18 @@ def read_maps(run: Path, n: int) -> dict[str, np.ndarray]:
 
 
 def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """RA/Dec of the images ``rows``: catalog_index.csv, then decals_6's index_positions.csv, then FITS headers RA/DEC."""
+    """RA/Dec of the images ``rows``: catalog_index.csv, then decals_6's index_positions.csv, then the FITS
+    headers (WCS centre, else RA/DEC cards)."""
     from tqdm import tqdm
 
-    from VAE_model.imageio import read_fits_header
+    from VAE_model.imageio import image_position
 
     n = len(names)
     ra, dec = np.full(n, np.nan), np.full(n, np.nan)
     sources = []
     catalog = run / runfiles.CATALOG_INDEX_CSV
     if catalog.exists():
-        table = pd.read_csv(catalog)
+        table = readers.read_catalog_index(run)
         table = table[table["image_index"].between(0, n - 1)]
         ra[table["image_index"].to_numpy(int)] = table["ra"].to_numpy(float)
         dec[table["image_index"].to_numpy(int)] = table["dec"].to_numpy(float)
@@ -184,12 +176,7 @@ def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) 
     fits = [r for r in missing if str(names["path"].iloc[r]).lower().endswith((".fits", ".fit", ".fits.gz", ".fz"))]
     if fits:
         for r in tqdm(fits, desc="RA/DEC from FITS headers", unit="img", disable=not progress or len(fits) < 200):
-            try:
-                header = read_fits_header(names["path"].iloc[r])
-            except (OSError, ValueError):   # unreadable header: the galaxy is shown without a position
-                continue
-            if "RA" in header and "DEC" in header:
-                ra[r], dec[r] = float(header["RA"]), float(header["DEC"])
+            ra[r], dec[r], _ = image_position(names["path"].iloc[r])   # nan, nan when the header has none
         sources.append("FITS headers")
     return ra[rows], dec[rows], " + ".join(sources) or "none"
 
@@ -199,7 +186,7 @@ def class_labels(run: Path, n: int) -> dict[str, np.ndarray]:
     path = run / runfiles.CLASS_INDEX_CSV
     if not path.exists():
         return {}
-    table = pd.read_csv(path, dtype={"label": str, "question": str})
+    table = readers.read_class_index(run).astype({"label": str, "question": str})
     table = table[table["image_index"].between(0, n - 1)]
     labels = {}
     for question, part in table.groupby("question", sort=False):
@@ -213,20 +200,14 @@ def outlier_table(run: Path, n: int) -> pd.DataFrame | None:
     path = run / runfiles.OUTLIER_SCORES_CSV
     if not path.exists():
         return None
-    table = pd.read_csv(path, dtype={"name": str})
-    if not {"image_index", "name", "rank"} <= set(table.columns):
-        raise StaleInputError(f"{path}: needs image_index, name and rank columns; rerun analysis/decals_4.py")
+    table = readers.read_table(run, runfiles.OUTLIER_SCORES_CSV, readers.OUTLIERS, ("image_index", "name", "rank"),
+                               dtype={"name": str})
     return table[table["image_index"].between(0, n - 1)].sort_values("rank").reset_index(drop=True)
 
 
-def read_pairs(run: Path) -> pd.DataFrame | None:
-    path = run / runfiles.TRANSFER_PAIRS_CSV
-    if not path.exists():
-        return None
-    pairs = pd.read_csv(path, dtype={"decals_iauname": str, "bass_iauname": str, "split": str})
-    if not {"pair_id", "decals_iauname", "bass_iauname"} <= set(pairs.columns):
-        raise StaleInputError(f"{path}: needs pair_id, decals_iauname, bass_iauname; rerun transfer/make_pairs.py")
-    return pairs
+def optional_pairs(run: Path) -> pd.DataFrame | None:
+    """pairs.csv when Part II ran, else None."""
+    return readers.read_pairs(run) if (run / runfiles.TRANSFER_PAIRS_CSV).exists() else None
 
 
 def pair_galleries(run: Path, pairs: pd.DataFrame, image_size: int, n_pairs: int, px: int, quality: int,
@@ -238,16 +219,17 @@ def pair_galleries(run: Path, pairs: pd.DataFrame, image_size: int, n_pairs: int
     if not before_path.exists() or n_pairs == 0:
         return []
     decals_cache, bass_cache = pair_caches(run, image_size, len(pairs), progress=progress)
-    tables = [("before adaptation (Part I model, transfer/distances_before.csv)", before_path)]
-    adapted_json = run / runfiles.TRANSFER_ADAPTED_JSON
-    if adapted_json.exists():
-        method = json.loads(adapted_json.read_text()).get("method")
-        after = run / runfiles.ADAPT_DISTANCES_CSV.format(method=method)
-        if method and after.exists():
-            tables.append((f"after adaptation ({method}, the adapted model; transfer/{method}/distances.csv)", after))
+    tables = [("before adaptation (Part I model, transfer/distances_before.csv)", runfiles.TRANSFER_DISTANCES_BEFORE,
+               readers.NO_TRANSFER)]
+    if (run / runfiles.TRANSFER_ADAPTED_JSON).exists():
+        method = readers.read_json(run, runfiles.TRANSFER_ADAPTED_JSON, readers.EVALUATE).get("method")
+        after = runfiles.ADAPT_DISTANCES_CSV.format(method=method)
+        if method and (run / after).exists():
+            tables.append((f"after adaptation ({method}, the adapted model; transfer/{method}/distances.csv)", after,
+                           readers.EVALUATE))
     galleries = []
-    for title, path in tables:
-        table = pd.read_csv(path, dtype={"decals_iauname": str, "bass_iauname": str, "split": str})
+    for title, name, stage in tables:
+        table = readers.read_table(run, name, stage, dtype={"decals_iauname": str, "bass_iauname": str, "split": str})
         if "split" in table.columns and (table["split"] == "test").any():
             table, title = table[table["split"] == "test"], f"{title}, test pairs"
         ordered = table.sort_values("latent_distance")
@@ -280,13 +262,14 @@ def explore(args) -> dict:
     run = Path(args.run)
     start = time.perf_counter()
     progress = not args.quiet
-    names = read_names(run)
+    latents = readers.read_latents(run)
+    names = latents.names
     n = len(names)
-    list_path = runfiles.require(run / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
-    if read_image_list(list_path) != list(names["path"]):
-        raise StaleInputError(f"{run / runfiles.LATENT_NAMES} does not match {list_path}; rerun analysis/decals_2_2.py")
-    config_path = runfiles.require(run / runfiles.LATENT_CONFIG_JSON, f"analysis/decals_2_2.py --run {run}")
-    image_size = int(json.loads(config_path.read_text())["image_size"])
+    list_path = run / runfiles.TRAIN_TXT
+    if readers.read_train_list(run) != list(names["path"]):
+        raise StaleInputError(f"{run / runfiles.LATENT_NAMES} does not match {list_path}; "
+                              f"re-run `analysis/decals_2_2.py --run {run}`")
+    image_size = int(latents.config["image_size"])
     mu, model_label, distance_note = search_latents(run, args.model, args.orientation_average, n)
     maps = read_maps(run, n)
 
@@ -320,7 +303,7 @@ def explore(args) -> dict:
     clusters = KMeans(n_clusters=n_clusters, n_init=4, random_state=args.seed).fit_predict(mu)
     colourings.append(categorical_colouring("cluster", f"k-means cluster of mu ({n_clusters})",
                                             [str(c + 1) for c in clusters[rows]]))
-    pairs = read_pairs(run)
+    pairs = optional_pairs(run)
     if pairs is not None:
         paired_names = set(pairs["decals_iauname"].astype(str))
         coverage = ["DECaLS + BASS+MzLS" if name in paired_names else "DECaLS only" for name in names["name"].iloc[rows]]
@@ -357,7 +340,7 @@ def explore(args) -> dict:
     off = np.argwhere(data.neighbour_rows < 0)
     data.off_page_names = {f"{i}:{j}": str(names["name"].iloc[neighbour_rows[rows[i], j]]) for i, j in off}
     page = build_page(data, args.k, distance_note)
-    out = Path(args.output) if args.output else runfiles.run_path(run, EXPLORER_HTML)
+    out = Path(args.output) if args.output else runfiles.run_path(run, runfiles.EXPLORER_HTML)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -370,7 +353,14 @@ def explore(args) -> dict:
               "n_outliers_listed": 0 if outlier_rows is None else int(len(outlier_rows)),
               "pair_galleries": [g.title for g in galleries], "positions": position_source,
               "seconds": round(time.perf_counter() - start, 2), "config": describe_args(args)}
-    write_json(record, runfiles.run_path(run, EXPLORER_CONFIG_JSON) if not args.output else out.with_suffix(".json"))
+    write_json(record, runfiles.run_path(run, runfiles.EXPLORER_CONFIG_JSON) if not args.output else out.with_suffix(".json"))
+    if not args.output:
+        inputs = [*readers.latents_inputs(run), provenance.Input.file(run / runfiles.MAP_EMBEDDINGS_CSV)]
+        inputs += [provenance.Input.file(run / name) for name in
+                   (runfiles.OUTLIER_SCORES_CSV, runfiles.CLASS_INDEX_CSV, runfiles.TRANSFER_PAIRS_CSV,
+                    runfiles.TRANSFER_ADAPTED) if (run / name).exists()]
+        provenance.record(run, [runfiles.EXPLORER_HTML, runfiles.EXPLORER_CONFIG_JSON], inputs, "analysis/explore.py",
+                          record["config"])
     return record
 
 

@@ -22,7 +22,7 @@ import pytest
 from test_analysis_latents import trained_run  # noqa: F401  (the tiny trained run, reused as this module's fixture)
 
 from analysis import decals_3, decals_4, decals_6, explore
-from VAE_model import provenance, runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.explorer import thumbnail_uri, viewer_url
 from VAE_model.similarity import build_index, nearest
 
@@ -69,6 +69,7 @@ def explored_run(trained_run):  # noqa: F811
     embeddings = pd.read_csv(trained_run / runfiles.MAP_EMBEDDINGS_CSV)
     embeddings.assign(umap_1=-embeddings["pca_1"], umap_2=embeddings["pca_2"]).to_csv(
         trained_run / runfiles.MAP_EMBEDDINGS_CSV, index=False)
+    provenance.record(trained_run, [runfiles.MAP_EMBEDDINGS_CSV], readers.latents_inputs(trained_run), "analysis/decals_3.py")
     assert decals_4.main([*common, "--mock-dir", "none", "--top", "4"]) == 0
     add_part2(trained_run)
     assert explore.main([*common, "--quiet"]) == 0
@@ -82,8 +83,8 @@ def decals_6_neighbours(run: Path, name: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- without a browser
 def test_the_page_is_one_self_contained_file(explored_run):
-    page = (explored_run / explore.EXPLORER_HTML).read_text()
-    record = json.loads((explored_run / explore.EXPLORER_CONFIG_JSON).read_text())
+    page = (explored_run / runfiles.EXPLORER_HTML).read_text()
+    record = json.loads((explored_run / runfiles.EXPLORER_CONFIG_JSON).read_text())
     assert record["n_on_page"] == N_GALAXIES and record["page_bytes"] == len(page.encode())
     assert record["maps"] == ["umap", "pca"] and record["model"] == "part1"
     # no external resource: no tag loads anything but inline data (sky-viewer links are <a>, opened on click)
@@ -95,7 +96,7 @@ def test_the_page_is_one_self_contained_file(explored_run):
 
 
 def test_neighbours_embedded_in_the_page_are_those_of_decals_6(explored_run):
-    page = (explored_run / explore.EXPLORER_HTML).read_text()
+    page = (explored_run / runfiles.EXPLORER_HTML).read_text()
     payload = page.split('<script type="application/json" id="explorer-neighbours">')[1].split("</script>")[0]
     embedded = json.loads(payload)
     names = pd.read_csv(explored_run / runfiles.LATENT_NAMES, dtype={"name": str})["name"].tolist()
@@ -127,11 +128,11 @@ def test_viewer_link_is_built_from_ra_dec():
 
 def test_label_free_run_without_outliers_gives_an_uncoloured_page(explored_run, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(explored_run, run, ignore=shutil.ignore_patterns("cache", "*.pt"))
+    shutil.copytree(explored_run, run, ignore=shutil.ignore_patterns("cache"))
     for folder in ("selection", "outliers", "transfer", "explorer"):
         shutil.rmtree(run / folder, ignore_errors=True)
     assert explore.main(["--run", str(run), "--quiet"]) == 0
-    record = json.loads((run / explore.EXPLORER_CONFIG_JSON).read_text())
+    record = json.loads((run / runfiles.EXPLORER_CONFIG_JSON).read_text())
     assert record["default_colouring"] == "none" and "cluster" in record["colourings"]
     assert record["n_outliers_listed"] == 0 and record["pair_galleries"] == []
     assert record["positions"] == "FITS headers"
@@ -185,7 +186,7 @@ def open_page(driver, page: Path) -> float:
 
 
 def test_page_in_chromium_draws_every_galaxy_and_shows_decals_6_neighbours(explored_run, browser, tmp_path):
-    page = explored_run / explore.EXPLORER_HTML
+    page = explored_run / runfiles.EXPLORER_HTML
     seconds = open_page(browser, page)
     n_points = browser.execute_script(
         "return Bokeh.documents[0].get_model_by_name('galaxies').data_source.data['x'].length")
@@ -230,7 +231,7 @@ def test_page_in_chromium_draws_every_galaxy_and_shows_decals_6_neighbours(explo
     # it has a page, else from this tiny run (tests never write into the repository unless asked)
     target = os.environ.get("EXPLORER_SCREENSHOT")
     if target:
-        demo = ROOT / "runs" / "demo" / explore.EXPLORER_HTML
+        demo = ROOT / "runs" / "demo" / runfiles.EXPLORER_HTML
         if demo.exists():
             open_page(browser, demo)
             browser.execute_script("explorer.select(0)")
@@ -264,13 +265,19 @@ def test_with_an_adapted_model_the_neighbours_are_decals_6s_and_a_changed_model_
     names = pd.read_csv(run / runfiles.LATENT_NAMES, dtype={"name": str})["name"].tolist()
     expected = decals_6_neighbours(run, names[11])        # --model auto: adapted; writes its latent cache
     assert explore.main(["--run", str(run), "--quiet"]) == 0
-    record = json.loads((run / explore.EXPLORER_CONFIG_JSON).read_text())
-    page = (run / explore.EXPLORER_HTML).read_text()
+    record = json.loads((run / runfiles.EXPLORER_CONFIG_JSON).read_text())
+    page = (run / runfiles.EXPLORER_HTML).read_text()
     embedded = json.loads(page.split('id="explorer-neighbours">')[1].split("</script>")[0])
     assert record["model"] == "adapted" and [names[r] for r in embedded["rows"][11]] == expected
     with open(run / runfiles.TRANSFER_ADAPTED, "ab") as handle:    # the adapted model changes after decals_6 ran
         handle.write(b"\0")
     capsys.readouterr()
+    assert explore.main(["--run", str(run), "--quiet"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "adapted.pt: changed after transfer/evaluate.py wrote it" in error
+    # re-made by its stage (recorded again): decals_6's latent cache is now the stale file
+    provenance.record(run, [runfiles.TRANSFER_ADAPTED], [provenance.Input.file(run / runfiles.BEST_CHECKPOINT)],
+                      "transfer/evaluate.py")
     assert explore.main(["--run", str(run), "--quiet"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "latents_adapted.npy" in error and "analysis/decals_6.py" in error
