@@ -107,10 +107,13 @@ def read_chosen_latent_dim(run: str | Path) -> tuple[int, dict]:
 
     Returns (size, the JSON's summary). One-line errors when the study has not run or its file is bad.
     """
+    from . import provenance
+
     path = Path(run) / runfiles.LATENT_SIZE_JSON
     if not path.exists():
         raise MissingInputError(f"{path}: not found; --latent-dim auto takes the latent-size study's choice: "
                                 f"run analysis/decals_2_3.py --run {run} first")
+    provenance.check(run, runfiles.LATENT_SIZE_JSON, f"analysis/decals_2_3.py --run {run}")   # made from today's images
     try:
         summary = json.loads(path.read_text())
         size = int(summary["chosen_latent_dim"])

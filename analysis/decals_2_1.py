@@ -26,7 +26,6 @@ Next: analysis/decals_2_2.py (latent features of every image).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -35,13 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
-from VAE_model.data import DataError, image_name, read_image_list
+from VAE_model.data import image_name, read_image_list
 from VAE_model.imageio import image_position
-from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, describe_args, write_json)
+from VAE_model.runtime import add_quiet_argument, add_runtime_arguments, cli_main, describe_args, write_json
 
-STAGE_1 = "analysis/decals_1.py --run {run}"
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
 
 
@@ -176,22 +174,22 @@ def match_summary(selection: pd.DataFrame, classes: pd.DataFrame, catalog_index:
             "n_selected_without_image": n_selected - n_selected_with_image, "per_class": per_class}
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
     list_path = args.image_list or f"{run}/{runfiles.TRAIN_TXT}"
     try:
-        stage_1 = STAGE_1.format(run=run)
-        selection = pd.read_csv(runfiles.require(Path(run) / runfiles.SELECTION_CLASSES_CSV, stage_1),
-                                dtype={"iauname": str, "label": str})
-        config = json.loads(runfiles.require(Path(run) / runfiles.SELECTION_CONFIG_JSON, stage_1).read_text())
-        paths = read_image_list(runfiles.require(list_path, f"make_datatxt.py --run {run}"))
+        selection = readers.read_table(run, runfiles.SELECTION_CLASSES_CSV, readers.SELECT, ("iauname", "question", "label"),
+                                       dtype={"iauname": str, "label": str})
+        config = readers.read_json(run, runfiles.SELECTION_CONFIG_JSON, readers.SELECT)
+        paths = read_image_list(list_path) if args.image_list else readers.read_train_list(run)
         # read as decals_1 read it (ra/dec optional: needed for position matching only)
         catalog = read_catalog(args.catalog or config["catalog_path"], required=("iauname",),
                                campaign=config.get("campaign"), duplicates=config.get("duplicates", "error"))
         catalog_index, method = match_catalog(catalog, paths, args.match, args.radius_arcsec, args.workers,
                                              progress=not args.quiet)
-    except (runfiles.MissingInputError, CatalogError, DataError, MatchError) as error:
+    except (CatalogError, MatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     classes = class_index(selection, catalog_index)

@@ -21,7 +21,7 @@ loss) is then measured on the held-out galaxies:
                         index or the classifier module is absent
 
 Rule for the chosen size (VAE_model.latent_size, where the reasons are given): two knees,
-    MSE knee  the smallest size whose validation MSE per pixel is within --tolerance percent (5%)
+    MSE knee  the smallest size whose validation MSE per pixel is within --tolerance (a fraction: 0.05 = 5%)
               of the best MSE of the sweep
     RF knee   the smallest size whose mean random-forest accuracy is within --rf-tolerance (0.01,
               one point) of the best accuracy of the sweep
@@ -56,18 +56,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.data import DataError, image_cache, image_name, read_image_list, split_indices
 from VAE_model.features import encode_arrays, reconstruct_arrays
-from VAE_model.imageio import ImageError
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
 from VAE_model.metrics import reconstruction_metrics
 from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, VAEConfig
 from VAE_model.plots import save_image_grid
-from VAE_model.runtime import (CheckpointError, add_amp_argument, add_quiet_argument, add_runtime_arguments,
+from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, non_negative_float,
                                describe_args, load_checkpoint, load_model, pick_device, pick_precision,
                                seed_everything, write_json)
-from VAE_model.training import NonFiniteLossError, TrainSettings, fit, settings_mismatch
+from VAE_model.training import TrainSettings, fit, settings_mismatch
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 # the reference defaults, used when the main run left no args.json: from the dataclasses that
@@ -83,8 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--latent-sizes", default=DEFAULT_LATENT_SIZES,
                         help="comma-separated latent sizes to train (default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=100 * MSE_TOLERANCE,
-                        help="MSE knee: percent above the best validation MSE counted as levelled off (default: %(default)s)")
+    parser.add_argument("--tolerance", type=non_negative_float, default=MSE_TOLERANCE,
+                        help="MSE knee: fraction above the best validation MSE counted as levelled off "
+                             "(0.05 = 5%%; default: %(default)s)")
     parser.add_argument("--rf-tolerance", type=float, default=RF_TOLERANCE,
                         help="RF knee: accuracy below the best (0.01 = one point) counted as levelled off (default: %(default)s)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=None, help="decoder (default: the main run's, else VAEConfig's)")
@@ -203,10 +203,7 @@ def read_class_index(run: str | Path, n_images: int) -> tuple[pd.DataFrame | Non
     path = Path(run) / runfiles.CLASS_INDEX_CSV
     if not path.exists():
         return None, f"{path} not found (run analysis/decals_2_1.py --run {run}); classification score skipped"
-    table = pd.read_csv(path)
-    missing = {"question", "label", "image_index"} - set(table.columns)
-    if missing:
-        return None, f"{path}: missing columns {', '.join(sorted(missing))}; classification score skipped"
+    table = readers.read_class_index(run)
     table = table[(table["image_index"] >= 0) & (table["image_index"] < n_images)]
     if table.empty:
         return None, f"{path}: no galaxy with an image in train.txt; classification score skipped"
@@ -249,7 +246,7 @@ def classification_score(model, cache, class_index: pd.DataFrame, device, precis
 
 
 # ----------------------------------------------------------------------------- figure
-def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: float, path: str | Path,
+def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance: float, path: str | Path,
                           rf_tolerance: float = RF_TOLERANCE) -> Path:
     import matplotlib
 
@@ -275,8 +272,8 @@ def save_latent_size_plot(table: pd.DataFrame, chosen: int, tolerance_percent: f
         ax.set_xlabel("latent size")
         ax.set_ylabel(label)
     best = table["val_mse_per_pixel"].min()
-    axes[0].axhline(best * (1 + tolerance_percent / 100), color="grey", linestyle=":", linewidth=1,
-                    label=f"best + {tolerance_percent:g}%")
+    axes[0].axhline(best * (1 + tolerance), color="grey", linestyle=":", linewidth=1,
+                    label=f"best + {100 * tolerance:g}%")
     axes[0].legend(fontsize=7)
     accuracy = table["rf_accuracy"].to_numpy(dtype=float)
     if np.isfinite(accuracy).any():
@@ -303,7 +300,8 @@ def save_reconstructions_by_size(recon: dict, table: pd.DataFrame, path: str | P
 def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
     sizes = parse_sizes(args.latent_sizes)
-    list_path = runfiles.require(run / runfiles.TRAIN_TXT, f"make_datatxt.py --run {run}")
+    readers.read_train_list(run)
+    list_path = run / runfiles.TRAIN_TXT
     training = main_run_settings(run, args)
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
@@ -354,7 +352,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     table = pd.DataFrame(rows)
     choice = choose_latent_size(table["latent_dim"], table["val_mse_per_pixel"],
                                 table["rf_accuracy"] if class_index is not None else None,
-                                args.tolerance / 100, args.rf_tolerance)
+                                args.tolerance, args.rf_tolerance)
     chosen = choice["chosen_latent_dim"]
     best = table.loc[table["val_mse_per_pixel"].idxmin()]
     table.to_csv(runfiles.run_path(run, runfiles.LATENT_SIZE_CSV), index=False)
@@ -364,28 +362,31 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     save_reconstructions_by_size(recon, table, runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_PNG))
     best_rf = table.loc[table["rf_accuracy"].idxmax()] if table["rf_accuracy"].notna().any() else None
     summary = {"chosen_latent_dim": chosen, "mse_knee": choice["mse_knee"], "rf_knee": choice["rf_knee"],
-               "rule": choice["rule"], "rule_note": choice["note"], "tolerance_percent": args.tolerance,
+               "rule": choice["rule"], "rule_note": choice["note"], "mse_tolerance": args.tolerance,
                "rf_tolerance": args.rf_tolerance,
                "best_rf_latent_dim": None if best_rf is None else int(best_rf["latent_dim"]),
                "best_rf_accuracy": None if best_rf is None else float(best_rf["rf_accuracy"]),
                "arch": str(training["arch"]), "image_size": int(training["image_size"]), "split": split,
                "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
-               "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance / 100),
+               "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance),
                "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",
                "n_evaluated": len(eval_idx), "n_evaluated_ssim": len(ssim_idx),
                "classification": note if class_index is not None else class_note,
                "rf_accuracy_per_question": {str(k): v for k, v in per_question.items()},
                "results": rows, "config": record}
     write_json(summary, runfiles.run_path(run, runfiles.LATENT_SIZE_JSON))
+    inputs = [*readers.train_list_input(run)]
+    inputs += [provenance.Input.file(run / runfiles.CLASS_INDEX_CSV)] if class_index is not None else []
+    provenance.record(run, [runfiles.LATENT_SIZE_CSV, runfiles.LATENT_SIZE_JSON], inputs, "analysis/decals_2_3.py", record)
     return summary
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         summary = latent_size_study(args)
-    except (runfiles.MissingInputError, DataError, ImageError, CheckpointError, NonFiniteLossError,
-            ValueError) as error:
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"rule: {summary['rule']}")

@@ -207,13 +207,13 @@ def test_a_catalog_without_positions_matches_by_name_only_and_says_so(tmp_path, 
     catalog = hand_made_catalog().drop(columns=["ra", "dec"])
     run = _select(tmp_path, catalog)
     images = make_cutouts(tmp_path / "images", 3, 32)          # named J000000..., not catalog names
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in images))
+    write_train_list(run, images)
     capsys.readouterr()
     assert decals_2_1.main(["--run", str(run), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "no ra/dec" in err
     renamed = [p.rename(p.with_name(f"{name}.fits")) for p, name in zip(images, catalog["iauname"][:3])]
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in renamed))
+    write_train_list(run, renamed)
     assert decals_2_1.main(["--run", str(run), "--quiet"]) == 0
     index = pd.read_csv(run / runfiles.CATALOG_INDEX_CSV)
     assert list(index["image_index"][:3]) == [0, 1, 2] and index["ra"].isna().all()

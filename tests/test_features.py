@@ -5,7 +5,6 @@ training. The images are random uint8 cutouts, as the decode-once cache stores t
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

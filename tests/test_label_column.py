@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from analysis import decals_1, decals_2_1, decals_3, decals_5
-from VAE_model import runfiles
+from VAE_model import provenance, runfiles
+from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
 
 SIZE, N, LATENT = 64, 24, 8
@@ -44,15 +45,22 @@ def ring_run(tmp_path):
     catalog.to_csv(tmp_path / "rings.csv", index=False)
     run = tmp_path / "run"
     run.mkdir()
-    (run / runfiles.TRAIN_TXT).write_text("".join(f"{p}\n" for p in paths))
+    write_train_list(run, paths, SIZE)
+    config = VAEConfig(latent_dim=LATENT, image_size=SIZE)
+    atomic_torch_save({"model": VAE(config).state_dict(), "model_config": config.to_dict()}, run / runfiles.BEST_CHECKPOINT)
+    # latents made by hand (dimension 0 tells rings apart), recorded as decals_2_2 records its own
     mu = rng.normal(size=(N, LATENT)).astype(np.float32)
     mu[:, 0] += 4.0 * ring
     runfiles.run_path(run, runfiles.LATENT_MU)
     np.save(run / runfiles.LATENT_MU, mu)
+    np.save(run / runfiles.LATENT_LOGVAR, np.zeros_like(mu))
     pd.DataFrame({"image_index": range(N), "name": names, "path": paths}).to_csv(run / runfiles.LATENT_NAMES, index=False)
-    (run / runfiles.LATENT_CONFIG_JSON).write_text(json.dumps({"image_size": SIZE, "latent_dim": LATENT}))
-    config = VAEConfig(latent_dim=LATENT, image_size=SIZE)
-    atomic_torch_save({"model": VAE(config).state_dict(), "model_config": config.to_dict()}, run / runfiles.BEST_CHECKPOINT)
+    (run / runfiles.LATENT_CONFIG_JSON).write_text(json.dumps({
+        "image_size": SIZE, "latent_dim": LATENT,
+        "checkpoint_sha256": provenance.file_digest(run / runfiles.BEST_CHECKPOINT)}))
+    provenance.record(run, [runfiles.BEST_CHECKPOINT], [provenance.Input.file(run / runfiles.TRAIN_TXT)], "Galaxy_VAE_n.py")
+    provenance.record(run, [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_CONFIG_JSON],
+                      [provenance.Input.file(run / runfiles.BEST_CHECKPOINT)], "analysis/decals_2_2.py")
     return run, tmp_path / "rings.csv"
 
 
@@ -115,5 +123,7 @@ def test_maps_can_be_coloured_by_the_outlier_score(ring_run, capsys):
     runfiles.run_path(run, runfiles.OUTLIER_SCORES_CSV)
     pd.DataFrame({"image_index": range(N), "combined_score": np.linspace(0, 1, N)}).to_csv(
         run / runfiles.OUTLIER_SCORES_CSV, index=False)
+    provenance.record(run, [runfiles.OUTLIER_SCORES_CSV], [provenance.Input.file(run / runfiles.LATENT_MU)],
+                      "analysis/decals_4.py")
     assert decals_3.main(["--run", str(run), "--methods", "pca", "--thumbnails", "0", "--outlier-score"]) == 0
     assert json.loads((run / runfiles.MAPS_CONFIG_JSON).read_text())["coloured_by"] == ["outlier combined_score"]
