@@ -120,10 +120,10 @@ def load_inputs(run: str, checkpoint: str | None):
     run_path = Path(run)
     index_path = run_path / runfiles.CLASS_INDEX_CSV
     mu_path = run_path / runfiles.LATENT_MU
-    checkpoint = readers.external_checkpoint(run, checkpoint) if checkpoint else readers.checkpoint_path(run)
-    config = VAEConfig.from_dict(load_checkpoint(checkpoint)["model_config"])
     classes = readers.read_class_index(run)
     latents = readers.read_latents(run)
+    checkpoint = readers.external_checkpoint(run, checkpoint) if checkpoint else readers.checkpoint_path(run)
+    config = VAEConfig.from_dict(load_checkpoint(checkpoint)["model_config"])
     readers.check_latents_model(latents, checkpoint, run)
     classes = classes[classes["image_index"].fillna(-1).astype(int) >= 0].copy()
     classes["image_index"] = classes["image_index"].astype(int)

@@ -1,13 +1,13 @@
 """Shared tiny test data: fake FITS cutouts written by the tests themselves (no downloads)."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from VAE_model.data import write_train_list
 
 torch.set_num_threads(2)
 
@@ -46,3 +46,30 @@ def tiny_run(tmp_path):
     run.mkdir()
     write_train_list(run, paths)
     return run
+
+
+def write_hand_made_latents(run: Path, mu: np.ndarray, paths: list[str], image_size: int) -> None:
+    """Latents made by hand for a test (e.g. one dimension that tells two classes apart), written with
+    an untrained best.pt and the provenance records the stages would write, so readers take them."""
+    import json
+
+    import pandas as pd
+
+    from VAE_model import provenance, runfiles
+    from VAE_model.data import image_name
+    from VAE_model.models import VAE, VAEConfig
+    from VAE_model.runtime import atomic_torch_save
+
+    config = VAEConfig(latent_dim=mu.shape[1], image_size=image_size)
+    atomic_torch_save({"model": VAE(config).state_dict(), "model_config": config.to_dict()}, run / runfiles.BEST_CHECKPOINT)
+    runfiles.run_path(run, runfiles.LATENT_MU)
+    np.save(run / runfiles.LATENT_MU, mu.astype(np.float32))
+    np.save(run / runfiles.LATENT_LOGVAR, np.zeros_like(mu, dtype=np.float32))
+    pd.DataFrame({"image_index": range(len(paths)), "name": [image_name(str(p)) for p in paths],
+                  "path": [str(p) for p in paths]}).to_csv(run / runfiles.LATENT_NAMES, index=False)
+    (run / runfiles.LATENT_CONFIG_JSON).write_text(json.dumps({
+        "image_size": image_size, "latent_dim": int(mu.shape[1]),
+        "checkpoint_sha256": provenance.file_digest(run / runfiles.BEST_CHECKPOINT)}))
+    provenance.record(run, [runfiles.BEST_CHECKPOINT], [provenance.Input.file(run / runfiles.TRAIN_TXT)], "Galaxy_VAE_n.py")
+    provenance.record(run, [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_CONFIG_JSON],
+                      [provenance.Input.file(run / runfiles.BEST_CHECKPOINT)], "analysis/decals_2_2.py")

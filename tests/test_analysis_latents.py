@@ -1,8 +1,6 @@
 """Latent extraction (analysis/decals_2_2.py) and latent-space maps (analysis/decals_3.py) on a tiny trained VAE."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import importlib
 
 import numpy as np
@@ -14,7 +12,7 @@ import Galaxy_VAE_n
 from analysis import decals_1, decals_2_1, decals_2_2, decals_3
 from VAE_model import readers, runfiles
 from VAE_model.catalog import GZ_QUESTIONS, fraction_column
-from VAE_model.data import image_name
+from VAE_model.data import image_name, write_train_list
 from VAE_model.morph_classes import CLASS_QUESTIONS
 
 LATENT_DIM = 8

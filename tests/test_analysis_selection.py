@@ -1,8 +1,6 @@
 """Class selection (analysis/decals_1.py) and catalog-image matching (analysis/decals_2_1.py)."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ from conftest import blob_image, make_cutouts
 from analysis import decals_1, decals_2_1
 from VAE_model import runfiles
 from VAE_model.catalog import all_fraction_columns
+from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.morph_classes import required_columns
 

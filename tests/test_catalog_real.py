@@ -2,8 +2,6 @@
 of the first question only, IAU names only inside fits_loc (../shared/realdata, absent in a user's clone)."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import json
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from conftest import make_cutouts
 
 from analysis import decals_1, decals_2_1
 from VAE_model import runfiles
+from VAE_model.data import write_train_list
 from VAE_model.morph_classes import CLASS_QUESTIONS
 
 PANOPTES = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "decals_fits_gzbcnn" / "panoptes.csv"

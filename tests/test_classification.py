@@ -1,8 +1,6 @@
 """Classification stage: cross-validated scores, classical morphology, and decals_5 end to end."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import json
 
 import numpy as np
@@ -10,8 +8,15 @@ import pandas as pd
 import pytest
 
 from VAE_model import runfiles
-from VAE_model.classify import (NotEnoughClassesError, fold_indices, mean_rf_accuracy, plan_labels, score_question,
-                                score_table)
+from VAE_model.classify import (
+    NotEnoughClassesError,
+    fold_indices,
+    mean_rf_accuracy,
+    plan_labels,
+    score_question,
+    score_table,
+)
+from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.morphology import FEATURE_NAMES, morphology_features, morphology_one
 
@@ -119,8 +124,9 @@ def test_off_centre_companion_raises_asymmetry_and_blank_images_give_nan():
 # ----------------------------------------------------------------------------- decals_5 end to end
 def _fake_run(tmp_path, n_per_class: int = 16):
     """A run directory with round and edge-on galaxies, their class index, latents and a best.pt."""
-    from VAE_model.models import VAE, VAEConfig
-    from VAE_model.runtime import atomic_torch_save
+    from conftest import write_hand_made_latents
+
+    from VAE_model import provenance
 
     rng = np.random.default_rng(4)
     paths, shape = [], []
@@ -153,9 +159,9 @@ def _fake_run(tmp_path, n_per_class: int = 16):
     index.to_csv(run / runfiles.CLASS_INDEX_CSV, index=False)
     mu = rng.normal(size=(len(paths), 8)).astype(np.float32)
     mu[:, :2] += np.where(np.array(shape) == "yes", 5.0, 0.0)[:, None]
-    np.save(run / runfiles.LATENT_MU, mu)
-    config = VAEConfig(latent_dim=8, image_size=SIZE)
-    atomic_torch_save({"model": VAE(config).state_dict(), "model_config": config.to_dict()}, run / runfiles.BEST_CHECKPOINT)
+    write_hand_made_latents(run, mu, paths, SIZE)
+    provenance.record(run, [runfiles.CLASS_INDEX_CSV], [provenance.Input.file(run / runfiles.TRAIN_TXT)],
+                      "analysis/decals_2_1.py")
     return run
 
 

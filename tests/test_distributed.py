@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from VAE_model.data import write_train_list
 from VAE_model.features import encode_arrays
 from VAE_model.models import VAE, VAEConfig
 from VAE_model.runtime import DistInfo, load_checkpoint
@@ -57,7 +58,7 @@ def finish(process: subprocess.Popen, timeout: float = 150) -> str:
 def test_torchrun_two_processes_train_like_one(tiny_run):
     one = tiny_run.parent / "one_process"
     one.mkdir()
-    (one / "train.txt").write_text((tiny_run / "train.txt").read_text())
+    write_train_list(one, (tiny_run / "train.txt").read_text().split())
     script = str(ROOT / "Galaxy_VAE_n.py")
     # --run-dir: torchrun's own --run-path would make a bare --run ambiguous
     two_processes = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

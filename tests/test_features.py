@@ -5,11 +5,9 @@ training. The images are random uint8 cutouts, as the decode-once cache stores t
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
-
 
 from VAE_model.features import dihedral_views, encode_arrays
 from VAE_model.models import VAE, VAEConfig

@@ -10,8 +10,14 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from VAE_model.imageio import (ImageError, header_pixel_scale, image_position, load_image, read_cutout,
-                               resample_fits)
+from VAE_model.imageio import (
+    ImageError,
+    header_pixel_scale,
+    image_position,
+    load_image,
+    read_cutout,
+    resample_fits,
+)
 from VAE_model.plots import render_rgb, render_rgb_flux
 
 

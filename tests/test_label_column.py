@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_hand_made_latents
 
 from analysis import decals_1, decals_2_1, decals_3, decals_5
 from VAE_model import provenance, runfiles
@@ -21,8 +22,6 @@ SIZE, N, LATENT = 64, 24, 8
 def ring_run(tmp_path):
     """24 FITS cutouts named <iauname>.fits, latents where dimension 0 tells rings apart, a best.pt,
     and a catalog with smooth-or-featured fractions and a ring flag but no positions."""
-    from VAE_model.models import VAE, VAEConfig
-    from VAE_model.runtime import atomic_torch_save
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
@@ -46,21 +45,10 @@ def ring_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     write_train_list(run, paths, SIZE)
-    config = VAEConfig(latent_dim=LATENT, image_size=SIZE)
-    atomic_torch_save({"model": VAE(config).state_dict(), "model_config": config.to_dict()}, run / runfiles.BEST_CHECKPOINT)
     # latents made by hand (dimension 0 tells rings apart), recorded as decals_2_2 records its own
     mu = rng.normal(size=(N, LATENT)).astype(np.float32)
     mu[:, 0] += 4.0 * ring
-    runfiles.run_path(run, runfiles.LATENT_MU)
-    np.save(run / runfiles.LATENT_MU, mu)
-    np.save(run / runfiles.LATENT_LOGVAR, np.zeros_like(mu))
-    pd.DataFrame({"image_index": range(N), "name": names, "path": paths}).to_csv(run / runfiles.LATENT_NAMES, index=False)
-    (run / runfiles.LATENT_CONFIG_JSON).write_text(json.dumps({
-        "image_size": SIZE, "latent_dim": LATENT,
-        "checkpoint_sha256": provenance.file_digest(run / runfiles.BEST_CHECKPOINT)}))
-    provenance.record(run, [runfiles.BEST_CHECKPOINT], [provenance.Input.file(run / runfiles.TRAIN_TXT)], "Galaxy_VAE_n.py")
-    provenance.record(run, [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_CONFIG_JSON],
-                      [provenance.Input.file(run / runfiles.BEST_CHECKPOINT)], "analysis/decals_2_2.py")
+    write_hand_made_latents(run, mu, paths, SIZE)
     return run, tmp_path / "rings.csv"
 
 

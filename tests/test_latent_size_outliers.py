@@ -1,8 +1,6 @@
 """Latent-size study (analysis/decals_2_3.py), outlier screening (analysis/decals_4.py), metrics."""
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import json
 
 import numpy as np
@@ -12,11 +10,17 @@ import pytest
 import Galaxy_VAE_n
 from analysis import decals_2_2, decals_2_3, decals_4
 from VAE_model import runfiles
+from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.latent_size import choose_latent_size
-from VAE_model.metrics import mse_per_image, rank_normalise, smallest_within_tolerance, ssim_per_image, top_k_scores
+from VAE_model.metrics import (
+    mse_per_image,
+    rank_normalise,
+    smallest_within_tolerance,
+    ssim_per_image,
+    top_k_scores,
+)
 from VAE_model.runtime import load_model
-
 
 TRAIN = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet"]
 

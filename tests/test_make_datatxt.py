@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_cutouts
 from PIL import Image
 
 import make_datatxt
-from conftest import make_cutouts
 from VAE_model.imageio import ImageError, load_image, read_cutout, write_fits_cutout
 
 

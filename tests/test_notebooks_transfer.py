@@ -7,7 +7,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
 from test_transfer import build_transfer_run
 
 ROOT = Path(__file__).resolve().parent.parent

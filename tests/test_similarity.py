@@ -7,8 +7,6 @@ runs on orientation-averaged latents by default (--no-orientation-average: RUN/l
 """
 from __future__ import annotations
 
-from VAE_model.data import write_train_list
-
 import json
 import shutil
 from pathlib import Path
@@ -17,13 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 from analysis import decals_2_2, decals_6
 from VAE_model import provenance, runfiles
 from VAE_model.catalog import iau_name
+from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
-from VAE_model.similarity import (LatentTable, QueryError, build_index, match_position, nearest,
-                                  random_expectation, same_label_precision)
+from VAE_model.similarity import (
+    LatentTable,
+    QueryError,
+    build_index,
+    match_position,
+    nearest,
+    random_expectation,
+    same_label_precision,
+)
 
 TYPES = ("round", "edge_on", "merger")
 PER_TYPE = 12
