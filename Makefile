@@ -9,9 +9,14 @@ RUN ?= runs/demo
 MOCK_DIR ?= data/mock
 SEED ?= 0
 # Demo size for ~20 minutes on 2 CPU cores (the scripts' own defaults are the 256 px reference setting).
-DEMO_GALAXIES ?= 1500
+# 75% of the mock is also imaged by BASS+MzLS: ~1,750 overlap pairs, ~530 test pairs
+DEMO_GALAXIES ?= 2400
+# the north/south survey difference: 0 identical surveys, 1 the realistic north, 2 harsher
+DEMO_MOCK_GAP ?= 1
+SWEEP_GAPS ?= 0 0.5 1 2
 DEMO_SIZE ?= 64
-DEMO_LATENT ?= auto      # the latent-size study's choice (analysis/decals_2_3.py runs first)
+# the latent-size study's choice (analysis/decals_2_3.py runs first)
+DEMO_LATENT ?= auto
 DEMO_EPOCHS ?= 40
 DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
@@ -23,6 +28,10 @@ DEMO_SWEEP_EPOCHS ?= 20
 DEMO_ADAPT_EPOCHS ?= 8
 DEMO_ADAPT_LR ?= 2e-4
 DEMO_ADAPT_BATCH ?= 64
+# alignment weights: the VAE loss is a summed MSE (tens per 64 px image), so lambda 0.1 moves nothing
+# (measured by transfer/gap_sweep.py); the demo and the sweep use the same weights
+DEMO_LAMBDA_mmd ?= 100
+DEMO_LAMBDA_paired ?= 10
 DEMO_CNN_EPOCHS ?= 6
 
 COMMON := --run $(RUN) --seed $(SEED)
@@ -37,11 +46,11 @@ stale = $(if $(filter $(1),$(STALE)),FORCE)
 TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
 # Each stage's demo settings are remembered in RUN/.settings_<stage>; the file changes (and the
 # stage re-runs) only when its settings do.
-SETTINGS_data := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) seed=$(SEED) mock=$(MOCK_DIR)
+SETTINGS_data := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) seed=$(SEED) mock=$(MOCK_DIR) gap=$(DEMO_MOCK_GAP)
 SETTINGS_train := latent=$(DEMO_LATENT) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) beta=$(DEMO_BETA)
 SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS)
 SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
-SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH)
+SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH) lambda=$(DEMO_LAMBDA_mmd),$(DEMO_LAMBDA_paired)
 
 .PHONY: demo test venv bench compare-arch clean-demo FORCE
 .SECONDEXPANSION:
@@ -82,7 +91,7 @@ $(RUN)/.settings_%: FORCE
 	@echo '$(SETTINGS_$*)' | cmp -s - $@ || echo '$(SETTINGS_$*)' > $@
 
 $(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py $(PKG) $(call stale,train.txt) | venv
-	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) $(COMMON)
+	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) --mock-gap $(DEMO_MOCK_GAP) $(COMMON) --quiet
 
 # The latent-size study runs first; the main model takes its choice (--latent-dim auto).
 $(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train $(RUN)/latent_size/latent_size.csv Galaxy_VAE_n.py $(PKG) $(call stale,best.pt)
@@ -117,13 +126,20 @@ $(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py
 	$(PY) transfer/no_tf.py $(COMMON)
 
 $(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py $(PKG) $$(call stale,transfer/$$*/best.pt)
-	$(PY) transfer/adapt.py $(COMMON) --method $* --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
+	$(PY) transfer/adapt.py $(COMMON) --method $* --lambda $(DEMO_LAMBDA_$*) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
 
 $(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py $(PKG) $(call stale,transfer/before_after.csv)
 	$(PY) transfer/evaluate.py $(COMMON)
 
 $(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(PKG) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
+
+# Survey-gap sweep (its own target: about 12 minutes on 2 cores): the north rendered at several gaps,
+# no transfer vs MMD vs paired adaptation at each; table and figure in RUN/gap_sweep/, summarised in REPORT.md
+.PHONY: gap-sweep
+gap-sweep: $(RUN)/gap_sweep/gap_sweep.csv
+$(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt transfer/gap_sweep.py $(PKG)
+	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --quiet
 
 # Explorer page: one self-contained HTML file; its neighbours are decals_6's (same model, same latents)
 $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(PKG) $(call stale,explorer/index.html)

@@ -6,11 +6,28 @@ import pandas as pd
 import pytest
 
 from VAE_model import runfiles
-from VAE_model.catalog import (GZ_QUESTIONS, count_column, cross_match, fraction_column, iau_name, read_catalog,
-                               total_votes_column)
+from VAE_model.catalog import (
+    GZ_QUESTIONS,
+    count_column,
+    cross_match,
+    fraction_column,
+    iau_name,
+    read_catalog,
+    total_votes_column,
+)
 from VAE_model.imageio import PIXEL_SCALE_ARCSEC, read_fits_header, read_raw
-from VAE_model.mock import (BASS, BASS_MIN_DEC_DEG, DECALS, DEFECT_KINDS, MORPH_TYPES, SURVEYS, add_defect,
-                            build_mock_survey, mock_is_current, sky_positions)
+from VAE_model.mock import (
+    BASS,
+    BASS_MIN_DEC_DEG,
+    DECALS,
+    DEFECT_KINDS,
+    MORPH_TYPES,
+    SURVEYS,
+    add_defect,
+    build_mock_survey,
+    mock_is_current,
+    sky_positions,
+)
 
 N_GALAXIES, SIZE = 20, 32
 

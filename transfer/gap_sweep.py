@@ -13,8 +13,10 @@ galaxies: retrieval top-1 / top-10 / median rank of the true DECaLS counterpart 
 BASS+MzLS image, median paired / random-pair latent distance ratio, random forest trained on
 DECaLS latents and tested on the BASS+MzLS latents of the test galaxies (cross-survey), random
 forests trained and tested within each survey, and the DECaLS reconstruction MSE per pixel.
-Pairs are the galaxies of the north footprint (truth table, the same at every gap); a seeded
-random 30% (``--test-fraction``) are test galaxies at every gap; labels are the DECaLS catalog's
+Pairs are the galaxies of the north footprint (truth table) whose two cutouts the loader accepts
+at every gap (a band missing over more than 20% of a cutout gets it rejected, as make_datatxt /
+make_pairs reject it), so every gap scores the same galaxies; a seeded random 30%
+(``--test-fraction``) are test galaxies at every gap; labels are the DECaLS catalog's
 vote-fraction classes (threshold 0.6).
 
 READS   RUN/best.pt (the Part I model), MOCK_DIR/mock_meta.json (the mock's galaxies, size, seed)
@@ -47,8 +49,9 @@ from VAE_model.errors import GalaxyVAEError
 from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.imageio import load_image
 from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels
-from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, load_model, pick_device,
-                               pick_precision, seed_everything)
+from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                               add_workers_argument, cli_main, load_model, pick_device, pick_precision,
+                               seed_everything)
 
 SWEEP_DIR = "gap_sweep"
 METHODS = ("none", "mmd", "paired")
@@ -67,11 +70,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train pairs held out to choose the adaptation epoch (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=8, help="adaptation epochs per method and gap (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-4, help="adaptation Adam learning rate (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per survey per step (default: %(default)s)")
+    add_batch_size_argument(parser, 64, "images per survey per step")
     parser.add_argument("--lambda-mmd", type=float, default=0.1, help="weight of the MMD term (default: %(default)s)")
     parser.add_argument("--lambda-paired", type=float, default=0.1, help="weight of the paired term (default: %(default)s)")
     parser.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamplings (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, help="processes for rendering (default: all cores)")
+    add_workers_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
 
@@ -262,6 +265,7 @@ def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, te
     dropped = set().union(*unusable.values())
     for gap in tqdm(gaps, desc="gap sweep", unit="gap", disable=not progress):
         folder = out / gap_label(gap)
+        folder.mkdir(parents=True, exist_ok=True)
         log(f"gap {gap:g}: {len(unusable[gap])} galaxies with an unusable cutout")
         pairs, labels = gap_pairs(mock_dirs[gap], test_fraction, seed, exclude=dropped)
         pairs.to_csv(folder / "pairs.csv", index=False)
