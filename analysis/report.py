@@ -270,7 +270,7 @@ def section_transfer_questions(report: Report) -> None:
                f"pairs' DECaLS and BASS+MzLS latents, before and after adaptation ({method}, the chosen method)", "",
                "Accuracy [95% Wilson interval]; a change is called beyond noise when it exceeds 1.96 standard "
                "errors (unpaired approximation, conservative for the same galaxies). The reference study "
-               "(Xu et al. 2023, MNRAS 526, 6391) reports the same kind of table for 3,434 overlap galaxies; its "
+               "(Xu et al. 2023, MNRAS 526, 6391) reports the same kind of table for its overlap galaxies; its "
                "numbers could not be read from the sources available to this project, so they are not printed "
                "beside these: compare by hand.", "",
                table_md(table), "")
