@@ -60,23 +60,26 @@ def file_identity(path: str | Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_digest(path)}
 
 
-def image_set_identity(paths) -> dict:
-    """Size and modification time of every image, folded into one digest (a missing file counts too)."""
+def image_set_identity(paths, root: str | Path | None = None) -> dict:
+    """Size and modification time of every image, folded into one digest (a missing file counts too).
+    Names are taken relative to ``root`` when given (so a folder's identity does not depend on how
+    its path is spelled)."""
     digest = hashlib.sha1()
     for path in paths:
+        name = os.path.relpath(path, root) if root is not None else path
         try:
             stat = os.stat(path)
-            digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
         except OSError:
-            digest.update(f"{path}\tmissing\n".encode())
+            digest.update(f"{name}\tmissing\n".encode())
     return {"n": len(paths), "stat_sha1": digest.hexdigest()}
 
 
 def folder_identity(folder: str | Path, keep) -> dict:
-    """The files under ``folder`` for which ``keep(path)`` is true, by name, size and time."""
+    """The files under ``folder`` for which ``keep(path)`` is true, by relative name, size and time."""
     folder = Path(folder)
     files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and keep(p)) if folder.is_dir() else []
-    return image_set_identity(files)
+    return image_set_identity(files, root=folder)
 
 
 def _same(recorded: dict, current: dict, path: str | Path | None = None) -> bool:

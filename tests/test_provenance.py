@@ -167,3 +167,16 @@ def test_provenance_command_line_lists_what_is_out_of_date(trained):
     out = subprocess.run([sys.executable, "-m", "VAE_model.provenance", "stale", str(trained)],
                          capture_output=True, text=True, check=True).stdout.split()
     assert runfiles.TRAIN_TXT in out and runfiles.BEST_CHECKPOINT in out
+
+
+def test_a_folder_is_the_same_input_however_its_path_is_spelled(tiny_run, monkeypatch):
+    # make_datatxt records the folder as given on the command line (often relative); a stage run
+    # later checks it by its absolute path: the two must agree
+    folder = tiny_run.parent / "images"
+    monkeypatch.chdir(tiny_run.parent)
+    paths = (tiny_run / runfiles.TRAIN_TXT).read_text().split()
+    write_train_list(tiny_run, paths, 64, folder="images")
+    monkeypatch.chdir(folder)
+    assert provenance.problem(tiny_run, runfiles.TRAIN_TXT, "make_datatxt.py") is None
+    (folder / "new.fits").write_bytes((folder / Path(paths[0]).name).read_bytes())   # a file added to the folder
+    assert "image folder" in provenance.problem(tiny_run, runfiles.TRAIN_TXT, "make_datatxt.py")

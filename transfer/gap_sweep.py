@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.adaptation import SWEEP_METRICS, AdaptSettings, adapt, sweep_metrics
 from VAE_model.data import image_cache, write_image_list
 from VAE_model.errors import GalaxyVAEError
@@ -244,7 +244,7 @@ def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, te
     import torch
 
     run_dir, mock_dir, device = Path(run_dir), Path(mock_dir), torch.device(device)
-    model_path = runfiles.require(run_dir / runfiles.BEST_CHECKPOINT, f"Galaxy_VAE_n.py --run {run_dir}")
+    model_path = readers.checkpoint_path(run_dir)
     part1 = load_model(model_path)
     meta = {**read_mock_meta(mock_dir), "_dir": str(mock_dir)}
     if int(meta["image_size"]) != int(part1.config.image_size):
@@ -280,6 +280,9 @@ def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, te
     (out / "gap_sweep.json").write_text(json.dumps(record, indent=2) + "\n")
     save_sweep_figure(table, out / "gap_sweep.png")
     save_gap_examples_png(mock_dirs, out / "gap_examples.png")
+    inputs = [provenance.Input.file(model_path), provenance.Input.file(mock_dir / runfiles.MOCK_META)]
+    provenance.record(run_dir, [f"{SWEEP_DIR}/gap_sweep.csv", f"{SWEEP_DIR}/gap_sweep.json"], inputs,
+                      "transfer/gap_sweep.py", record["settings"])
     return table
 
 
