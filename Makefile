@@ -147,7 +147,8 @@ $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/em
 
 # Report ------------------------------------------------------------------------------------
 REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv \
-	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv
+	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv \
+	$(RUN)/explorer/index.html
 
 $(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py $(PKG)
 	$(PY) analysis/report.py $(COMMON) --mock-dir $(MOCK_DIR)

@@ -139,7 +139,7 @@ def section_training(report: Report) -> None:
     args = read_json(report.run / rf.TRAIN_ARGS) or {}
     report.add(f"{len(history)} epochs, latent {args.get('latent_dim')}, {args.get('image_size')} px, "
                f"{args.get('n_train')} training / {args.get('n_val')} validation images, device "
-               f"{args.get('device')} ({args.get('precision')}). Best validation loss {best['val_loss']:.1f} "
+               f"{args.get('device_used', args.get('device'))} ({args.get('precision')}). Best validation loss {best['val_loss']:.1f} "
                f"at epoch {int(best['epoch'])}; final validation MSE per pixel {last['val_mse_per_pixel']:.5f} "
                f"(stretched units, [0, 1]); {last['images_per_s']:.0f} training images/s.", "")
     report.command(rf.TRAIN_ARGS)
