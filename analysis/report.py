@@ -298,6 +298,27 @@ def section_gap_sweep(report: Report) -> None:
     report.figure("gap_sweep/gap_examples.png", "the same galaxies at each gap")
 
 
+def section_architecture_and_speed(report: Report) -> None:
+    report.add("## 11. Architecture comparison and benchmark (`make compare-arch`, `make bench`)", "")
+    compare = report.run / "bench" / "compare_arch" / "compare_arch.csv"
+    if compare.exists():
+        report.add("Both decoders trained the same way on this run's images and split:", "")
+        report.csv("bench/compare_arch/compare_arch.csv", floatfmt=".4g")
+        report.command("bench/compare_arch/compare_arch.json")
+    else:
+        report.add("_Architecture comparison not run for this report: `make compare-arch` (about 10 minutes); "
+                   "README gives the measured table._", "")
+    bench = read_json(report.run / rf.BENCH_JSON)
+    if bench and isinstance(bench.get("rows"), dict):
+        rows = [{"row": key, "what": row.get("description"), "training images/s": row.get("train_images_per_s"),
+                 "extraction images/s": row.get("extract_images_per_s"), "val MSE / pixel": row.get("val_mse_per_pixel")}
+                for key, row in bench["rows"].items()]
+        report.add(table_md(pd.DataFrame(rows), floatfmt=".4g"), "")
+        report.command(rf.BENCH_JSON)
+    else:
+        report.add("_Benchmark not run for this report: `make bench`; README gives the measured rows._", "")
+
+
 def section_explorer(report: Report) -> None:
     if (report.run / rf.EXPLORER_HTML).exists():
         config = read_json(report.run / rf.EXPLORER_CONFIG_JSON) or {}
@@ -331,7 +352,7 @@ def build_report(run: Path, mock_dir: Path) -> Path:
                "files the stages wrote; each section names the command that produced it.", "")
     for section in (lambda r: section_data(r, mock_dir), section_training, section_latent_size,
                     section_selection_and_maps, section_classification, section_outliers, section_transfer,
-                    section_similarity, section_gap_sweep, section_explorer):
+                    section_similarity, section_gap_sweep, section_explorer, section_architecture_and_speed):
         section(report)
     path = run / rf.REPORT_MD
     path.write_text("\n".join(report.lines) + "\n")
