@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .imageio import ASINH_MAX_NMGY, ASINH_SOFTENING_NMGY, BANDS
+from .imageio import BANDS, inverse_asinh_stretch
 
 FEATURE_NAMES = ("concentration", "asymmetry", "smoothness", "gini", "m20", "ellipticity")
 SEGMENT_SMOOTH_PX = 1.0       # Gaussian sigma of the detection image
@@ -60,12 +60,6 @@ ASYM_SEARCH_PX = 1.0          # centre search half-width for the asymmetry minim
 FRAME_FRACTION = 1 / 8        # width of the sky frame / corner boxes relative to the stamp side
 
 
-def flux_from_stretched(stretched: np.ndarray) -> np.ndarray:
-    """Invert ``imageio.asinh_stretch``: stretched [0, 1] -> flux in nanomaggies (>= 0)."""
-    scale = np.arcsinh(ASINH_MAX_NMGY / ASINH_SOFTENING_NMGY)
-    return (ASINH_SOFTENING_NMGY * np.sinh(np.asarray(stretched, np.float64) * scale)).astype(np.float32)
-
-
 def band_images_from_cache(cache: np.ndarray, indices, band: str = "r", to_flux: bool = True) -> np.ndarray:
     """(N, S, S) float32 images of one band from a uint8 image cache (N_all, 3, S, S).
 
@@ -73,7 +67,7 @@ def band_images_from_cache(cache: np.ndarray, indices, band: str = "r", to_flux:
     stretched intensity in [0, 1] is returned (PNG/JPG cutouts have no flux to recover).
     """
     plane = np.asarray(cache[np.asarray(indices), BANDS.index(band)], dtype=np.float32) / 255.0
-    return flux_from_stretched(plane) if to_flux else plane
+    return inverse_asinh_stretch(plane) if to_flux else plane
 
 
 # ----------------------------------------------------------------------------- helpers
