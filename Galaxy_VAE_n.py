@@ -165,9 +165,9 @@ def main(argv=None) -> int:
             save_reconstructions(model, cache, val_idx if len(val_idx) else train_idx, device,
                                  runfiles.run_path(run, runfiles.RECON_PNG))
             last = history[-1]
-            print(f"done: {len(history)} epochs, final val loss {last.get('val_loss', float('nan')):.2f}, "
-                  f"val MSE/pixel {last.get('val_mse_per_pixel', float('nan')):.5f}, "
-                  f"{last['images_per_s']:.0f} images/s; checkpoints in {run}")
+            held_out = (f"final val loss {last['val_loss']:.2f}, val MSE/pixel {last['val_mse_per_pixel']:.5f}"
+                        if "val_loss" in last else f"final train loss {last['train_loss']:.2f} (no validation split)")
+            print(f"done: {len(history)} epochs, {held_out}, {last['images_per_s']:.0f} images/s; checkpoints in {run}")
     return 0
 
 

@@ -297,8 +297,8 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
             write_history(history, run_dir / runfiles.LOSS_CSV)
             if on_epoch is not None:
                 on_epoch(history)
-            log(f"epoch {epoch:3d}/{settings.epochs}  train {row['train_loss']:.2f}  "
-                f"val {row.get('val_loss', float('nan')):.2f}  "
-                f"(val MSE/pixel {row.get('val_mse_per_pixel', float('nan')):.5f})  "
+            held_out = (f"val {row['val_loss']:.2f}  (val MSE/pixel {row['val_mse_per_pixel']:.5f})  "
+                        if "val_loss" in row else "(no validation split)  ")
+            log(f"epoch {epoch:3d}/{settings.epochs}  train {row['train_loss']:.2f}  {held_out}"
                 f"{row['images_per_s']:.0f} images/s")
     return model, history

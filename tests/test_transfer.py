@@ -316,3 +316,15 @@ def test_after_a_part1_retrain_adapt_resume_and_evaluate_refuse_the_old_adaptati
     assert evaluate.main([*common, "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "metrics_before.json is out of date" in err[0] and "no_tf.py" in err[0]
+
+
+def test_pair_labels_keep_the_questions_a_partial_catalog_has():
+    decals = pd.DataFrame({"smooth-or-featured_smooth_fraction": [0.9, 0.1, 0.5],
+                           "smooth-or-featured_featured-or-disk_fraction": [0.05, 0.85, 0.4],
+                           "smooth-or-featured_artifact_fraction": [0.05, 0.05, 0.1]})
+    pairs = pd.DataFrame({"pair_id": [0, 1, 2], "decals_row": [0, 1, 2]})
+    table, note = make_pairs.pair_labels(decals, pairs, 0.6)
+    assert list(table.columns) == ["pair_id", "smooth-or-featured"]
+    assert table["smooth-or-featured"].tolist()[:2] == ["smooth", "featured-or-disk"]
+    assert pd.isna(table["smooth-or-featured"].iloc[2])
+    assert "skipped 7 class questions" in note and "edge-on" in note

@@ -43,7 +43,7 @@ from VAE_model.catalog import CatalogError, cross_match, read_catalog
 from VAE_model.data import write_image_list
 from VAE_model.image_scan import validate_all
 from VAE_model.imageio import ImageError, is_image_file, load_image
-from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels, required_columns
+from VAE_model.morph_classes import DEFAULT_THRESHOLD, available_questions, class_labels, skipped_line
 from VAE_model.runtime import (CheckpointError, add_runtime_arguments, add_workers_argument, cli_main,
                                describe_args, load_checkpoint, write_json)
 
@@ -141,16 +141,16 @@ def split_pairs(n_pairs: int, test_fraction: float, seed: int) -> np.ndarray:
 
 
 def pair_labels(decals: pd.DataFrame, pairs: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, str]:
-    """pair_id + the DECaLS class label per class question (empty where none); a note if the
-    catalog lacks the vote fractions (then only pair_id)."""
-    missing = [column for column in required_columns() if column not in decals.columns]
+    """pair_id + the DECaLS class label per class question the catalog has the columns for (empty
+    where none), and a note naming the questions skipped (a partial catalog keeps the others)."""
+    questions, skipped = available_questions(decals)
     table = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy()})
-    if missing:
-        return table, f"DECaLS catalog lacks vote-fraction columns ({missing[0]}, ...): no class labels"
     rows = decals.iloc[pairs["decals_row"].to_numpy()].reset_index(drop=True)
-    for question in CLASS_QUESTIONS:
+    for question in questions:
         table[question] = class_labels(rows, question, threshold).to_numpy()
-    return table, ""
+    if not questions:
+        return table, "DECaLS catalog has the vote-fraction columns of no class question: no class labels"
+    return table, skipped_line(skipped) if skipped else ""
 
 
 def save_examples(pairs: pd.DataFrame, image_size: int, path, n: int) -> None:
