@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         state = resume_state(run, config, settings, data, device) if args.resume else None
         record = describe_args(args, image_size=image_size, device_used=str(device), precision=precision.describe(),
                                world_size=dist.world_size, n_train=len(train_idx), n_val=len(val_idx))
-        inputs = [provenance.Input.file(list_path), provenance.Input.images(list_path, paths)]
+        inputs = readers.train_list_input(list_path, paths)   # the images as read, before training
 
         def record_outputs(history):
             outputs = [runfiles.TRAIN_ARGS, runfiles.SPLIT_JSON, runfiles.CHECKPOINT, runfiles.LOSS_CSV]

@@ -67,6 +67,12 @@ def mse_passes(sizes, mse, tolerance: float = MSE_TOLERANCE) -> np.ndarray:
     return finite & (mse <= best + tolerance * abs(best))
 
 
+def smallest_within_tolerance(sizes, mse, tolerance: float = MSE_TOLERANCE) -> int:
+    """The MSE knee: min{k : MSE_k <= (1 + tolerance) * min_j MSE_j} (sizes in any order, NaN ignored)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return int(sizes[mse_passes(sizes, mse, tolerance)].min())
+
+
 def accuracy_passes(sizes, accuracy, tolerance: float = RF_TOLERANCE) -> np.ndarray | None:
     """Boolean per size: accuracy within ``tolerance`` (absolute) of the best; None when none is finite."""
     _, accuracy = _as_arrays(sizes, accuracy)
@@ -87,7 +93,7 @@ def choose_latent_size(sizes, mse, accuracy=None, mse_tolerance: float = MSE_TOL
     sizes, mse = _as_arrays(sizes, mse)
     by_mse = mse_passes(sizes, mse, mse_tolerance)
     by_rf = None if accuracy is None else accuracy_passes(sizes, accuracy, rf_tolerance)
-    mse_knee = int(sizes[by_mse].min())
+    mse_knee = smallest_within_tolerance(sizes, mse, mse_tolerance)
     text = dict(mse_pct=100 * mse_tolerance, mse_frac=mse_tolerance, rf=rf_tolerance)
     if by_rf is None:
         return {"chosen_latent_dim": mse_knee, "mse_knee": mse_knee, "rf_knee": None,
@@ -124,5 +130,5 @@ def read_chosen_latent_dim(run: str | Path) -> tuple[int, dict]:
     return size, summary
 
 
-__all__ = ["MSE_TOLERANCE", "RF_TOLERANCE", "LatentSizeError", "mse_passes", "accuracy_passes", "choose_latent_size",
+__all__ = ["MSE_TOLERANCE", "RF_TOLERANCE", "LatentSizeError", "mse_passes", "smallest_within_tolerance", "accuracy_passes", "choose_latent_size",
            "read_chosen_latent_dim"]

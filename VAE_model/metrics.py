@@ -171,26 +171,4 @@ def top_k_scores(scores: np.ndarray, is_positive: np.ndarray, k: int) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- levelling-off rule
-def smallest_within_tolerance(sizes, values, tolerance: float = 0.05) -> int:
-    """The smallest size whose value (a loss, lower is better) is within ``tolerance`` (a fraction,
-    0.05 = 5%) of the best value over all sizes: min{k : v_k <= (1 + tolerance) * min_j v_j}.
-
-    Sizes may come in any order; NaN values are ignored.
-    """
-    sizes = np.asarray(sizes)
-    values = np.asarray(values, dtype=np.float64)
-    if len(sizes) != len(values) or len(sizes) == 0:
-        raise ValueError("need one value per size and at least one size")
-    if tolerance < 0:
-        raise ValueError("tolerance must be >= 0")
-    finite = np.isfinite(values)
-    if not finite.any():
-        raise ValueError("no finite values")
-    best = values[finite].min()
-    within = finite & (values <= best + tolerance * abs(best))
-    return int(sizes[within].min())
-
-
-__all__ = ["mse_per_image", "ssim_per_image", "ssim_torch", "reconstruction_metrics", "rank_normalise", "top_k_scores",
-           "smallest_within_tolerance"]
+__all__ = ["mse_per_image", "ssim_per_image", "ssim_torch", "reconstruction_metrics", "rank_normalise", "top_k_scores"]

@@ -82,50 +82,36 @@ def folder_identity(folder: str | Path, keep) -> dict:
     return image_set_identity(files, root=folder)
 
 
-def _same(recorded: dict, current: dict, path: str | Path | None = None) -> bool:
-    """A file is unchanged when its size and content are; a new time stamp alone does not count."""
-    if "sha256" in recorded:
-        if recorded.get("size") != current.get("size"):
-            return False
-        return recorded.get("mtime_ns") == current.get("mtime_ns") or recorded["sha256"] == current["sha256"]
-    return recorded == current
-
-
 # ----------------------------------------------------------------------------- inputs
 class Input:
-    """One thing a result was made from: a file, the images an image list names, or a folder."""
+    """One thing a result was made from: a file, the images an image list names, or a folder.
 
-    def __init__(self, kind: str, path: str | Path, name: str | None = None, keep=None):
-        self.kind, self.path, self.keep = kind, Path(path), keep
+    Its identity is taken when the Input is made, i.e. when the stage has read it: a record written
+    at the end of a long run still names the inputs as they were used, and a stage that records after
+    every epoch does not stat every image again each time."""
+
+    def __init__(self, kind: str, path: str | Path, identity: dict, name: str | None = None):
+        self.kind, self.path, self.identity = kind, Path(path), identity
         self.name = name or str(path)
 
     @classmethod
     def file(cls, path, name: str | None = None) -> "Input":
-        return cls("file", path, name)
+        return cls("file", path, file_identity(path), name)
 
     @classmethod
     def images(cls, list_path, paths: list[str]) -> "Input":
         """The images listed in ``list_path`` (their sizes and times, not the list's text)."""
-        entry = cls("images", list_path, f"images listed in {list_path}")
-        entry.paths = list(paths)
-        return entry
+        return cls("images", list_path, image_set_identity(list(paths)), f"images listed in {list_path}")
 
     @classmethod
     def folder(cls, path, keep) -> "Input":
-        return cls("folder", path, f"image folder {path}", keep)
-
-    def identity(self) -> dict:
-        if self.kind == "file":
-            return file_identity(self.path)
-        if self.kind == "images":
-            return image_set_identity(self.paths)
-        return folder_identity(self.path, self.keep)
+        return cls("folder", path, folder_identity(path, keep), f"image folder {path}")
 
     def describe(self, run: Path) -> dict:
         """The record entry; a path inside the run directory is kept relative to it (a run can move)."""
         inside = _inside(self.path, run)
         return {"name": self.name, "kind": self.kind, "path": inside or str(Path(self.path).absolute()),
-                "in_run": inside is not None, "identity": self.identity()}
+                "in_run": inside is not None, "identity": self.identity}
 
 
 def _inside(path: Path, run: Path) -> str | None:
@@ -164,22 +150,25 @@ def read_record(run: str | Path, name: str) -> dict | None:
         return None
 
 
-def _current(entry: dict, run: Path) -> dict | None:
-    path = run / entry["path"] if entry.get("in_run") else Path(entry["path"])
-    kind = entry["kind"]
-    if kind == "file":
-        return file_identity(path) if path.exists() else None
+def _unchanged(kind: str, recorded: dict, path: Path) -> bool | None:
+    """Whether ``path`` still has the ``recorded`` identity (None: it no longer exists). A file is
+    unchanged when its size and content are: its content is hashed only when its time stamp moved."""
     if kind == "images":
         from .data import read_image_list
 
-        if not path.exists():
-            return None
-        return image_set_identity(read_image_list(path))
+        return recorded == image_set_identity(read_image_list(path)) if path.exists() else None
     if kind == "folder":
         from .imageio import is_image_file
 
-        return folder_identity(path, is_image_file) if path.is_dir() else None
-    return None
+        return recorded == folder_identity(path, is_image_file) if path.is_dir() else None
+    if not path.exists():
+        return None
+    if "sha256" not in recorded:                  # a directory input, known by its files
+        return recorded == file_identity(path)
+    stat = path.stat()
+    if stat.st_size != recorded.get("size"):
+        return False
+    return stat.st_mtime_ns == recorded.get("mtime_ns") or file_digest(path) == recorded["sha256"]
 
 
 def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True) -> str | None:
@@ -195,14 +184,14 @@ def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True)
     saved = read_record(run, name)
     if saved is None:
         return f"{path}: no provenance record ({record_path(run, name)} missing: made by an older version?); {rerun}"
-    if own_identity and not _same(saved["identity"], file_identity(path)):
+    if own_identity and not _unchanged("file", saved["identity"], path):
         return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
     for entry in saved["inputs"]:
-        current = _current(entry, run)
         shown = run / entry["path"] if entry.get("in_run") else entry["path"]
-        if current is None:
+        unchanged = _unchanged(entry["kind"], entry["identity"], Path(shown))
+        if unchanged is None:
             return f"{path} is out of date: its input {shown} no longer exists; {rerun}"
-        if not _same(entry["identity"], current):
+        if not unchanged:
             what = {"images": f"one or more of the {entry['identity'].get('n')} images listed in {shown}",
                     "folder": f"the image folder {shown} (files added, removed or replaced)"}.get(
                         entry["kind"], f"{shown}")

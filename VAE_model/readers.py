@@ -50,16 +50,10 @@ def read_train_list(run, name: str = rf.TRAIN_TXT, stage: str = MAKE_DATATXT) ->
     return read_image_list(checked(run, name, stage))
 
 
-def train_list_input(run, name: str = rf.TRAIN_TXT) -> list[provenance.Input]:
-    """What a result made from an image list depends on: the list file and the images it names."""
-    paths = read_train_list(run, name) if name == rf.TRAIN_TXT else _plain_list(run, name)
-    return [provenance.Input.file(Path(run) / name), provenance.Input.images(Path(run) / name, paths)]
-
-
-def _plain_list(run, name):
-    from .data import read_image_list
-
-    return read_image_list(Path(run) / name)
+def train_list_input(list_path, paths: list[str]) -> list[provenance.Input]:
+    """What a result made from an image list depends on: the list file and the images it names
+    (``paths``, as the stage read them)."""
+    return [provenance.Input.file(list_path), provenance.Input.images(list_path, paths)]
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -72,10 +66,6 @@ def load_run_model(run, name: str = rf.BEST_CHECKPOINT, device="cpu", stage: str
     from .runtime import load_model
 
     return load_model(checkpoint_path(run, name, stage), device)
-
-
-def model_input(path) -> provenance.Input:
-    return provenance.Input.file(path)
 
 
 def external_checkpoint(run, path) -> Path:

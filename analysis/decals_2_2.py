@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     write_json(record, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
     outputs = [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_TABLE_PARQUET,
                runfiles.LATENT_CONFIG_JSON]
-    inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(run)]
+    inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(Path(run) / runfiles.TRAIN_TXT, paths)]
     provenance.record(run, outputs, inputs, "analysis/decals_2_2.py", record)
     if per_question:   # the per-class files also depend on the class index
         provenance.record(run, [f"{runfiles.LATENT_CLASSES_DIR}/{question}_{part}" for question in per_question

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import provenance, readers, runfiles
-from VAE_model.data import DataError, image_cache, image_name, read_image_list, split_indices
+from VAE_model.data import DataError, image_cache, image_name, split_indices
 from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
 from VAE_model.metrics import reconstruction_metrics
@@ -300,7 +300,7 @@ def save_reconstructions_by_size(recon: dict, table: pd.DataFrame, path: str | P
 def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
     sizes = parse_sizes(args.latent_sizes)
-    readers.read_train_list(run)
+    paths = readers.read_train_list(run)
     list_path = run / runfiles.TRAIN_TXT
     training = main_run_settings(run, args)
     device = pick_device(args.device)
@@ -314,7 +314,6 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
                              val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
     record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                            training=training, n_train=len(train_idx), n_val=len(val_idx))
-    paths = read_image_list(list_path)
     class_index, class_note = read_class_index(run, len(cache))
     log(f"classification: {class_note}")
     log(f"latent sizes {sizes}: {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
@@ -375,7 +374,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
                "rf_accuracy_per_question": {str(k): v for k, v in per_question.items()},
                "results": rows, "config": record}
     write_json(summary, runfiles.run_path(run, runfiles.LATENT_SIZE_JSON))
-    inputs = [*readers.train_list_input(run)]
+    inputs = readers.train_list_input(list_path, paths)
     inputs += [provenance.Input.file(run / runfiles.CLASS_INDEX_CSV)] if class_index is not None else []
     provenance.record(run, [runfiles.LATENT_SIZE_CSV, runfiles.LATENT_SIZE_JSON], inputs, "analysis/decals_2_3.py", record)
     return summary

@@ -12,14 +12,8 @@ from analysis import decals_2_2, decals_2_3, decals_4
 from VAE_model import runfiles
 from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
-from VAE_model.latent_size import choose_latent_size
-from VAE_model.metrics import (
-    mse_per_image,
-    rank_normalise,
-    smallest_within_tolerance,
-    ssim_per_image,
-    top_k_scores,
-)
+from VAE_model.latent_size import choose_latent_size, smallest_within_tolerance
+from VAE_model.metrics import mse_per_image, rank_normalise, ssim_per_image, top_k_scores
 from VAE_model.runtime import load_model
 
 TRAIN = ["--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "8", "--quiet"]
