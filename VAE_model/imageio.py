@@ -30,8 +30,11 @@ point 22.5 mag). Every FITS is read as it is served:
   ``masked_fraction``. Tile-compressed float images (``.fits.fz``, RICE_1 etc.) are quantised
   (FITS tiled-image convention, ZQUANTIZ): sky pixels within half a quantisation step of 0 come
   back as exactly 0 (a third of the sky at quantize level 1), so in quantised data only zeros in
-  blocks (kept by a 3x3 binary opening; no-coverage regions are chip gaps and edges, not single
-  pixels) count as no coverage. Truncation of gzip-compressed files (``.fits.gz``) is judged on
+  blocks (kept by a 5x5 binary opening: no-coverage regions are survey edges and gaps, not scattered
+  pixels) count as no coverage. Measured on the real cutouts of shared/realdata RICE-compressed by
+  astropy: at quantize level 1, 12-32% of the pixels come back as 0 and 0-0.8% survive the opening
+  (the 0.10"/px Galaxy Zoo cutouts, whose noise is correlated, are the worst); the half-empty
+  ``example_bad_pix`` keeps 0.757 -> 0.748. Truncation of gzip-compressed files (``.fits.gz``) is judged on
   the decompressed stream, not on the compressed size on disk. Up to ``max_masked_fraction`` (default 0.2, the limit Galaxy Zoo DECaLS
   used for "few missing pixels": willettk/decals ``get_download_quality_of_fits(badmax_limit=0.2)``,
   which counts the same exact zeros and NaNs per band) they are filled with 0 flux, the sky
@@ -460,8 +463,8 @@ def masked_pixels(array: np.ndarray, flux: bool = True, quantised: bool = False)
     if quantised:
         from scipy import ndimage
 
-        structure = np.zeros((3,) * zero.ndim, bool)
-        structure[(1,) * (zero.ndim - 2)] = True     # 3x3 in the image plane, never across bands
+        structure = np.zeros((3,) * (zero.ndim - 2) + (5, 5), bool)
+        structure[(1,) * (zero.ndim - 2)] = True     # 5x5 in the image plane, never across bands
         zero = ndimage.binary_opening(zero, structure=structure)
     return bad | zero
 
