@@ -290,15 +290,20 @@ def image_position(path: str | Path) -> tuple[float, float, str]:
 
 # ----------------------------------------------------------------------------- reading
 def _declared_end(hdu) -> int | None:
-    """Byte offset where the HDU's data ends according to its header (None for compressed HDUs)."""
+    """Byte offset where the HDU's data ends according to its header (None when unknown)."""
     from astropy.io import fits
 
-    if isinstance(hdu, fits.CompImageHDU):  # tile-compressed: the stored size is not the image size
-        return None
     try:
         start = hdu.fileinfo()["datLoc"]
     except Exception:
         return None
+    if isinstance(hdu, fits.CompImageHDU):
+        # tile-compressed: the stored table of compressed tiles (its rows and heap), not the image size
+        table = getattr(hdu, "_bintable", None)
+        if table is None:
+            return None
+        cards = table.header
+        return int(start + int(cards.get("NAXIS1", 0)) * int(cards.get("NAXIS2", 0)) + int(cards.get("PCOUNT", 0)))
     count = int(np.prod([hdu.header.get(f"NAXIS{i}", 0) for i in range(1, hdu.header.get("NAXIS", 0) + 1)]))
     return int(start + abs(int(hdu.header.get("BITPIX", 8))) // 8 * count)
 
@@ -350,7 +355,10 @@ def _read_fits_hdu(path: Path) -> tuple[np.ndarray, object, bool]:
         with hdul:
             hdu = _image_hdu(hdul)
             if hdu is None:
-                raise ImageError(f"{path}: FITS file holds no image data")
+                size = path.stat().st_size
+                cut = (f" (the file is {size} bytes, not a whole number of 2880-byte FITS blocks: truncated?)"
+                       if size % 2880 and not _whole_file_compression(path) else "")
+                raise ImageError(f"{path}: FITS file holds no image data{cut}")
             header = hdu.header.copy()
             expected = _declared_end(hdu)
             compression = _whole_file_compression(path)

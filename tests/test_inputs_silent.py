@@ -248,6 +248,15 @@ def test_gzipped_fits_are_judged_on_the_decompressed_data(tmp_path):
         read_cutout(tmp_path / "cut_fits.fits.gz")
 
 
+def test_a_cut_tile_compressed_fits_is_called_truncated(tmp_path):
+    whole = _rice(tmp_path / "whole.fits.fz", blob_image(np.random.default_rng(8), 64), 16)
+    raw = whole.read_bytes()
+    (tmp_path / "cut.fits.fz").write_bytes(raw[:len(raw) - 4000])
+    assert read_cutout(whole)[0].shape == (3, 64, 64)
+    with pytest.raises(ImageError, match=r"cut.fits.fz: truncated FITS \(\d+ bytes on disk"):
+        read_cutout(tmp_path / "cut.fits.fz")
+
+
 def _rice(path, data, quantize_level):
     header = fits.Header({"BANDS": "grz"})
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=header, compression_type="RICE_1",
