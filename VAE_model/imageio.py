@@ -265,11 +265,14 @@ def flux_to_nanomaggies(header) -> tuple[float, str, str]:
     if not raw:
         return 1.0, "", "assumed"   # the Legacy Survey cutout service writes no BUNIT: nanomaggies
     spelling = {"nanomaggies": "nanomaggy", "maggies": "maggy"}.get(raw.lower(), raw)
-    unit = u.Unit(spelling, parse_strict="silent")
+    try:
+        unit = u.Unit(spelling, parse_strict="silent")
+    except Exception:  # astropy raises several types for strings that are no unit at all
+        unit = None
     for target, scale in ((u.nmgy, 1.0), (u.Jy, 1e9 / AB_ZERO_POINT_JY)):
         try:
             return float(unit.to(target)) * scale, raw, "BUNIT"
-        except (u.UnitsError, ValueError, TypeError):
+        except (u.UnitsError, ValueError, TypeError, AttributeError):
             pass
     raise ImageError(f"BUNIT '{raw}' is not a flux in nanomaggies and the header gives no conversion "
                      "(Legacy Survey cutouts are in nanomaggies; ADU or counts with a sky pedestal would saturate the "
