@@ -122,8 +122,6 @@ def normalise_columns(table: pd.DataFrame, campaign: str | None = None, source: 
     return table.rename(columns=renamed)
 
 
-
-
 def iauname_from_paths(table: pd.DataFrame) -> str | None:
     """Fill ``iauname`` from the first path column (file stem) when the table has no iauname column.
 
