@@ -143,3 +143,19 @@ def test_each_notebook_names_the_stage_when_its_inputs_are_missing(tmp_path, mon
     for name, error in errors.items():
         assert error.ename == "MissingInputError", (name, error.ename, error.evalue)
         assert f"run `{FIRST_STAGE[name]} --run {empty}` first" in error.evalue, (name, error.evalue)
+
+
+def test_report_links_the_executed_notebooks(executed, tmp_path):
+    from analysis import report
+
+    run = copy_run(executed["run"], tmp_path / "run")
+    (run / "notebooks" / "no_tf.ipynb").unlink()          # one not executed: the report says how to make it
+    page = report.Report(run)
+    report.section_notebooks(page)
+    section = "\n".join(page.lines)
+    for notebook in NOTEBOOKS:
+        if notebook.name == "no_tf":
+            assert f"`analysis/notebooks.py --run {run} --only no_tf`" in section
+        else:
+            for link in (notebook.html, notebook.executed):
+                assert f"]({link})" in section and (run / link).exists()
