@@ -136,6 +136,22 @@ def figure_count(nb) -> int:
                if {"image/png", "image/jpeg", "image/svg+xml"} & set(output.get("data", {})))
 
 
+# nbconvert's JupyterLab page without the scripts it would fetch from a CDN (require.js, MathJax, Mermaid:
+# the notebooks use none of them), so the page opens offline like the explorer page
+OFFLINE_TEMPLATE = """{%- extends "lab/index.html.j2" -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def html_exporter():
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})], template_file="offline.html.j2")
+
+
 def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, timeout_s: int = 600) -> dict:
     """Run ``notebook`` against ``run``; write RUN/notebooks/<name>.ipynb and .html with their
     provenance records. Returns {"ipynb", "html", "figures", "seconds", "inputs"}.
@@ -145,7 +161,6 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
 
     run = Path(run)
     check_inputs(run, notebook)
@@ -170,7 +185,7 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
     inputs += [provenance.Input.file(run / name, name=name) for name in read]
     nb.metadata["galaxy_vae"] = {"run": str(run), "source": notebook.source,
                                  "executed_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    html, _ = HTMLExporter().from_notebook_node(nb)
+    html, _ = html_exporter().from_notebook_node(nb, resources={"metadata": {"name": notebook.title}})
     ipynb_path = rf.run_path(run, notebook.executed)
     _atomic_write(ipynb_path, nbformat.writes(nb))
     _atomic_write(run / notebook.html, html)

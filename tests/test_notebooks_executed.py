@@ -6,6 +6,7 @@ The tiny run is the Part II run of tests/test_transfer.py (built once per sessio
 latent-size results written here (the Part I notebook's input)."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def test_executed_copy_has_its_figures_and_html(notebook, executed):
     assert all(cell.execution_count for cell in nb.cells if cell.cell_type == "code")
     html = (run / notebook.html).read_text()
     assert "data:image/png;base64," in html          # figures embedded: the page needs no kernel or files
+    assert f"<title>{notebook.title}</title>" in html
+    assert not re.findall(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?!data:)", html)   # nothing fetched: opens offline
     for output in (notebook.executed, notebook.html):
         assert provenance.problem(run, output, "analysis/notebooks.py") is None
     inputs = {entry["name"]: entry for entry in provenance.read_record(run, notebook.executed)["inputs"]}
