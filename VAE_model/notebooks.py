@@ -152,6 +152,15 @@ def html_exporter():
     return HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})], template_file="offline.html.j2")
 
 
+def kernel_manager():
+    """A kernel of this Python (the one with the project's packages), even where a kernelspec named
+    python3 installed elsewhere (a user's ~/.local/share/jupyter, a conda Python) would be found first."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+
+
 def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, timeout_s: int = 600) -> dict:
     """Run ``notebook`` against ``run``; write RUN/notebooks/<name>.ipynb and .html with their
     provenance records. Returns {"ipynb", "html", "figures", "seconds", "inputs"}.
@@ -160,7 +169,7 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
     or out of date; NotebookError with the cell's error line when a cell raises."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     run = Path(run)
     check_inputs(run, notebook)
@@ -171,7 +180,7 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
         env = {**os.environ, RUN_ENV: str(run.absolute()), READS_ENV: str(reads_log),
                # figures inline even where MPLBACKEND=Agg is set (CI, tests)
                "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-        client = NotebookClient(nb, kernel_name="python3", timeout=timeout_s,
+        client = NotebookClient(nb, km=kernel_manager(), timeout=timeout_s,
                                 resources={"metadata": {"path": str(notebook.path.parent)}},
                                 # the kernel's start-up warnings (e.g. about its local TCP ports) are noise here
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
@@ -179,6 +188,9 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
             client.execute(env=env)
         except CellExecutionError as error:
             raise NotebookError(f"{notebook.source} on {run}: {error.ename}: {error.evalue}") from None
+        except (CellTimeoutError, DeadKernelError, RuntimeError) as error:   # a cell over --timeout, a kernel that died
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            raise NotebookError(f"{notebook.source} on {run}: {type(error).__name__}: {first_line}") from None
         read = sorted(set(reads_log.read_text().split())) if reads_log.exists() else []
     # the identities of what it read, taken now that it has read them
     inputs = [provenance.Input.file(notebook.path, name=notebook.source)]

@@ -20,7 +20,7 @@ from test_transfer import build_transfer_run
 
 from analysis import notebooks as notebooks_script
 from VAE_model import provenance, runfiles
-from VAE_model.notebooks import NOTEBOOKS, ROOT
+from VAE_model.notebooks import NOTEBOOKS, ROOT, kernel_manager
 
 NAMES = [notebook.name for notebook in NOTEBOOKS]
 # what each notebook must tell a user to run on an empty run directory (written out, not taken from the code)
@@ -52,13 +52,21 @@ def copy_run(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """The tiny run after `analysis/notebooks.py --run RUN` (exit status, run directory)."""
+    """The tiny run after `analysis/notebooks.py --run RUN` (exit status, run directory), with a broken
+    kernelspec named python3 first on the Jupyter path (as a user's other Python may install one): the
+    notebooks must still run in this Python."""
     built = build_transfer_run(tmp_path_factory.mktemp("transfer"))
     assert built["codes"]["evaluate"] == 0
     run = copy_run(built["run"], tmp_path_factory.mktemp("notebooks") / "run")
     fake_latent_size_results(run)
     assert provenance.stale_files(run) == []
-    code = notebooks_script.main(["--run", str(run)])
+    jupyter_path = tmp_path_factory.mktemp("jupyter")
+    (jupyter_path / "kernels" / "python3").mkdir(parents=True)
+    (jupyter_path / "kernels" / "python3" / "kernel.json").write_text(
+        '{"argv": ["false", "{connection_file}"], "display_name": "another Python", "language": "python"}')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(jupyter_path))
+        code = notebooks_script.main(["--run", str(run)])
     return {"code": code, "run": run}
 
 
@@ -130,7 +138,7 @@ def test_each_notebook_names_the_stage_when_its_inputs_are_missing(tmp_path, mon
     empty = tmp_path / "run"
     empty.mkdir()
     monkeypatch.setenv("GALAXY_VAE_RUN", str(empty))
-    client = NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3", timeout=120,
+    client = NotebookClient(nbformat.v4.new_notebook(), km=kernel_manager(), timeout=120,
                             resources={"metadata": {"path": str(ROOT)}})
     errors = {}
     with client.setup_kernel():
