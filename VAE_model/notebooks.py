@@ -191,7 +191,7 @@ def execute(run: str | Path, notebook: Notebook, settings: dict | None = None, t
         except (CellTimeoutError, DeadKernelError, RuntimeError) as error:   # a cell over --timeout, a kernel that died
             first_line = (str(error).strip().splitlines() or [""])[0]
             raise NotebookError(f"{notebook.source} on {run}: {type(error).__name__}: {first_line}") from None
-        read = sorted(set(reads_log.read_text().split())) if reads_log.exists() else []
+        read = sorted(set(reads_log.read_text().splitlines())) if reads_log.exists() else []
     # the identities of what it read, taken now that it has read them
     inputs = [provenance.Input.file(notebook.path, name=notebook.source)]
     inputs += [provenance.Input.file(run / name, name=name) for name in read]
