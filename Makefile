@@ -1,6 +1,7 @@
 # Galaxy_VAE: two commands do all the set-up.
 #   make demo   build .venv, render the mock survey, run every stage into runs/demo, write runs/demo/REPORT.md
 #   make test   build .venv, run the test suite
+#   make notebooks   JupyterLab on the repository (the notebooks read RUN); make demo executes them into RUN/notebooks/
 # Re-running `make demo` skips stages whose inputs (files, scripts, demo settings) have not changed.
 PYTHON_SYSTEM ?= python3
 VENV := .venv
@@ -18,6 +19,8 @@ DEMO_SIZE ?= 64
 # the latent-size study's choice (analysis/decals_2_3.py runs first)
 DEMO_LATENT ?= auto
 DEMO_EPOCHS ?= 40
+# pose separation (Galaxy_VAE_n.py --pose): moments (the default, invariant content latents) or none (plain VAE)
+DEMO_POSE ?= moments
 DEMO_BATCH ?= 32
 DEMO_LR ?= 1e-3
 # KL weight: the summed-MSE term of a 64 px image has 16x fewer pixel terms than at the 256 px
@@ -43,11 +46,11 @@ ifneq ($(filter demo report,$(or $(MAKECMDGOALS),demo)),)
 STALE := $(shell test -x $(PY) && $(PY) -m VAE_model.provenance stale $(RUN) 2>/dev/null)
 endif
 stale = $(if $(filter $(1),$(STALE)),FORCE)
-TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
+TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --pose $(DEMO_POSE) --quiet
 # Each stage's demo settings are remembered in RUN/.settings_<stage>; the file changes (and the
 # stage re-runs) only when its settings do.
 SETTINGS_data := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) seed=$(SEED) mock=$(MOCK_DIR) gap=$(DEMO_MOCK_GAP)
-SETTINGS_train := latent=$(DEMO_LATENT) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) beta=$(DEMO_BETA)
+SETTINGS_train := latent=$(DEMO_LATENT) pose=$(DEMO_POSE) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) beta=$(DEMO_BETA)
 SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS)
 SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
 SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH) lambda=$(DEMO_LAMBDA_mmd),$(DEMO_LAMBDA_paired)
@@ -145,10 +148,46 @@ $(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt transfer/gap_sweep.py $(PKG)
 $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(PKG) $(call stale,explorer/index.html)
 	$(PY) analysis/explore.py $(COMMON) --quiet
 
+# Feature scorecard: the run's latents against pixel PCA, aligned-pixel PCA, morphology and a contrastive
+# encoder trained as long as the VAE (analysis/decals_7.py); REPORT.md shows its table
+$(RUN)/scorecard/scorecard.csv: $(RUN)/best.pt $(RUN)/classification/results.csv $(RUN)/transfer/pairs.csv analysis/decals_7.py $(PKG) $(call stale,scorecard/scorecard.csv)
+	$(PY) analysis/decals_7.py $(COMMON) --mock-dir $(MOCK_DIR) --quiet
+
+# The variants' table (plain, pose-separated, consistency, both, contrastive; 3 seeds) on the demo data:
+# its own target, about an hour on 2 cores; README has its table
+.PHONY: feature-variants
+feature-variants: $(RUN)/train.txt
+	$(PY) bench/feature_variants.py $(COMMON) --mock-dir $(MOCK_DIR) --epochs $(DEMO_SWEEP_EPOCHS) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
+
+# Notebooks -----------------------------------------------------------------------------------
+# Each notebook is executed after the stages it reads (analysis/notebooks.py) into RUN/notebooks/<name>.ipynb,
+# figures included, and <name>.html; REPORT.md links them. A notebook re-runs when it, what it reads, the
+# script or the package changed, or when the provenance check finds its executed copy out of date.
+NOTEBOOK_NAMES := visualization dataset_resu no_tf outline ts_resu2
+NB_SOURCE_visualization := outliers/visualization.ipynb
+NB_SOURCE_dataset_resu := transfer/dataset_resu.ipynb
+NB_SOURCE_no_tf := transfer/no_tf.ipynb
+NB_SOURCE_outline := outliers/outline.ipynb
+NB_SOURCE_ts_resu2 := transfer/ts_resu2.ipynb
+NB_READS_visualization := $(RUN)/latent_size/latent_size.csv
+NB_READS_dataset_resu := $(RUN)/transfer/pairs.csv
+NB_READS_no_tf := $(RUN)/transfer/metrics_before.json
+NB_READS_outline := $(RUN)/transfer/metrics_before.json
+NB_READS_ts_resu2 := $(RUN)/transfer/before_after.csv
+NOTEBOOK_FILES := $(foreach name,$(NOTEBOOK_NAMES),$(RUN)/notebooks/$(name).ipynb)
+
+$(RUN)/notebooks/%.ipynb: $$(NB_SOURCE_$$*) $$(NB_READS_$$*) analysis/notebooks.py $(PKG) $$(call stale,notebooks/$$*.ipynb) $$(call stale,notebooks/$$*.html)
+	$(PY) analysis/notebooks.py $(COMMON) --only $*
+
+# JupyterLab on the repository; the notebooks read RUN (VS Code: open a notebook, pick .venv's Python as kernel)
+.PHONY: notebooks
+notebooks: venv
+	GALAXY_VAE_RUN=$(abspath $(RUN)) JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
+
 # Report ------------------------------------------------------------------------------------
 REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv \
 	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv \
-	$(RUN)/explorer/index.html
+	$(RUN)/explorer/index.html $(RUN)/scorecard/scorecard.csv $(NOTEBOOK_FILES)
 
 $(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py $(PKG)
 	$(PY) analysis/report.py $(COMMON) --mock-dir $(MOCK_DIR)

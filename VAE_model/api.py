@@ -46,8 +46,10 @@ def image_positions(paths: list[str]) -> pd.DataFrame | None:
 
 
 def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sha256: str,
-                  positions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per image: image_index, name, iauname, path, ra, dec, mu_00.., logvar_00.., model_sha256."""
+                  positions: pd.DataFrame | None = None, pose: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: image_index, name, iauname, path, ra, dec, mu_00.., logvar_00.., model_sha256;
+    with a pose-separated VAE also its pose (pose_dx_px, pose_dy_px, pose_angle_deg, pose_mirror), the
+    content latents staying in mu_*."""
     from .data import image_name
 
     names = [image_name(p) for p in paths]
@@ -59,6 +61,10 @@ def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sh
     width = max(2, len(str(mu.shape[1] - 1)))
     columns = {f"mu_{k:0{width}d}": mu[:, k] for k in range(mu.shape[1])}
     columns.update({f"logvar_{k:0{width}d}": logvar[:, k] for k in range(logvar.shape[1])})
+    if pose is not None:
+        from .pose import POSE_FIELDS
+
+        columns.update({field: pose[:, k] for k, field in enumerate(POSE_FIELDS)})
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     table["model_sha256"] = model_sha256
     return table
@@ -98,7 +104,7 @@ def encode(model, files, batch_size: int = 256, progress: bool = True) -> pd.Dat
     """The latents table of image files: a file, a folder or a list of either (str or Path). Files that
     cannot be used, and what a folder's search left out, are listed in ``table.attrs["skipped"]`` as
     (path, reason); a path that does not exist raises EncodeInputError (one line)."""
-    from .features import encode_arrays
+    from .features import encode_arrays, encode_pose_arrays
     from .similarity import load_images_uint8
 
     paths, left_out = _image_paths(files)
@@ -109,7 +115,9 @@ def encode(model, files, batch_size: int = 256, progress: bool = True) -> pd.Dat
         raise EncodeInputError(f"{files}: no usable image to encode{first}")
     device = next(model.parameters()).device
     mu, logvar = encode_arrays(model, images[ok], device, batch_size=batch_size, progress=progress)
+    pose = encode_pose_arrays(model, images[ok], device, batch_size)
     kept = [p for p, good in zip(paths, ok) if good]
-    table = latents_table(mu, logvar, kept, getattr(model, "checkpoint_sha256", "unknown"), image_positions(kept))
+    table = latents_table(mu, logvar, kept, getattr(model, "checkpoint_sha256", "unknown"), image_positions(kept),
+                          pose)
     table.attrs["skipped"] = skipped
     return table

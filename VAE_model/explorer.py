@@ -339,6 +339,17 @@ def _outlier_html(data: ExplorerData) -> str:
             f"click one for its neighbours</div><div class='cards'>{''.join(cards)}</div>")
 
 
+def _notebooks_html() -> str:
+    """Links to the executed notebooks, RUN/notebooks/<name>.html (analysis/notebooks.py; make demo writes
+    them), relative to RUN/explorer/ so they work while the page stays in its run directory."""
+    from .notebooks import NOTEBOOKS
+
+    items = "".join(f'<li><a href="../{n.html}">{html.escape(n.title)}</a> (<a href="../{n.executed}">notebook</a>)</li>'
+                    for n in NOTEBOOKS)
+    return (f"<ul>{items}</ul><p class='muted'>Each notebook executed against this run, with its figures "
+            "(analysis/notebooks.py, run by make demo); the links work while this page stays in the run directory.</p>")
+
+
 def build_page(data: ExplorerData, k: int, distance_note: str) -> str:
     """The page as one HTML string (Bokeh JS/CSS inlined)."""
     from bokeh.core.templates import get_env
@@ -407,12 +418,13 @@ def build_page(data: ExplorerData, k: int, distance_note: str) -> str:
 <div id="gallery"><p class="muted">Click a galaxy on the map, or search for a name, to see its {{ k }} nearest neighbours.</p></div>
 <h2>Outliers (most unusual first)</h2>{{ outliers }}
 <h2>Cross-survey pairs: DECaLS and BASS+MzLS images of the same galaxy</h2>{{ pairs }}
+<h2>Notebooks</h2>{{ notebooks }}
 <script type="application/json" id="explorer-neighbours">{{ neighbours }}</script>
 <script>{{ js }}</script>
 {% endblock %}""")
     variables = {"css": PAGE_CSS, "js": PAGE_JS, "title": html.escape(data.title), "notes": notes, "k": int(k),
                  "example": html.escape(data.names[0]) if n else "", "datalist": datalist,
-                 "outliers": _outlier_html(data), "pairs": pairs,
+                 "outliers": _outlier_html(data), "pairs": pairs, "notebooks": _notebooks_html(),
                  "neighbours": json.dumps(neighbours, separators=(",", ":")).replace("</", "<\\/")}
     return file_html(layout, resources=INLINE, title=data.title, template=template, template_variables=variables)
 

@@ -85,6 +85,22 @@ def encode_arrays(model, images: np.ndarray, device, precision: Precision | None
 
 
 @torch.no_grad()
+def encode_pose_arrays(model, images: np.ndarray, device, batch_size: int = 1024) -> np.ndarray | None:
+    """The measured pose (N, 4) of each image as written in tables (``pose.POSE_FIELDS``: centre offset in
+    pixels, position angle in degrees, mirror flag) for a pose-separated VAE; None for the plain VAE."""
+    from .pose import pose_table_values
+
+    if not getattr(model, "pose_separated", False):
+        return None
+    out = np.zeros((len(images), 4), np.float32)
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        x = to_float(chunk, device) if chunk.dtype == torch.uint8 else chunk.float().to(device)
+        out[start:start + len(x)] = pose_table_values(model.pose(x)).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
 def reconstruct_arrays(model, images: np.ndarray, device, batch_size: int = 512) -> np.ndarray:
     """Reconstructions (z = mu) as float32 (N, 3, S, S) in the stretched [0, 1] units."""
     model.eval()

@@ -14,6 +14,14 @@ LeakyReLU, so each block divides the image side by 4 (64 in all); linear layers 
                LeakyReLU slope 0.2 in the encoder too. 506,611 parameters at 256 px / latent 40,
                but fewer FLOPs: no 32-channel layers at full resolution.
 
+Pose (``pose``): ``"moments"`` (the default) separates the pose from the content: the encoder sees each
+galaxy in the canonical pose measured from its own light (pose.py: centre, position angle, mirror),
+its features pooled over the four views the moments decide from faint signals, and the decoder's
+canonical image is turned back to the observed pose, so the loss compares it with the input as
+observed and ``mu`` holds the content alone (the feature scorecard, analysis/decals_7.py, measures
+how much that buys). ``"none"`` is the reference study's plain VAE; checkpoints written before
+``pose`` existed load as ``"none"``.
+
 ReLU on the output in both: the stretched images are >= 0. Works for any square input whose side
 is divisible by 64 (256 px is the reference). Checkpoints written before ``arch`` existed hold
 the light model and load as ``arch='light'`` (``VAEConfig.from_dict``).
@@ -47,7 +55,7 @@ class VAEConfig:
     in_channels: int = 3              # g, r, z
     channels: tuple[int, ...] = (32, 64, 128)
     arch: str = "light"               # decoder variant, one of ARCHITECTURES (see the module docstring)
-    pose: str = "none"                # one of POSE_MODES (see the module docstring)
+    pose: str = "moments"             # one of POSE_MODES; "none" is the reference study's plain VAE
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:

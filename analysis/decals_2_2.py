@@ -18,7 +18,9 @@ WRITES  RUN/latents/mu.npy, logvar.npy        float32 (N, latent_dim), row i = l
         RUN/latents/names.csv                 image_index, name (file stem), path
         RUN/latents/latents.parquet           the same as one table: image_index, name, iauname, path, ra, dec
                                               (deg, from the FITS header when known), mu_00.., logvar_00..,
-                                              model_sha256 (the checkpoint that made them)
+                                              model_sha256 (the checkpoint that made them); with a
+                                              pose-separated VAE (--pose moments) mu_* is the content and
+                                              pose_dx_px, pose_dy_px, pose_angle_deg, pose_mirror its pose
         RUN/latents/classes/<question>_mu.npy, <question>_labels.csv
         RUN/latents/latents_config.json       flags, checkpoint, image_size, latent_dim, device, timing
 
@@ -44,7 +46,7 @@ from VAE_model import provenance, readers, runfiles
 from VAE_model.api import image_positions, latents_table
 from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.errors import StaleInputError
-from VAE_model.features import encode_arrays
+from VAE_model.features import encode_arrays, encode_pose_arrays
 from VAE_model.morph_classes import CLASS_QUESTIONS
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,
@@ -111,7 +113,8 @@ def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path
         cache = image_cache(list_path, image_size, cache_dir, progress=False)
     mu, logvar = encode_arrays(model, cache, device, pick_precision(device, amp), batch_size=batch_size,
                                progress=progress, dist=dist)
-    return mu, logvar, paths, model.config
+    # a pose-separated VAE's mu is the content; its measured pose goes into its own columns
+    return mu, logvar, paths, model.config, encode_pose_arrays(model, cache, device, batch_size)
 
 
 @cli_main
@@ -134,7 +137,7 @@ def main(argv=None) -> int:
                 classes = readers.read_class_index(run)
                 check_class_index(classes, paths, run)
         start = time.perf_counter()
-        mu, logvar, paths, config = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
+        mu, logvar, paths, config, pose = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
                                             device, args.amp, args.batch_size, dist, progress=not args.quiet)
         seconds = time.perf_counter() - start
     finally:
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
         .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
     per_question = write_class_features(run, mu, classes) if classes is not None else {}
     model_sha256 = provenance.file_digest(checkpoint)
-    latents_table(mu, logvar, paths, model_sha256, image_positions(paths)).to_parquet(
+    latents_table(mu, logvar, paths, model_sha256, image_positions(paths), pose).to_parquet(
         runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
     record = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
                            image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,

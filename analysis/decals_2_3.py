@@ -61,7 +61,7 @@ from VAE_model.data import DataError, image_cache, image_name, split_indices
 from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
 from VAE_model.metrics import reconstruction_metrics
-from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, VAEConfig
+from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, VAEConfig
 from VAE_model.plots import save_image_grid
 from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, non_negative_float,
                                describe_args, load_checkpoint, load_model, pick_device, pick_precision,
@@ -72,7 +72,7 @@ DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 # the reference defaults, used when the main run left no args.json: from the dataclasses that
 # Galaxy_VAE_n.py takes its defaults from (one source)
 _MODEL, _TRAIN = VAEConfig(), TrainSettings()
-TRAINING_DEFAULTS = {"arch": _MODEL.arch, "image_size": _MODEL.image_size, "epochs": _TRAIN.epochs,
+TRAINING_DEFAULTS = {"arch": _MODEL.arch, "pose": _MODEL.pose, "image_size": _MODEL.image_size, "epochs": _TRAIN.epochs,
                      "batch_size": _TRAIN.batch_size, "lr": _TRAIN.lr, "beta": _TRAIN.beta, "augment": _TRAIN.augment,
                      "val_fraction": _TRAIN.val_fraction}
 
@@ -88,6 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rf-tolerance", type=float, default=RF_TOLERANCE,
                         help="RF knee: accuracy below the best (0.01 = one point) counted as levelled off (default: %(default)s)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=None, help="decoder (default: the main run's, else VAEConfig's)")
+    parser.add_argument("--pose", choices=POSE_MODES, default=None,
+                        help="pose separation (see Galaxy_VAE_n.py --pose) (default: the main run's, else VAEConfig's)")
     parser.add_argument("--val-fraction", type=float, default=None,
                         help=f"held-out fraction when there is no RUN/split.json yet (default: the main run's, else "
              f"{TRAINING_DEFAULTS['val_fraction']})")
@@ -130,9 +132,10 @@ def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
     if args_path.exists():
         recorded = json.loads(args_path.read_text())
         recorded.setdefault("arch", LEGACY_ARCH)     # a main run from before --arch trained the light model
+        recorded.setdefault("pose", "none")          # and one from before --pose the plain VAE
     elif (Path(run) / runfiles.CHECKPOINT).exists():
         model_config = VAEConfig.from_dict(load_checkpoint(Path(run) / runfiles.CHECKPOINT)["model_config"])
-        recorded = {"image_size": model_config.image_size, "arch": model_config.arch}
+        recorded = {"image_size": model_config.image_size, "arch": model_config.arch, "pose": model_config.pose}
     summary_path = Path(run) / runfiles.DATATXT_SUMMARY
     if recorded.get("image_size") is None and summary_path.exists():
         # as Galaxy_VAE_n.py: the size make_datatxt.py validated the images at
@@ -329,7 +332,8 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     rows, per_question = [], {}
     for k in sizes:
         sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
-        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]))
+        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]),
+                           pose=str(training["pose"]))
         epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
                                         dict(record, latent_dim=k), progress=not args.quiet, log=log)
         model = load_model(sub_run / runfiles.BEST_CHECKPOINT, device)
@@ -365,7 +369,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
                "rf_tolerance": args.rf_tolerance,
                "best_rf_latent_dim": None if best_rf is None else int(best_rf["latent_dim"]),
                "best_rf_accuracy": None if best_rf is None else float(best_rf["rf_accuracy"]),
-               "arch": str(training["arch"]), "image_size": int(training["image_size"]), "split": split,
+               "arch": str(training["arch"]), "pose": str(training["pose"]), "image_size": int(training["image_size"]), "split": split,
                "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
                "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance),
                "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",

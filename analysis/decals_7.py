@@ -88,7 +88,8 @@ def labelings(run, paths: list[str], rows: np.ndarray, mock_dir) -> dict[str, np
                 if int(image_index) in position:
                     labels[position[int(image_index)]] = label
             out[str(question)] = labels
-    return out
+    # a labelling that names none of these galaxies (e.g. a mock truth table of another sample) is left out
+    return {name: labels for name, labels in out.items() if sum(v is not None for v in labels) >= 2}
 
 
 def survey_pairs(run, image_size: int, name_to_row: dict[str, int], labels: np.ndarray | None) -> tuple[Pairs | None, list]:

@@ -184,6 +184,15 @@ def section_classification(report: Report) -> None:
         report.figure(f"{rf.CLASSIFICATION_DIR}/{png.name}", png.stem.replace("_", " "))
 
 
+def section_scorecard(report: Report) -> None:
+    report.add("## 5b. Feature scorecard: morphology, not pose or survey? (analysis/decals_7.py)", "")
+    if report.missing(rf.SCORECARD_CSV, "analysis/decals_7.py"):
+        return
+    text = (report.run / rf.SCORECARD_MD).read_text().strip().splitlines()
+    report.add(*text[1:], "")     # its own title replaced by this section's
+    report.command(rf.SCORECARD_JSON)
+
+
 def section_outliers(report: Report) -> None:
     report.add("## 6. Outlier screening (analysis/decals_4.py)", "")
     if report.missing(rf.OUTLIER_SCORES_CSV, "analysis/decals_4.py"):
@@ -369,7 +378,7 @@ def build_report(run: Path, mock_dir: Path) -> Path:
                f"Run directory `{run}`, code commit `{git_commit()[:12]}`. Every number below was read from the "
                "files the stages wrote; each section names the command that produced it.", "")
     for section in (lambda r: section_data(r, mock_dir), section_training, section_latent_size,
-                    section_selection_and_maps, section_classification, section_outliers, section_transfer,
+                    section_selection_and_maps, section_classification, section_scorecard, section_outliers, section_transfer,
                     section_similarity, section_gap_sweep, section_explorer, section_architecture_and_speed,
                     section_notebooks):
         section(report)

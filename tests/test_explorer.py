@@ -281,3 +281,11 @@ def test_with_an_adapted_model_the_neighbours_are_decals_6s_and_a_changed_model_
     assert explore.main(["--run", str(run), "--quiet"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "latents_adapted.npy" in error and "analysis/decals_6.py" in error
+
+
+def test_page_links_the_executed_notebooks(explored_run):
+    from VAE_model.notebooks import NOTEBOOKS
+
+    page = (explored_run / runfiles.EXPLORER_HTML).read_text()
+    for notebook in NOTEBOOKS:
+        assert f'href="../{notebook.html}"' in page and f'href="../{notebook.executed}"' in page
