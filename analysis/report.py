@@ -24,6 +24,7 @@ import pandas as pd
 from VAE_model import provenance
 from VAE_model import runfiles as rf
 from VAE_model.runtime import add_runtime_arguments, git_commit
+from VAE_model.scorecard import wilson_interval
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -224,18 +225,6 @@ def section_transfer(report: Report) -> None:
     report.figure(rf.TRANSFER_LEAST_ALIKE_PNG, "least alike pairs (no transfer)")
 
 
-def _interval(p: float, n: int) -> tuple[float, float]:
-    """Wilson 95% interval of an accuracy p measured on n galaxies."""
-    import math
-
-    if n <= 0:
-        return float("nan"), float("nan")
-    z = 1.959964
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def question_table(before: dict, after: dict, method: str) -> tuple[pd.DataFrame, list[str]]:
     """The reference study's table: per question, RF accuracy on DECaLS and on BASS+MzLS test latents,
     before and after adaptation, with 95% intervals, and whether each change is beyond noise."""
@@ -251,7 +240,7 @@ def question_table(before: dict, after: dict, method: str) -> tuple[pd.DataFrame
         for survey in ("decals", "bass"):
             for label, values in (("before", b), ("after", a)):
                 value = float(values[f"accuracy_{survey}"])
-                low, high = _interval(value, n)
+                low, high = wilson_interval(value, n)
                 row[f"{label} {'DECaLS' if survey == 'decals' else 'BASS+MzLS'}"] = f"{value:.3f} [{low:.2f}, {high:.2f}]"
             change = float(a[f"accuracy_{survey}"]) - float(b[f"accuracy_{survey}"])
             # unpaired normal approximation: conservative for the same test galaxies before and after

@@ -10,7 +10,8 @@ the mock's overlap galaxies the cross-survey retrieval and forest. Reconstructio
 SSIM on the validation split for the VAEs. Every figure is given per seed and as mean +- sd.
 
 READS   RUN/train.txt, RUN/cache/ (make_datatxt.py; the cache is built if absent)
-        MOCK_DIR/truth.parquet and the BASS+MzLS images of the overlap galaxies (the mock)
+        MOCK_DIR/truth.parquet and the BASS+MzLS images of the overlap galaxies (the mock); with
+        --mock-dir none (real, label-free images) only the ratios and the reconstruction are scored
 WRITES  RUN/feature_variants/<variant>_s<seed>/  each VAE's checkpoints and loss history
         RUN/feature_variants/scores.csv          long table: variant, seed, feature_set, metric, label, value, low, high, n
         RUN/feature_variants/summary.csv|.md     mean and sd over seeds, one row per feature set
@@ -18,6 +19,7 @@ WRITES  RUN/feature_variants/<variant>_s<seed>/  each VAE's checkpoints and loss
 
     python bench/feature_variants.py --run runs/demo --mock-dir data/mock          # make feature-variants
     python bench/feature_variants.py --run runs/demo --seeds 0 --epochs 5 --variants plain,pose
+    python bench/feature_variants.py --run runs/sdss --mock-dir none --variants plain,pose --no-morphology
 """
 from __future__ import annotations
 
@@ -68,15 +70,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--invariance-galaxies", type=positive_int, default=1000,
                         help="galaxies whose transformed copies give the ratios (default: %(default)s)")
     parser.add_argument("--no-morphology", action="store_true", help="leave out the (slow) morphology feature set")
+    parser.add_argument("--keep-scores", action="store_true",
+                        help="keep the rows of scores.csv of variants not trained in this call (and the baselines, "
+                             "which are then not scored again): a table built over several calls")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
-def truth_types(mock_dir, paths) -> np.ndarray:
-    """The mock's true type of each listed image (by IAU name), None where the truth has none."""
+def truth_types(mock_dir, paths) -> np.ndarray | None:
+    """The mock's true type of each listed image (by IAU name), None where the truth has none; None on
+    real, label-free images (--mock-dir none)."""
     truth_path = readers.mock_truth_path(mock_dir)
     if truth_path is None:
-        raise MissingInputError(f"{mock_dir}: no mock truth table ({runfiles.MOCK_TRUTH}); this benchmark needs the mock")
+        if str(mock_dir).lower() != "none":
+            raise MissingInputError(f"{mock_dir}: no mock truth table ({runfiles.MOCK_TRUTH}); give the mock's "
+                                    "folder, or --mock-dir none for label-free images (ratios and reconstruction only)")
+        return None
     truth = pd.read_parquet(truth_path, columns=["decals_iauname", "morph_type"])
     kind = dict(zip(truth["decals_iauname"], truth["morph_type"]))
     return np.array([kind.get(image_name(p)) for p in paths], dtype=object)
@@ -133,7 +142,7 @@ def main(argv=None) -> int:
     images = feature_sets.as_float(cache[:])
     train_idx, val_idx = split_indices(len(cache), 0.1, args.seed)
     types = truth_types(args.mock_dir, paths)
-    pairs = overlap_pairs(args.mock_dir, paths, types, image_size, out, args.seed)
+    pairs = None if types is None else overlap_pairs(args.mock_dir, paths, types, image_size, out, args.seed)
     if pairs is not None:
         pairs = Pairs(decals=images[pairs.decals], bass=pairs.bass, labels=pairs.labels, test=pairs.test)
     invariance_rows = np.sort(np.random.default_rng(args.seed).choice(
@@ -143,8 +152,11 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join([*VARIANTS, 'contrastive'])}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    labelings = {"true_type": types}
+    labelings = {} if types is None else {"true_type": types}
     rows, timings = [], {}
+    if args.keep_scores and (out / "scores.csv").exists():
+        previous = pd.read_csv(out / "scores.csv")
+        rows = previous[~previous["variant"].isin(variants)].to_dict("records")
 
     def score(variant, seed, extractors, extra=None):
         for row in feature_sets.score_sets(extractors, images, labelings, invariance_rows, pairs, args.seed,
@@ -159,7 +171,8 @@ def main(argv=None) -> int:
                  "aligned_pca": feature_sets.pca_features(images, args.latent_dim, aligned=True, seed=args.seed)}
     if not args.no_morphology:
         baselines["morphology"] = feature_sets.morphology_features()
-    score("baselines", args.seed, baselines)
+    if not any(row["variant"] == "baselines" for row in rows):
+        score("baselines", args.seed, baselines)
     for seed in seeds:
         for variant in variants:
             if variant == "contrastive":
@@ -177,7 +190,8 @@ def main(argv=None) -> int:
                   {"val_mse_per_pixel": quality["mse_per_pixel"], "val_ssim": quality["ssim"],
                    "train_seconds": seconds})
         if "contrastive" in variants:
-            plain_times = [t for k, t in timings.items() if k.startswith("plain_")]
+            plain_times = [t for k, t in timings.items() if k.startswith("plain_")] or \
+                [r["value"] for r in rows if r["variant"] == "plain" and r["metric"] == "train_seconds"]
             budget = float(np.mean(plain_times)) if plain_times else 60.0 * args.epochs / 25
             config = VAEConfig(latent_dim=args.latent_dim, image_size=image_size)
             start = time.perf_counter()
