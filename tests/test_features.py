@@ -16,7 +16,7 @@ from VAE_model.models import VAE, VAEConfig
 @pytest.fixture(scope="module")
 def model_and_images():
     torch.manual_seed(0)
-    model = VAE(VAEConfig(latent_dim=4, image_size=64)).eval()
+    model = VAE(VAEConfig(latent_dim=4, image_size=64, pose="none")).eval()
     images = np.random.default_rng(0).integers(0, 256, size=(5, 3, 64, 64), dtype=np.uint8)
     return model, images
 
