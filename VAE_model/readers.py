@@ -17,6 +17,8 @@ import pandas as pd
 from . import provenance
 from . import runfiles as rf
 from .errors import StaleInputError
+from .imagelist import read_image_list
+from .stage import note_input
 
 # the stage that writes each file (the command a message tells the user to run)
 MAKE_DATATXT = "make_datatxt.py"
@@ -36,18 +38,24 @@ def _command(stage: str, run) -> str:
     return f"{stage} --run {run}"
 
 
-def checked(run, name: str, stage: str) -> Path:
-    """RUN/name after its provenance check (the path)."""
+def checked(run, name: str, stage: str, as_input: bool = True) -> Path:
+    """RUN/name after its provenance check (the path). The stage running on ``run`` (VAE_model/stage.py)
+    records it among its inputs, unless ``as_input=False`` (a file read for a hint, not a result made
+    from it, e.g. the main run's settings that the latent-size study copies)."""
     provenance.check(run, name, _command(stage, run))
-    return Path(run) / name
+    path = Path(run) / name
+    if as_input:
+        note_input(run, provenance.Input.file(path))
+    return path
 
 
 # ----------------------------------------------------------------------------- images
 def read_train_list(run, name: str = rf.TRAIN_TXT, stage: str = MAKE_DATATXT) -> list[str]:
     """The image paths of RUN/train.txt (or another list a stage wrote), current with the images on disk."""
-    from .data import read_image_list
-
-    return read_image_list(checked(run, name, stage))
+    path = checked(run, name, stage)
+    paths = read_image_list(path)
+    note_input(run, provenance.Input.images(path, paths))
+    return paths
 
 
 def train_list_input(list_path, paths: list[str]) -> list[provenance.Input]:

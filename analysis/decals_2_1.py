@@ -37,13 +37,14 @@ import pandas as pd
 from VAE_model import provenance, readers, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
 from VAE_model.data import image_name, read_image_list
+from VAE_model.errors import GalaxyVAEError
 from VAE_model.imageio import image_position
 from VAE_model.runtime import add_quiet_argument, add_runtime_arguments, cli_main, describe_args, write_json
 
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
 
 
-class MatchError(RuntimeError):
+class MatchError(GalaxyVAEError):
     """No usable overlap between catalog and images; str() is one line."""
 
 

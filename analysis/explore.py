@@ -56,6 +56,7 @@ import pandas as pd
 from VAE_model import provenance, readers, runfiles
 from VAE_model.data import image_cache
 from VAE_model.errors import MissingInputError, StaleInputError
+from VAE_model.files import write_text
 from VAE_model.explorer import (ExplorerData, PairGallery, all_neighbours, build_page, categorical_colouring,
                                 continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
 from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
@@ -341,10 +342,7 @@ def explore(args) -> dict:
     data.off_page_names = {f"{i}:{j}": str(names["name"].iloc[neighbour_rows[rows[i], j]]) for i, j in off}
     page = build_page(data, args.k, distance_note)
     out = Path(args.output) if args.output else runfiles.run_path(run, runfiles.EXPLORER_HTML)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_text(page, out)
     bar.update()
     bar.close()
     record = {"page": str(out), "page_bytes": out.stat().st_size, "n_galaxies": n, "n_on_page": int(len(rows)),

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metri
                                   part1_validation, random_pair_distances, read_pair_labels,
                                   save_distance_histograms)
 from VAE_model.errors import MissingInputError
+from VAE_model.files import copy_file
 from VAE_model.readers import read_pairs
 from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
                                describe_args, load_model, pick_device, pick_precision, seed_everything,
@@ -128,12 +127,6 @@ def markdown_table(table: pd.DataFrame, winner: str, details: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def copy_atomic(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -182,7 +175,7 @@ def main(argv=None) -> int:
     runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_MD).write_text(markdown_table(table, winner, details))
     save_distance_histograms(panels, runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_HIST_PNG), normalise=True)
     source = Path(run) / runfiles.ADAPT_BEST.format(method=winner)
-    copy_atomic(source, runfiles.run_path(run, runfiles.TRANSFER_ADAPTED))
+    copy_file(source, runfiles.run_path(run, runfiles.TRANSFER_ADAPTED))
     write_json({"method": winner, "source": str(source.resolve()), "adapted": str((Path(run) / runfiles.TRANSFER_ADAPTED).resolve()),
                 **details, "rule": "most wins on the scale-free metrics among models passing the quality guards",
                 "scale_free_metrics": [key for key, _ in SCALE_FREE], "config": describe_args(args)},
