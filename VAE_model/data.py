@@ -23,33 +23,10 @@ import torch
 from .imageio import STRETCH, ImageError, load_image
 from .files import atomic_write, write_json
 from .imagelist import DataError, read_image_list, write_image_list
+from .readers import write_train_list  # noqa: F401  (kept importable from here)
 from .provenance import image_set_identity
 
 CACHE_VERSION = 2
-
-
-def write_train_list(run, paths, image_size: int | None = None, folder=None, summary: dict | None = None,
-                     name: str = "train.txt", also_recorded=()) -> Path:
-    """Write RUN/train.txt (or ``name``) with its summary and provenance: the list stays current while
-    the images it names (and, when given, the scanned ``folder``'s files) keep their sizes and times.
-    ``also_recorded``: other run files written from the same scan (the rejected list, the image table)."""
-    from . import provenance, runfiles
-    from .imageio import is_image_file
-
-    run = Path(run)
-    paths = [str(p) for p in paths]
-    output = run / name
-    write_image_list(paths, output)
-    summary = {"n_accepted": len(paths), "list": str(output), "image_size": image_size, **(summary or {})}
-    outputs = [name, *also_recorded]
-    if name == runfiles.TRAIN_TXT:
-        write_json(summary, run / runfiles.DATATXT_SUMMARY)
-        outputs.append(runfiles.DATATXT_SUMMARY)
-    inputs = [provenance.Input.images(output, paths)]
-    if folder is not None:
-        inputs.append(provenance.Input.folder(folder, is_image_file))
-    provenance.record(run, outputs, inputs, "make_datatxt.py", summary)
-    return output
 
 
 def image_name(path: str) -> str:

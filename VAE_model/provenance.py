@@ -178,11 +178,12 @@ def _unchanged(kind: str, recorded: dict, path: Path) -> bool | None:
     return stat.st_mtime_ns == recorded.get("mtime_ns") or file_digest(path) == recorded["sha256"]
 
 
-def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True) -> str | None:
+def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True, inputs: bool = True) -> str | None:
     """Why RUN/name cannot be used as it is (one line), or None when it is current.
 
     ``own_identity=False`` checks only the inputs (a checkpoint that a killed run may have written
-    after its last record is still resumable, as long as what it was trained from is unchanged)."""
+    after its last record is still resumable, as long as what it was trained from is unchanged);
+    ``inputs=False`` checks only the file itself (a settings file read for its settings, not its results)."""
     run = Path(run)
     path = run / name
     rerun = f"re-run `{made_by}`"
@@ -197,7 +198,7 @@ def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True)
         return f"{path}: written by a run of {saved['stage']} that did not finish ({saved['stopped']}); {rerun}"
     if own_identity and not _unchanged("file", saved["identity"], path):
         return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
-    for entry in saved["inputs"]:
+    for entry in saved["inputs"] if inputs else []:
         shown = run / entry["path"] if entry.get("in_run") else entry["path"]
         unchanged = _unchanged(entry["kind"], entry["identity"], Path(shown))
         if unchanged is None:

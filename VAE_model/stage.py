@@ -144,10 +144,10 @@ def note_input(run, *entries: provenance.Input) -> None:
         stage.uses(*entries)
 
 
-def note_output(run, name: str) -> None:
+def note_output(run, *names: str) -> None:
     stage = active_for(run)
     if stage is not None:
-        stage.wrote(name)
+        stage.wrote(*names)
 
 
 __all__ = ["Stage", "active_for", "note_input", "note_output"]
