@@ -24,6 +24,8 @@ import pandas as pd
 from VAE_model import provenance
 from VAE_model import runfiles as rf
 from VAE_model.runtime import add_runtime_arguments, git_commit
+from VAE_model.cli_args import cli_main
+from VAE_model.files import write_text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -355,10 +357,11 @@ def build_report(run: Path, mock_dir: Path) -> Path:
                     section_similarity, section_gap_sweep, section_explorer, section_architecture_and_speed):
         section(report)
     path = run / rf.REPORT_MD
-    path.write_text("\n".join(report.lines) + "\n")
+    write_text("\n".join(report.lines) + "\n", path)
     return path
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = Path(args.run)
