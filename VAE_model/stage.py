@@ -20,6 +20,7 @@ for their run directory; outside a stage (tests, notebooks) they report to nobod
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class Stage:
         self.resume = resume
         self.active = active
         self.inputs: dict[tuple[str, str], provenance.Input] = {}
+        self.scoped: dict[str, dict[tuple[str, str], provenance.Input]] = {}   # output prefix -> extra inputs
+        self._scope: str | None = None
         self.outputs: list[str] = []
         self._root = self.run.resolve()
         self._started_ns = time.time_ns() - 50_000_000   # file times come from a coarser clock
@@ -67,8 +70,7 @@ class Stage:
         written = [name for name in self.outputs if (self.run / name).is_file()
                    and (self.run / name).stat().st_mtime_ns >= self._started_ns]
         if self.active and written:
-            provenance.record(self.run, written, list(self.inputs.values()), self.script, self.settings,
-                              stopped=reason)
+            self._record(written, stopped=reason)
         if interrupted:
             kept = f"; {len(written)} file(s) it wrote are marked unfinished" if written else ""
             raise Interrupted(f"{self.script} interrupted (Ctrl-C){kept}; "
@@ -78,8 +80,33 @@ class Stage:
     # ------------------------------------------------------------------ what was read and written
     def uses(self, *inputs: provenance.Input) -> None:
         """Inputs read other than through the typed readers (a catalog, an image folder, a flag's file)."""
+        target = self.inputs if self._scope is None else self.scoped.setdefault(self._scope, {})
         for entry in inputs:
-            self.inputs.setdefault((entry.kind, str(Path(entry.path).absolute())), entry)
+            target.setdefault((entry.kind, str(Path(entry.path).absolute())), entry)
+
+    @contextlib.contextmanager
+    def inputs_only_for(self, prefix: str):
+        """Inputs read inside this block are inputs of the outputs whose run-relative name starts with
+        ``prefix`` only (decals_2_2's per-class files depend on the class index, its latents do not)."""
+        self._scope = prefix
+        try:
+            yield
+        finally:
+            self._scope = None
+
+    def inputs_of(self, name: str) -> list[provenance.Input]:
+        extra = [entry for prefix, entries in self.scoped.items() if name.startswith(prefix)
+                 for entry in entries.values()]
+        return [*self.inputs.values(), *extra]
+
+    def _record(self, names, stopped: str | None = None) -> None:
+        """One record call per distinct input list (outputs of one scope share theirs)."""
+        groups: dict[tuple, list[str]] = {}
+        for name in names:
+            key = tuple(id(entry) for entry in self.inputs_of(name))
+            groups.setdefault(key, []).append(name)
+        for group in groups.values():
+            provenance.record(self.run, group, self.inputs_of(group[0]), self.script, self.settings, stopped=stopped)
 
     def name_of(self, path) -> str | None:
         """Run-relative name of ``path``, None when it lies outside the run directory."""
@@ -111,15 +138,14 @@ class Stage:
         names = [self.name_of(name) or str(name) for name in names]
         self.wrote(*names)
         if self.active:
-            provenance.record(self.run, names, list(self.inputs.values()), self.script, self.settings)
+            self._record(names)
 
     def finish(self) -> None:
         """Record every output written (called on leaving the ``with`` block without an error)."""
-        missing = [name for name in self.outputs if not (self.run / name).is_file()]
-        if missing:
-            raise RuntimeError(f"{self.script}: reported {', '.join(missing)} as written, but they are not in {self.run}")
-        if self.active and self.outputs:
-            provenance.record(self.run, self.outputs, list(self.inputs.values()), self.script, self.settings)
+        # a path asked for but not written (a stage that stopped early with a message) gets no record
+        written = [name for name in self.outputs if (self.run / name).is_file()]
+        if self.active and written:
+            self._record(written)
 
 
 def _one_line(error) -> str:

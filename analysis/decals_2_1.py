@@ -36,7 +36,6 @@ import pandas as pd
 
 from VAE_model import provenance, readers, runfiles
 from VAE_model.catalog import CatalogError, cross_match, read_catalog
-from VAE_model.data import image_name
 from VAE_model.imagelist import read_image_list
 from VAE_model.errors import GalaxyVAEError
 from VAE_model.imageio import image_position
@@ -94,6 +93,8 @@ def image_positions(paths: list[str], workers: int | None = None, progress: bool
 # ----------------------------------------------------------------------------- matching
 def match_by_name(iaunames, paths: list[str]) -> np.ndarray:
     """Row of train.txt whose file stem is each iauname (first one if listed twice), -1 if none."""
+    from VAE_model.data import image_name   # here: data.py imports torch, which --help need not pay for
+
     first_row: dict[str, int] = {}
     for row, path in enumerate(paths):
         first_row.setdefault(image_name(path), row)

@@ -139,7 +139,8 @@ def main(argv=None) -> int:
                 print(f"note: no {Path(run) / runfiles.CLASS_INDEX_CSV} (no catalog matched yet): "
                       "writing the latents of all images, no per-class features")
             else:
-                classes = readers.read_class_index(run)
+                with stage.inputs_only_for(runfiles.LATENT_CLASSES_DIR):   # the latents themselves do not depend on it
+                    classes = readers.read_class_index(run)
                 check_class_index(classes, paths, run)
         start = time.perf_counter()
         mu, logvar, paths, config = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,

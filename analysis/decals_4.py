@@ -196,7 +196,8 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
         truth = readers.mock_truth_path(args.mock_dir)
         summary, scores = defect_scores(table, truth)
         if scores is not None:
-            stage.uses(provenance.Input.file(truth))
+            with stage.inputs_only_for("outliers/defect_scores"):   # the ranking itself never sees the truth
+                stage.uses(provenance.Input.file(truth))
             summary["config"] = record
             write_json(summary, runfiles.run_path(run, runfiles.DEFECT_SCORES_JSON))
             scores.to_csv(runfiles.run_path(run, runfiles.DEFECT_SCORES_CSV), index=False)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from VAE_model import provenance
 from VAE_model import runfiles as rf
-from VAE_model.runtime import add_runtime_arguments, git_commit
+from VAE_model.cli_args import add_runtime_arguments, git_commit
 from VAE_model.cli_args import cli_main
 from VAE_model.files import write_text
 
