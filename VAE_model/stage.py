@@ -70,7 +70,7 @@ class Stage:
         written = [name for name in self.outputs if (self.run / name).is_file()
                    and (self.run / name).stat().st_mtime_ns >= self._started_ns]
         if self.active and written:
-            self._record(written, stopped=reason)
+            self._record(written, stopped=f"{reason}; {self.resume}" if self.resume else reason)
         if interrupted:
             kept = f"; {len(written)} file(s) it wrote are marked unfinished" if written else ""
             raise Interrupted(f"{self.script} interrupted (Ctrl-C){kept}; "

@@ -94,7 +94,7 @@ def test_latent_extraction_waits_for_no_training_it_refuses_while_the_run_is_loc
 def test_a_run_stopped_by_a_nan_loss_is_named_as_such_not_as_an_edit_by_hand(tmp_path, monkeypatch, capsys):
     from VAE_model import training
 
-    run = small_run(tmp_path, 12)
+    run = small_run(tmp_path, 4)
     assert Galaxy_VAE_n.main(["--run", str(run), *TRAIN]) == 0
     real_loss = training.vae_loss
     monkeypatch.setattr(training, "vae_loss", lambda *a, **k: tuple(v * float("nan") for v in real_loss(*a, **k)))
@@ -121,17 +121,18 @@ def test_provenance_check_of_a_missing_file_gives_the_true_reason(tmp_path, caps
 def test_ctrl_c_during_training_stops_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, capsys):
     from VAE_model import training
 
-    run = small_run(tmp_path, 12)
-    assert Galaxy_VAE_n.main(["--run", str(run), *TRAIN]) == 0
+    run = small_run(tmp_path, 4)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "train_one_epoch", interrupted)
-    assert Galaxy_VAE_n.main(["--run", str(run), *TRAIN, "--epochs", "3", "--resume"]) == 130
+    assert Galaxy_VAE_n.main(["--run", str(run), *TRAIN, "--epochs", "3"]) == 130
     line = one_error_line(capsys)
     assert "interrupted (Ctrl-C)" in line and "--resume" in line
     assert not (run / ".lock").exists()
+    # what the stopped run wrote is marked as such, so no later stage takes it for a finished run
+    assert "did not finish (interrupted (Ctrl-C))" in provenance.problem(run, runfiles.TRAIN_ARGS, "Galaxy_VAE_n.py")
 
 
 def test_ctrl_c_during_the_mock_render_is_one_line(tmp_path, monkeypatch, capsys):
@@ -161,6 +162,15 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_keeps_the_old_chec
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(RunPathError, match="checkpoint.pt: cannot write \\(no space left on the disk"):
+        atomic_torch_save({"epoch": 2}, path)
+
+    def writer_failed(obj, handle):   # torch's own zip writer reports a failed write as a RuntimeError
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0\n"
+                           "PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", writer_failed)
+    monkeypatch.setattr("shutil.disk_usage", lambda path: type("usage", (), {"free": 0})())
     with pytest.raises(RunPathError, match="checkpoint.pt: cannot write \\(no space left on the disk"):
         atomic_torch_save({"epoch": 2}, path)
     monkeypatch.undo()
@@ -247,13 +257,14 @@ def unrecorded_outputs(run: Path) -> list[str]:
 
 
 def test_every_file_of_a_finished_tiny_run_has_a_current_provenance_record(tmp_path, capsys):
-    make_cutouts(tmp_path / "images", 12, 64)
+    make_cutouts(tmp_path / "images", 8, 64)
     run = tmp_path / "run"
     assert make_datatxt.main(["--images", str(tmp_path / "images"), "--image-size", "64", "--run", str(run),
                               "--quiet", "--workers", "1"]) == 0
     assert Galaxy_VAE_n.main(["--run", str(run), *TRAIN]) == 0
     assert decals_2_2.main(["--run", str(run), "--device", "cpu", "--skip-classes", "--quiet"]) == 0
-    assert decals_3.main(["--run", str(run), "--methods", "pca,tsne", "--thumbnails", "4"]) == 0
-    assert decals_4.main(["--run", str(run), "--mock-dir", "none", "--quiet", "--device", "cpu"]) == 0
+    assert decals_3.main(["--run", str(run), "--methods", "pca", "--thumbnails", "4"]) == 0
+    assert decals_4.main(["--run", str(run), "--mock-dir", "none", "--quiet", "--device", "cpu", "--n-estimators", "20",
+                          "--top", "4"]) == 0
     assert unrecorded_outputs(run) == []
     assert (run / "maps" / "pca.png").is_file() and provenance.read_record(run, "maps/pca.png")["stage"] == "analysis/decals_3.py"
