@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import CatalogError, cross_match, read_catalog
+from VAE_model.catalog import cross_match, read_catalog
 from VAE_model.imagelist import read_image_list
 from VAE_model.errors import GalaxyVAEError
 from VAE_model.imageio import image_position

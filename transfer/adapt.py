@@ -40,7 +40,7 @@ import numpy as np
 
 from VAE_model import provenance, readers, runfiles
 from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt, model_quality,
-                                  pair_caches, pair_inputs, part1_validation)
+                                  pair_caches, part1_validation)
 from VAE_model.errors import StaleInputError
 from VAE_model.readers import read_pairs
 from VAE_model.stage import Stage
