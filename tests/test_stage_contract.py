@@ -132,7 +132,8 @@ def test_ctrl_c_during_training_stops_with_one_line_saying_how_to_resume(tmp_pat
     assert "interrupted (Ctrl-C)" in line and "--resume" in line
     assert not (run / ".lock").exists()
     # what the stopped run wrote is marked as such, so no later stage takes it for a finished run
-    assert "did not finish (interrupted (Ctrl-C))" in provenance.problem(run, runfiles.TRAIN_ARGS, "Galaxy_VAE_n.py")
+    reason = provenance.problem(run, runfiles.TRAIN_ARGS, "Galaxy_VAE_n.py")
+    assert "did not finish (interrupted (Ctrl-C); continue with the same command and --resume" in reason
 
 
 def test_ctrl_c_during_the_mock_render_is_one_line(tmp_path, monkeypatch, capsys):
