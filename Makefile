@@ -39,7 +39,10 @@ COMMON := --run $(RUN) --seed $(SEED)
 # package modules it imports: uses, below), or when the provenance check (RUN/provenance/,
 # VAE_model/provenance.py) finds its output out of date: e.g. an image replaced on disk, or a
 # checkpoint re-made by hand. STALE lists those outputs (run-relative).
-uses = $(shell $(PYTHON_SYSTEM) -m VAE_model.deps $(1))
+STAGE_SCRIPTS := make_datatxt.py Galaxy_VAE_n.py $(wildcard analysis/decals_*.py analysis/explore.py analysis/report.py transfer/*.py)
+comma := ,
+STAGE_USES := $(shell $(PYTHON_SYSTEM) -m VAE_model.deps --make $(STAGE_SCRIPTS))
+uses = $(subst $(comma), ,$(patsubst $(1):%,%,$(filter $(1):%,$(STAGE_USES))))
 ifneq ($(filter demo,$(or $(MAKECMDGOALS),demo)),)
 STALE := $(shell test -x $(PY) && test -d $(RUN) && $(PY) -m VAE_model.provenance stale $(RUN) 2>/dev/null)
 endif

@@ -6,10 +6,12 @@ Read from the source (``ast``), imports inside functions included; nothing is im
 this needs no virtual environment.
 
     python3 -m VAE_model.deps analysis/decals_3.py     # prints VAE_model/... files, one a line
+    python3 -m VAE_model.deps --make A.py B.py         # one line, A.py:file,file B.py:file,... (Makefile)
 """
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def _package_of(path: Path) -> str | None:
     return ".".join(parts[:-1])   # a module's package; for __init__.py the package itself
 
 
-def imported_modules(path: Path) -> set[str]:
+@functools.lru_cache(maxsize=None)   # each file is parsed once, however many scripts import it
+def imported_modules(path: Path) -> frozenset[str]:
     """Dotted names of the package modules ``path`` imports (``from VAE_model import x`` counts x)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _package_of(path)
@@ -57,7 +60,7 @@ def imported_modules(path: Path) -> set[str]:
                 module = node.module or ""
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)   # a sub-module imported by name
-    return {name for name in found if _module_file(name) is not None}
+    return frozenset(name for name in found if _module_file(name) is not None)
 
 
 def module_files(script: str | Path) -> list[str]:
@@ -67,7 +70,7 @@ def module_files(script: str | Path) -> list[str]:
     todo = [Path(script)]
     while todo:
         path = todo.pop()
-        for module in imported_modules(path):
+        for module in imported_modules(path.resolve()):
             parts = module.split(".")
             for k in range(1, len(parts) + 1):      # importing a.b.c runs a/__init__ and a/b/__init__
                 file = _module_file(".".join(parts[:k]))
@@ -81,13 +84,18 @@ def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(__doc__.strip().splitlines()[0])
-        print("usage: python3 -m VAE_model.deps SCRIPT [SCRIPT ...]")
+        print("usage: python3 -m VAE_model.deps [--make] SCRIPT [SCRIPT ...]")
         return 0 if args else 2
-    for script in args:
+    as_make = args[0] == "--make"
+    scripts = args[1:] if as_make else args
+    for script in scripts:
         if not Path(script).is_file():
             print(f"error: {script}: no such script", file=sys.stderr)
             return 1
-    print("\n".join(sorted({f for script in args for f in module_files(script)})))
+    if as_make:   # one line for make's $(shell): script:file,file,... per script
+        print(" ".join(f"{script}:{','.join(module_files(script))}" for script in scripts))
+    else:
+        print("\n".join(sorted({f for script in scripts for f in module_files(script)})))
     return 0
 
 
