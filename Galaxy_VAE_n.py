@@ -32,7 +32,7 @@ from VAE_model import readers, runfiles
 from VAE_model.data import image_cache, read_image_list, split_indices
 from VAE_model.errors import MissingInputError
 from VAE_model.latent_size import read_chosen_latent_dim
-from VAE_model.models import ARCHITECTURES, VAEConfig
+from VAE_model.models import ARCHITECTURES, POSE_MODES, VAEConfig
 from VAE_model.plots import save_image_grid, save_loss_curve
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                add_workers_argument, barrier, cleanup_distributed, cli_main, describe_args,
@@ -59,6 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=ARCHITECTURES, default=model.arch,
                         help="decoder: 'reference' (the reference study's, layer for layer) or 'light' "
                              "(fewer FLOPs; see VAE_model/models.py) (default: %(default)s)")
+    parser.add_argument("--pose", choices=POSE_MODES, default=model.pose,
+                        help="'moments': pose-separated VAE, each galaxy encoded in the canonical pose measured from "
+                             "its own light (centre, angle, mirror; VAE_model/pose.py), so mu is the content and the "
+                             "pose is returned beside it; 'none': the plain VAE of the reference study "
+                             "(default: %(default)s)")
+    parser.add_argument("--consistency", type=non_negative_float, default=TrainSettings.consistency,
+                        help="weight of the consistency term: each galaxy is also seen through random nuisance "
+                             "transforms (any rotation, mirror, shift, BASS+MzLS-like seeing, depth and calibration; "
+                             "VAE_model/nuisance.py) and its content latents are pulled to the original's; 0 = off "
+                             "(default: %(default)s)")
     parser.add_argument("--image-size", type=image_side, default=None,
                         help="image side in pixels, a multiple of 64 (default: the size make_datatxt.py validated)")
     parser.add_argument("--epochs", type=positive_int, default=TrainSettings.epochs, help="(default: %(default)s)")
@@ -133,7 +143,7 @@ def main(argv=None) -> int:
             latent_dim, _ = read_chosen_latent_dim(run)
             args.latent_dim = latent_dim      # args.json records the size used
             print(f"--latent-dim auto: {latent_dim}, chosen by the latent-size study ({run}/{runfiles.LATENT_SIZE_JSON})")
-        config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch)
+        config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch, pose=args.pose)
         # a split that leaves nothing to train on is refused before any image is decoded
         train_idx, val_idx = split_indices(len(paths), args.val_fraction, args.seed)
         cache_dir = f"{run}/{runfiles.CACHE_DIR}"
@@ -143,7 +153,8 @@ def main(argv=None) -> int:
         cache = image_cache(list_path, image_size, cache_dir, progress=False)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                  val_fraction=args.val_fraction, augment=args.augment, seed=args.seed,
-                                 workers=args.loader_workers, compile=args.compile)
+                                 workers=args.loader_workers, compile=args.compile, consistency=args.consistency,
+                                 pixel_scale_arcsec=readers.images_pixel_scale(args.run, image_size))
         data = data_identity(list_path, paths, train_idx, val_idx)
         # a refused resume stops here, before args.json and split.json are touched
         state = resume_state(run, config, settings, data, device) if args.resume else None
@@ -162,7 +173,7 @@ def main(argv=None) -> int:
             write_json({"seed": args.seed, "val_fraction": args.val_fraction, "train": train_idx, "val": val_idx},
                        runfiles.run_path(run, runfiles.SPLIT_JSON))
             print(f"training on {len(train_idx)} images ({len(val_idx)} validation), {image_size} px, "
-                  f"latent {latent_dim} ({config.arch} decoder), {device} {precision.describe()}, {dist.world_size} process(es)")
+                  f"latent {latent_dim} ({config.arch} decoder, pose {config.pose}, consistency {args.consistency:g}), {device} {precision.describe()}, {dist.world_size} process(es)")
         model, history = fit(run, cache, train_idx, val_idx, config, settings, device, precision, dist,
                              resume=args.resume, args_record=record, progress=not args.quiet, data=data,
                              start_state=state, on_epoch=record_outputs)

@@ -2,7 +2,7 @@
 
     from VAE_model.api import load_vae, encode
     model = load_vae("runs/demo/best.pt")              # rebuilt from the checkpoint alone
-    table = encode(model, "my_cutouts/")               # a folder (searched recursively) or a list of files
+    table = encode(model, "my_cutouts/")               # a file, a folder (searched recursively) or a list of either
     table.to_parquet("my_latents.parquet")
     table.attrs["skipped"]                             # [(path, reason)] of files that could not be used
 
@@ -14,10 +14,13 @@ stages compute for the same files.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .errors import GalaxyVAEError
 
 
 def load_vae(checkpoint: str | Path, device: str = "auto"):
@@ -61,19 +64,52 @@ def latents_table(mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sh
     return table
 
 
+class EncodeInputError(GalaxyVAEError, FileNotFoundError):
+    """A path given to ``encode`` that is neither a file nor a folder; str() is one line."""
+
+
+def _image_paths(files) -> tuple[list[str], list[tuple[str, str]]]:
+    """The image files ``encode`` reads: (paths, [(path, reason)] left out of folders). Accepts a file, a
+    folder (searched recursively, links followed, one image per galaxy as in make_datatxt) or a list of
+    either; a path that does not exist raises EncodeInputError."""
+    from .image_scan import find_images, one_image_per_galaxy
+
+    items = [files] if isinstance(files, (str, os.PathLike)) else files
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, (str, os.PathLike)) for i in items):
+        raise EncodeInputError(f"encode: expected a file, a folder or a list of them, got {type(files).__name__}"
+                               + (" holding other things" if isinstance(items, (list, tuple)) else ""))
+    missing = [str(i) for i in items if not os.path.exists(i)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise EncodeInputError(f"{missing[0]}: no such file or folder{more}")
+    paths, left_out = [], []
+    for item in items:
+        if os.path.isdir(item):
+            found, problems = find_images(item)
+            kept, skipped, duplicates = one_image_per_galaxy(found)
+            paths += [str(p) for p in kept]
+            left_out += problems + duplicates + skipped
+        else:
+            paths.append(str(item))
+    return paths, left_out
+
+
 def encode(model, files, batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
-    """The latents table of image files (a folder or a list); unusable files are skipped and listed
-    in ``table.attrs["skipped"]``."""
+    """The latents table of image files: a file, a folder or a list of either (str or Path). Files that
+    cannot be used, and what a folder's search left out, are listed in ``table.attrs["skipped"]`` as
+    (path, reason); a path that does not exist raises EncodeInputError (one line)."""
     from .features import encode_arrays
-    from .image_scan import find_images
     from .similarity import load_images_uint8
 
-    paths = [str(p) for p in (find_images(files) if isinstance(files, (str, Path)) and Path(files).is_dir()
-                              else files)]
+    paths, left_out = _image_paths(files)
     images, ok, errors = load_images_uint8(paths, model.config.image_size, progress)
+    skipped = left_out + list(zip([p for p, good in zip(paths, ok) if not good], errors))
+    if not ok.any():
+        first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise EncodeInputError(f"{files}: no usable image to encode{first}")
     device = next(model.parameters()).device
     mu, logvar = encode_arrays(model, images[ok], device, batch_size=batch_size, progress=progress)
     kept = [p for p, good in zip(paths, ok) if good]
     table = latents_table(mu, logvar, kept, getattr(model, "checkpoint_sha256", "unknown"), image_positions(kept))
-    table.attrs["skipped"] = [(p, reason) for p, reason in zip([p for p, good in zip(paths, ok) if not good], errors)]
+    table.attrs["skipped"] = skipped
     return table

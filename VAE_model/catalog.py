@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GalaxyVAEError
+from .imageio import image_stem
 
 # Galaxy Zoo DECaLS decision tree: question -> answers (Walmsley et al. 2022, Table 1).
 GZ_QUESTIONS: dict[str, tuple[str, ...]] = {
@@ -46,7 +47,6 @@ PATH_COLUMNS = ("file_loc", "fits_loc", "local_fits_loc", "png_loc", "local_png_
 CAMPAIGNS = ("dr5", "dr8", "dr12")
 # <question>-dr5_<answer>... spelled with underscores: smooth_or_featured_dr5_smooth_fraction
 _CAMPAIGN = re.compile(r"^(?P<question>[a-z_]+?)_(?P<campaign>dr\d+)_(?P<rest>.+)$")
-_FILE_SUFFIXES = (".fits.gz", ".fits.fz", ".fits", ".fit", ".fz", ".png", ".jpeg", ".jpg")
 
 
 def fraction_column(question: str, answer: str) -> str:
@@ -122,14 +122,6 @@ def normalise_columns(table: pd.DataFrame, campaign: str | None = None, source: 
     return table.rename(columns=renamed)
 
 
-def _stem(path: str) -> str:
-    name = Path(str(path).strip()).name
-    for suffix in _FILE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
 def iauname_from_paths(table: pd.DataFrame) -> str | None:
     """Fill ``iauname`` from the first path column (file stem) when the table has no iauname column.
 
@@ -141,7 +133,7 @@ def iauname_from_paths(table: pd.DataFrame) -> str | None:
     for candidate in PATH_COLUMNS:
         if candidate in lowered:
             column = lowered[candidate]
-            table["iauname"] = [_stem(p) if isinstance(p, str) and p.strip() else "" for p in table[column]]
+            table["iauname"] = [image_stem(p) if isinstance(p, str) and p.strip() else "" for p in table[column]]
             return str(column)
     return None
 
@@ -356,3 +348,26 @@ def cross_match(ra1, dec1, ra2, dec2, radius_arcsec: float = 1.0) -> tuple[np.nd
     sep_arcsec = separation.to(u.arcsec).value
     index = np.where(sep_arcsec <= radius_arcsec, index, -1)
     return index.astype(int), sep_arcsec
+
+
+# A name match is checked against the sky: an image named after a catalog galaxy should be centred on
+# it. Legacy Survey / Galaxy Zoo cutouts are requested at the catalog position, and the IAU name itself
+# rounds the position to < 0.2 arcsec, so a centre more than 5 arcsec (19 DECaLS pixels of 0.262") away
+# is another galaxy or another cutout saved under that name.
+NAME_MATCH_TOLERANCE_ARCSEC = 5.0
+
+
+def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Great-circle separation (astropy ``SkyCoord.separation``) of paired positions, arcsec; NaN where
+    either position is unknown."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    ra1, dec1, ra2, dec2 = (np.asarray(values, dtype=float) for values in (ra1, dec1, ra2, dec2))
+    sep = np.full(len(ra1), np.nan)
+    known = np.isfinite(ra1) & np.isfinite(dec1) & np.isfinite(ra2) & np.isfinite(dec2)
+    if known.any():
+        one = SkyCoord(ra1[known] * u.deg, dec1[known] * u.deg)
+        two = SkyCoord(ra2[known] * u.deg, dec2[known] * u.deg)
+        sep[known] = one.separation(two).to(u.arcsec).value
+    return sep

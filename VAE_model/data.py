@@ -30,12 +30,10 @@ CACHE_VERSION = 2
 
 
 def image_name(path: str) -> str:
-    """Galaxy name from an image path: the file name without its image suffixes."""
-    name = Path(path).name
-    for suffix in (".gz", ".fz", ".fits", ".fit", ".png", ".jpg", ".jpeg"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
+    """Galaxy name from an image path: ``imageio.image_stem``, the one path-to-name rule."""
+    from .imageio import image_stem
+
+    return image_stem(path)
 
 
 def _list_digest(paths: list[str]) -> str:

@@ -15,9 +15,27 @@ point 22.5 mag). Every FITS is read as it is served:
   The native Legacy Survey pixel is 0.262 arcsec (Dey et al. 2019, AJ 157, 168); Galaxy Zoo DECaLS
   requested cutouts at 0.10-0.14 arcsec/pixel scaled to each galaxy (willettk/decals,
   ``download_images_threaded.py``), so the scale is recorded per image (``ImageInfo``).
+- **flux unit**: ``BUNIT``. Legacy Survey images are in nanomaggies (the DR9/DR10 data model,
+  https://www.legacysurvey.org/dr10/files/ : coadd ``image`` files are "in nanomaggies"; a
+  nanomaggy is 10^-9 of the AB zero-point flux 3631 Jy, i.e. 3.631 microJy). The cutout service
+  writes no BUNIT, so a missing card is taken as nanomaggies (``unit_source = 'assumed'``).
+  A maggy-family unit (``maggy``, ``nanomaggy``, ``nmgy``) or a spectral flux density (``Jy``,
+  ``uJy``, ...) is converted to nanomaggies with ``astropy.units``; any other unit (``ADU``,
+  counts, electrons, surface brightness) is refused: the stretch below assumes nanomaggies, and
+  ADU with a pedestal would put every pixel at its ceiling. The share of pixels at the ceiling
+  of the stretch is recorded (``saturated_fraction``; make_datatxt warns above
+  ``SATURATED_WARN_FRACTION``).
 - **masked pixels**: NaN/inf, and per band pixels exactly 0.0 (no coverage: a background-
   subtracted sky image has essentially no exact zeros) are counted; the worst band's fraction is
-  ``masked_fraction``. Up to ``max_masked_fraction`` (default 0.2, the limit Galaxy Zoo DECaLS
+  ``masked_fraction``. Tile-compressed float images (``.fits.fz``, RICE_1 etc.) are quantised
+  (FITS tiled-image convention, ZQUANTIZ): sky pixels within half a quantisation step of 0 come
+  back as exactly 0 (a third of the sky at quantize level 1), so in quantised data only zeros in
+  blocks (kept by a 5x5 binary opening: no-coverage regions are survey edges and gaps, not scattered
+  pixels) count as no coverage. Measured on the real cutouts of shared/realdata RICE-compressed by
+  astropy: at quantize level 1, 12-32% of the pixels come back as 0 and 0-0.8% survive the opening
+  (the 0.10"/px Galaxy Zoo cutouts, whose noise is correlated, are the worst); the half-empty
+  ``example_bad_pix`` keeps 0.757 -> 0.748. Truncation of gzip-compressed files (``.fits.gz``) is judged on
+  the decompressed stream, not on the compressed size on disk. Up to ``max_masked_fraction`` (default 0.2, the limit Galaxy Zoo DECaLS
   used for "few missing pixels": willettk/decals ``get_download_quality_of_fits(badmax_limit=0.2)``,
   which counts the same exact zeros and NaNs per band) they are filled with 0 flux, the sky
   level of a background-subtracted image (0 after the stretch); above it the cutout is rejected.
@@ -30,6 +48,8 @@ they are read as (B, G, R) = (g, r, z). Their row 0 is the top of the picture (n
 left, as the viewer shows the sky), while FITS row 0 is the bottom (y, and Dec, increase upwards;
 the Galaxy Zoo renders were written with ``plt.imsave(..., origin='lower')``), so raster rows are
 flipped to the FITS array orientation. 8-bit rasters are scaled by 255, 16-bit ones by 65535.
+Greyscale rasters (one plane, or three equal planes) are refused, like a 1-band FITS: they hold no
+g, r, z colour.
 
 ``load_image`` returns the network input: float32 (3, H, W) in [0, 1]. FITS flux goes
 through the fixed asinh stretch below, the same for every galaxy, so surface brightness
@@ -50,8 +70,13 @@ BANDS = ("g", "r", "z")
 PIXEL_SCALE_ARCSEC = 0.262          # native Legacy Survey pixel, arcsec/pixel (Dey et al. 2019)
 PIXEL_SCALE_TOLERANCE = 0.05        # relative difference from the native scale that earns a warning
 DEFAULT_MAX_MASKED_FRACTION = 0.2   # Galaxy Zoo DECaLS' limit on missing pixels per band (see above)
-FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fz")
+# longest first: image_stem strips the first that matches (x.fits.fz -> x, never x.fits)
+FITS_SUFFIXES = (".fits.fz", ".fits.gz", ".fit.fz", ".fit.gz", ".fts.fz", ".fts.gz", ".fits", ".fit", ".fts", ".fz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+SATURATED_WARN_FRACTION = 0.05     # share of pixels at the stretch's ceiling (>= ASINH_MAX_NMGY) that earns a warning:
+#                                    more than the core of the brightest galaxies covers; wrong units or a pedestal
+AB_ZERO_POINT_JY = 3631.0          # 1 maggy (Oke & Gunn 1983 AB system); 1 nanomaggy = 3.631e-6 Jy
+GREY_TOLERANCE = 2 / 255           # colour planes closer than 2 levels everywhere: a grey picture saved as RGB
 RASTER_PLANE_OF_BAND = {"g": 2, "r": 1, "z": 0}   # RGB plane of each band in viewer / Galaxy Zoo renders
 
 # asinh stretch of nanomaggy flux: x -> asinh(f / soft) / asinh(max / soft), clipped to [0, 1].
@@ -73,13 +98,17 @@ class ImageInfo:
     kind: str                          # 'fits' | 'raster'
     shape: tuple                       # as stored: (planes, H, W)
     bands: str                         # bands of the stored planes, e.g. 'grz', 'griz', 'zrg' (raster: 'zrg' = RGB)
-    band_source: str                   # 'cards' | 'assumed' (3 planes, no band cards) | 'raster' | 'grey'
+    band_source: str                   # 'cards' | 'assumed' (3 planes, no band cards) | 'raster'
     ra_deg: float = float("nan")
     dec_deg: float = float("nan")
     position_source: str = "none"      # 'wcs' | 'cards' | 'none'
     pixel_scale_arcsec: float = float("nan")
     scale_source: str = "none"         # 'wcs' | 'PIXSCALE' | 'none'
     masked_fraction: float = 0.0       # worst band: NaN/inf (+ exact zeros for FITS)
+    flux_unit: str = ""                # FITS: BUNIT as read ('' when absent); rasters: ''
+    unit_source: str = "none"          # 'BUNIT' | 'assumed' (no BUNIT: Legacy Survey cutouts) | 'none' (raster)
+    quantised: bool = False            # tile-compressed float data (lossy): zero sky pixels are not missing coverage
+    saturated_fraction: float = 0.0    # share of pixels at the stretch's ceiling (FITS)
 
     def row(self) -> dict:
         row = asdict(self)
@@ -93,12 +122,14 @@ def is_image_file(path: str | Path) -> bool:
 
 
 def image_stem(path: str | Path) -> str:
-    """File name without its image suffix (``J130700.87+284254.1.fits.gz`` -> ``J130700.87+284254.1``)."""
-    name = Path(path).name
+    """The galaxy name of an image path: the file name without its image suffix
+    (``J130700.87+284254.1.fits.fz`` -> ``J130700.87+284254.1``). The one path-to-name function:
+    name matching, the tables' ``name``/``iauname`` and the resampled copies' names all use it."""
+    name = Path(str(path).strip()).name
     for suffix in FITS_SUFFIXES + RASTER_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
-    return Path(path).stem
+    return Path(name).stem
 
 
 def is_fits(path: str | Path) -> bool:
@@ -225,6 +256,30 @@ def header_bands(header, n_planes: int) -> tuple[list[str], str]:
     raise ImageError(f"{n_planes} image planes and no BANDS/BAND<i> cards to tell which are g, r, z")
 
 
+def flux_to_nanomaggies(header) -> tuple[float, str, str]:
+    """(factor taking the stored values to nanomaggies, BUNIT as read, source 'BUNIT' | 'assumed').
+
+    Raises ImageError for a unit that is not a flux in nanomaggies or convertible to it."""
+    import astropy.units as u
+
+    raw = str(header.get("BUNIT", "")).strip()
+    if not raw:
+        return 1.0, "", "assumed"   # the Legacy Survey cutout service writes no BUNIT: nanomaggies
+    spelling = {"nanomaggies": "nanomaggy", "maggies": "maggy"}.get(raw.lower(), raw)
+    try:
+        unit = u.Unit(spelling, parse_strict="silent")
+    except Exception:  # astropy raises several types for strings that are no unit at all
+        unit = None
+    for target, scale in ((u.nmgy, 1.0), (u.Jy, 1e9 / AB_ZERO_POINT_JY)):
+        try:
+            return float(unit.to(target)) * scale, raw, "BUNIT"
+        except (u.UnitsError, ValueError, TypeError, AttributeError):
+            pass
+    raise ImageError(f"BUNIT '{raw}' is not a flux in nanomaggies and the header gives no conversion "
+                     "(Legacy Survey cutouts are in nanomaggies; ADU or counts with a sky pedestal would saturate the "
+                     "stretch): convert the file to nanomaggies")
+
+
 def image_position(path: str | Path) -> tuple[float, float, str]:
     """(RA, Dec) ICRS degrees of an image's centre and the source ('wcs' | 'cards' | 'none').
 
@@ -239,37 +294,101 @@ def image_position(path: str | Path) -> tuple[float, float, str]:
 
 # ----------------------------------------------------------------------------- reading
 def _declared_end(hdu) -> int | None:
-    """Byte offset where the HDU's data ends according to its header (None for compressed HDUs)."""
+    """Byte offset where the HDU's data ends according to its header (None when unknown)."""
     from astropy.io import fits
 
-    if isinstance(hdu, fits.CompImageHDU):  # tile-compressed: the stored size is not the image size
-        return None
     try:
         start = hdu.fileinfo()["datLoc"]
     except Exception:
         return None
+    if isinstance(hdu, fits.CompImageHDU):
+        # tile-compressed: the stored table of compressed tiles (its rows and heap), not the image size
+        table = getattr(hdu, "_bintable", None)
+        if table is None:
+            return None
+        cards = table.header
+        return int(start + int(cards.get("NAXIS1", 0)) * int(cards.get("NAXIS2", 0)) + int(cards.get("PCOUNT", 0)))
     count = int(np.prod([hdu.header.get(f"NAXIS{i}", 0) for i in range(1, hdu.header.get("NAXIS", 0) + 1)]))
     return int(start + abs(int(hdu.header.get("BITPIX", 8))) // 8 * count)
 
 
-def _read_fits(path: Path) -> tuple[np.ndarray, object]:
+def _decompressed_size(path: Path, compression: str) -> int:
+    """Bytes of a whole-file-compressed FITS once decompressed (-1: the compressed stream itself is cut)."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, "lzma": lzma.open}.get(compression)
+    if opener is None:
+        return -2   # zip and others: left to astropy
+    size = 0
+    try:
+        with opener(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+    except (EOFError, OSError, lzma.LZMAError):
+        return -1
+    return size
+
+
+def _is_quantised(hdu) -> bool:
+    """Tile-compressed float data stored quantised (lossy): ZQUANTIZ is absent or not 'NONE'."""
+    from astropy.io import fits
+
+    if not isinstance(hdu, fits.CompImageHDU) or int(hdu.header.get("BITPIX", 8)) > 0:
+        return False
+    table = getattr(hdu, "_bintable", None)
+    method = str(table.header.get("ZQUANTIZ", "")) if table is not None else ""
+    return method.strip().upper() != "NONE"
+
+
+def _read_fits_hdu(path: Path) -> tuple[np.ndarray, object, bool]:
+    """(data float32, image header, quantised) of a FITS file; truncation judged on decompressed bytes."""
     from astropy.io import fits
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy warns "File may have been truncated" before failing
-        with fits.open(path, memmap=False) as hdul:
+        try:
+            hdul = fits.open(path, memmap=False)
+        except OSError as error:
+            compression = _whole_file_compression(path)
+            if compression and _decompressed_size(path, compression) == -1:
+                raise ImageError(f"{path}: truncated {compression} stream (the compressed file is cut short); "
+                                 "download it again") from None
+            raise
+        with hdul:
             hdu = _image_hdu(hdul)
             if hdu is None:
-                raise ImageError(f"{path}: FITS file holds no image data")
+                size = path.stat().st_size
+                cut = (f" (the file is {size} bytes, not a whole number of 2880-byte FITS blocks: truncated?)"
+                       if size % 2880 and not _whole_file_compression(path) else "")
+                raise ImageError(f"{path}: FITS file holds no image data{cut}")
             header = hdu.header.copy()
-            expected, size = _declared_end(hdu), path.stat().st_size
-            if expected is not None and size < expected:
-                raise ImageError(f"{path}: truncated FITS ({size} bytes on disk, its header declares "
+            expected = _declared_end(hdu)
+            compression = _whole_file_compression(path)
+            size, where = path.stat().st_size, "bytes on disk"
+            if compression:   # the header counts decompressed bytes: compare with those
+                size, where = _decompressed_size(path, compression), f"bytes once {compression}-decompressed"
+                if size == -1:
+                    raise ImageError(f"{path}: truncated {compression} stream (the compressed file is cut short); "
+                                     "download it again")
+            if expected is not None and 0 <= size < expected:
+                raise ImageError(f"{path}: truncated FITS ({size} {where}, its header declares "
                                  f"{expected}); download it again")
             data = hdu.data
             if data is None:
                 raise ImageError(f"{path}: FITS file holds no image data")
-            return np.asarray(data, dtype=np.float32), header  # float32 in native byte order
+            return np.asarray(data, dtype=np.float32), header, _is_quantised(hdu)  # float32, native byte order
+
+
+def _whole_file_compression(path: Path) -> str:
+    """'gzip' | 'bzip2' | 'lzma' | 'zip' from the file's magic bytes ('' for a plain or tile-compressed FITS)."""
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    for prefix, name in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "lzma"), (b"PK\x03\x04", "zip")):
+        if magic.startswith(prefix):
+            return name
+    return ""
 
 
 def _read_raster(path: Path) -> tuple[np.ndarray, str]:
@@ -277,15 +396,19 @@ def _read_raster(path: Path) -> tuple[np.ndarray, str]:
     from PIL import Image
 
     with Image.open(path) as image:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-            # 16-bit greyscale: full depth (convert('RGB') would clip it to 255 = white)
-            grey = np.asarray(image, dtype=np.float32) / 65535.0
-            return np.repeat(grey[None], 3, axis=0)[:, ::-1].copy(), "grey"
-        kind = "grey" if image.mode in ("1", "L", "LA") else "raster"
+        if image.mode in ("1", "L", "LA", "P;L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            # one band cannot be g, r and z: refused like a 1-band FITS (training it as g = r = z
+            # would teach the VAE colourless galaxies)
+            raise ImageError(f"{path}: greyscale image (mode {image.mode}): no g, r, z colour planes; give colour "
+                             "renders or the FITS cutout")
         # 16-bit-per-channel RGB PNGs are decoded by Pillow to their 8 most significant bits
         rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    spread = max(float(np.abs(rgb[..., 0] - rgb[..., 1]).max()), float(np.abs(rgb[..., 2] - rgb[..., 1]).max()))
+    if spread <= GREY_TOLERANCE:
+        raise ImageError(f"{path}: greyscale picture saved as RGB (the three colour planes are equal): no g, r, z "
+                         "colour; give colour renders or the FITS cutout")
     planes = np.stack([rgb[:, :, RASTER_PLANE_OF_BAND[b]] for b in BANDS])
-    return planes[:, ::-1].copy(), kind
+    return planes[:, ::-1].copy(), "raster"
 
 
 def read_cutout(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
@@ -297,7 +420,13 @@ def read_cutout(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     path = Path(path)
     try:
         if is_fits(path):
-            data, header = _read_fits(path)
+            data, header, quantised = _read_fits_hdu(path)
+            try:
+                to_nmgy, unit, unit_source = flux_to_nanomaggies(header)
+            except ImageError as error:
+                raise ImageError(f"{path}: {error}") from None
+            if to_nmgy != 1.0:
+                data = data * np.float32(to_nmgy)
             if data.ndim == 2:
                 data = data[None]
             if data.ndim != 3:
@@ -314,7 +443,8 @@ def read_cutout(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
             ra, dec, position_source = header_position(header)
             scale, scale_source = header_pixel_scale(header)
             info = ImageInfo(str(path), "fits", tuple(data.shape), "".join(bands), band_source, ra, dec,
-                             position_source, scale, scale_source)
+                             position_source, scale, scale_source, flux_unit=unit, unit_source=unit_source,
+                             quantised=quantised)
         elif path.name.lower().endswith(RASTER_SUFFIXES):
             array, kind = _read_raster(path)
             info = ImageInfo(str(path), "raster", tuple(array.shape), "zrg", kind)
@@ -333,14 +463,27 @@ def read_raw(path: str | Path) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- pixel checks
-def masked_pixels(array: np.ndarray, flux: bool = True) -> np.ndarray:
-    """Boolean (3, H, W): NaN/inf, and for FITS flux also pixels exactly 0.0 (no coverage)."""
+def masked_pixels(array: np.ndarray, flux: bool = True, quantised: bool = False) -> np.ndarray:
+    """Boolean (same shape): NaN/inf, and for FITS flux also pixels exactly 0.0 (no coverage).
+
+    ``quantised`` (tile-compressed floats): only zeros in blocks count, since quantisation turns
+    faint sky pixels into isolated exact zeros (see the module docstring)."""
     bad = ~np.isfinite(array)
-    return bad | (array == 0.0) if flux else bad
+    if not flux:
+        return bad
+    zero = array == 0.0
+    if quantised:
+        from scipy import ndimage
+
+        structure = np.zeros((3,) * (zero.ndim - 2) + (5, 5), bool)
+        structure[(1,) * (zero.ndim - 2)] = True     # 5x5 in the image plane, never across bands
+        zero = ndimage.binary_opening(zero, structure=structure)
+    return bad | zero
 
 
 def check_pixels(path: str | Path, array: np.ndarray, image_size: int | None = None,
-                 max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION, flux: bool = True) -> np.ndarray:
+                 max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION, flux: bool = True,
+                 quantised: bool = False) -> np.ndarray:
     """Raise ImageError if the pixels are unusable (too small, blank, too many masked pixels);
     return the mask of pixels to fill (``masked_pixels``)."""
     if image_size is not None and array.shape[1:] != (image_size, image_size):
@@ -352,7 +495,7 @@ def check_pixels(path: str | Path, array: np.ndarray, image_size: int | None = N
     for band, plane in zip(BANDS, finite):
         if not np.any(plane):
             raise ImageError(f"{path}: band {band} is blank (all zero or non-finite)")
-    mask = masked_pixels(array, flux)
+    mask = masked_pixels(array, flux, quantised)
     fractions = mask.reshape(len(BANDS), -1).mean(axis=1)
     worst = int(np.argmax(fractions))
     if fractions[worst] > max_masked_fraction:
@@ -389,9 +532,11 @@ def inspect_image(path: str | Path, image_size: int | None = None,
     image); their worst-band fraction is ``info.masked_fraction``."""
     raw, info = read_cutout(path)
     flux = info.kind == "fits"
-    mask = check_pixels(path, raw, image_size, max_masked_fraction, flux=flux)
+    mask = check_pixels(path, raw, image_size, max_masked_fraction, flux=flux, quantised=info.quantised)
     info.masked_fraction = float(mask.reshape(len(BANDS), -1).mean(axis=1).max())
     image = asinh_stretch(np.where(mask, 0.0, raw)) if flux else np.where(mask, 0.0, raw).astype(np.float32)
+    if flux:   # before resizing: the share of stored pixels the stretch flattens at its ceiling
+        info.saturated_fraction = float(np.mean(image >= 1.0))
     if image_size is not None:
         image = resize(image, image_size)
     return image, info
@@ -449,7 +594,7 @@ def resample_fits(path: str | Path, out_path: str | Path, scale_arcsec: float = 
     from scipy import ndimage
 
     path, out_path = Path(path), Path(out_path)
-    data, header = _read_fits(path)
+    data, header, quantised = _read_fits_hdu(path)
     cube = data if data.ndim == 3 else data[None]
     scale, source = header_pixel_scale(header)
     if source == "none":
@@ -466,7 +611,7 @@ def resample_fits(path: str | Path, out_path: str | Path, scale_arcsec: float = 
 
     planes = []
     for plane in cube:
-        masked = masked_pixels(plane)
+        masked = masked_pixels(plane, quantised=quantised)
         out_plane = regrid(np.where(masked, 0.0, plane))
         # masked (no-coverage) regions stay exactly 0 on the new grid, so they are still counted
         out_plane[regrid(masked.astype(np.float32)) > 0.5] = 0.0

@@ -25,8 +25,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .pose import from_canonical, moment_pose, to_canonical
+
 
 ARCHITECTURES = ("reference", "light")
+# "none": the plain VAE (the reference study's); "moments": pose-separated, the encoder sees each galaxy
+# in the canonical pose measured from its own light and the decoder's image is turned back (pose.py)
+POSE_MODES = ("none", "moments")
 LEGACY_ARCH = "light"
 # LeakyReLU negative slope: the reference uses nn.LeakyReLU() (PyTorch's default 0.01); the light
 # model keeps the 0.2 it was trained with
@@ -42,10 +47,13 @@ class VAEConfig:
     in_channels: int = 3              # g, r, z
     channels: tuple[int, ...] = (32, 64, 128)
     arch: str = "light"               # decoder variant, one of ARCHITECTURES (see the module docstring)
+    pose: str = "none"                # one of POSE_MODES (see the module docstring)
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch {self.arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+        if self.pose not in POSE_MODES:
+            raise ValueError(f"pose {self.pose!r}: expected one of {', '.join(POSE_MODES)}")
         reduction = 4 ** len(self.channels)
         if self.image_size % reduction:
             raise ValueError(f"image_size {self.image_size} must be divisible by {reduction}")
@@ -62,6 +70,7 @@ class VAEConfig:
         values = dict(values)
         values["channels"] = tuple(values.get("channels", cls.channels))
         values.setdefault("arch", LEGACY_ARCH)   # checkpoints from before `arch` hold the light model
+        values.setdefault("pose", "none")        # and those from before `pose` the plain VAE
         return cls(**values)
 
     @property
@@ -134,7 +143,14 @@ class Decoder(nn.Module):
 
 
 class VAE(nn.Module):
-    """Convolutional VAE: ``forward`` returns (reconstruction, mu, logvar)."""
+    """Convolutional VAE: ``forward`` returns (reconstruction, mu, logvar).
+
+    With ``config.pose == "moments"`` the VAE is pose-separated: ``encode`` measures each galaxy's
+    pose (centre, angle, mirror; ``pose.moment_pose``) and encodes the galaxy in its canonical pose,
+    so ``mu`` is the content alone; ``forward`` draws the reconstruction in the canonical pose and
+    turns it back to the observed pose (``pose.from_canonical``), so the loss compares it with the
+    input as it was observed. ``pose(images)`` returns the measured pose.
+    """
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -142,21 +158,52 @@ class VAE(nn.Module):
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(images)
+    @property
+    def pose_separated(self) -> bool:
+        return self.config.pose != "none"
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def pose(self, images: torch.Tensor) -> torch.Tensor | None:
+        """(N, 4) measured pose (pose.py), or None for the plain VAE."""
+        return moment_pose(images) if self.pose_separated else None
+
+    def _encode_posed(self, images: torch.Tensor):
+        pose = self.pose(images)
+        if pose is None:
+            return (*self.encoder(images), pose)
+        return (*self._encode_pooled(to_canonical(images, pose)), pose)
+
+    def _encode_pooled(self, canonical: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) averaged over the canonical image's four views under the choices the moments
+        make from faint signals (half turn: third moment; mirror: arm winding): the identity, the
+        half turn, the mirror y -> -y and both. The content latents then do not depend on those choices
+        when noise decides them (nearly symmetric galaxies; the same galaxy in another survey), while
+        the decoder still draws the canonical image, whose convention it learns from the data."""
+        views = torch.cat([canonical, torch.rot90(canonical, 2, dims=(-2, -1)), canonical.flip(-2),
+                           canonical.flip(-1)])
+        mu, logvar = self.encoder(views.contiguous(memory_format=torch.channels_last)
+                                  if canonical.is_contiguous(memory_format=torch.channels_last) else views)
+        n = len(canonical)
+        return mu.view(4, n, -1).mean(0), logvar.view(4, n, -1).mean(0)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the content: of the galaxy in its canonical pose when pose-separated."""
+        mu, logvar, _ = self._encode_posed(images)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
+        """The image of latent z, in the given pose (canonical when None)."""
+        image = self.decoder(z)
+        return image if pose is None else from_canonical(image, pose)
 
     def forward(self, images: torch.Tensor, noise: torch.Tensor | None = None):
         """Reparameterisation z = mu + noise * exp(logvar / 2); noise ~ N(0, 1) drawn here in
         training unless given (the trainer passes it so results do not depend on the process count);
         z = mu in eval mode."""
-        mu, logvar = self.encode(images)
+        mu, logvar, pose = self._encode_posed(images)
         if noise is None and self.training:
             noise = torch.randn_like(mu)
         z = mu if noise is None else mu + noise.to(mu.dtype) * torch.exp(0.5 * logvar)
-        return self.decode(z), mu, logvar
+        return self.decode(z, pose), mu, logvar
 
 
 def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

@@ -32,6 +32,8 @@ PAIRS = "transfer/make_pairs.py"
 NO_TRANSFER = "transfer/no_tf.py"
 ADAPT = "transfer/adapt.py"
 EVALUATE = "transfer/evaluate.py"
+CLASSIFY = "analysis/decals_5.py"
+SCORECARD = "analysis/decals_7.py"
 
 
 def _command(stage: str, run) -> str:
@@ -270,3 +272,18 @@ def read_index_positions(run) -> pd.DataFrame | None:
     if not (Path(run) / rf.SIMILARITY_POSITIONS_CSV).exists():
         return None
     return pd.read_csv(_checked_if_recorded(run, rf.SIMILARITY_POSITIONS_CSV, SIMILARITY))
+
+
+def images_pixel_scale(run, image_size: int) -> float:
+    """arcsec/pixel of the run's images after resizing to ``image_size``: the median native scale and side
+    make_datatxt.py recorded in RUN/images.csv; the native Legacy Survey 0.262" when not recorded."""
+    from .imageio import PIXEL_SCALE_ARCSEC
+
+    if not (Path(run) / rf.IMAGES_CSV).exists():
+        return PIXEL_SCALE_ARCSEC
+    table = read_table(run, rf.IMAGES_CSV, MAKE_DATATXT, columns=("pixel_scale_arcsec", "shape"))
+    scales = pd.to_numeric(table["pixel_scale_arcsec"], errors="coerce")
+    sides = pd.to_numeric(table["shape"].astype(str).str.split("x").str[-1], errors="coerce")
+    if not (scales.notna().any() and sides.notna().any()):
+        return PIXEL_SCALE_ARCSEC
+    return float(scales.median()) * float(sides.median()) / image_size

@@ -161,3 +161,9 @@ EXPLORER_CONFIG_JSON = "explorer/explorer_config.json"     # flags, model, count
 
 # --- bench/benchmark.py -------------------------------------------------------------------
 BENCH_JSON = "bench/benchmark.json"                        # reference-style vs project images/s, FLOPs, data wait
+
+# analysis/decals_7.py: the feature scorecard
+SCORECARD_CSV = "scorecard/scorecard.csv"                  # long: feature_set, metric, label, value, low, high, n
+SCORECARD_MD = "scorecard/scorecard.md"                    # one table, feature sets x metrics, and the verdicts
+SCORECARD_JSON = "scorecard/scorecard.json"                # flags, seed, verdicts, contrastive training time
+SCORECARD_CONTRASTIVE = "scorecard/contrastive.pt"         # the contrastive encoder scored (model, model_config, kind)

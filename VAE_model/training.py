@@ -19,7 +19,9 @@ from . import runfiles
 from .errors import GalaxyVAEError
 from .files import atomic_write
 from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
+from .imageio import PIXEL_SCALE_ARCSEC
 from .models import VAE, VAEConfig, vae_loss
+from .nuisance import NuisanceSpec, random_nuisance
 from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
 
 
@@ -46,10 +48,14 @@ class TrainSettings:
     # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (bench/benchmark.py)
     channels_last: bool = True
     compile: bool = False
+    # weight of the consistency term (consistency_loss); 0 = the plain VAE objective
+    consistency: float = 0.0
+    # pixel scale of the training images (arcsec/pixel), which sizes the nuisance transforms' blur and noise
+    pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC
 
 
 # settings that change the optimisation path: a checkpoint trained with others cannot be resumed
-RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "val_fraction", "augment", "seed")
+RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "val_fraction", "augment", "seed", "consistency")
 
 
 def data_identity(list_path, paths: list[str], train_indices, val_indices) -> dict:
@@ -95,8 +101,21 @@ def settings_mismatch(saved: dict, settings: TrainSettings) -> list[str]:
     return [key for key in RESUME_MUST_MATCH if key in saved and saved[key] != getattr(settings, key)]
 
 
-HISTORY_FIELDS = ["epoch", "train_loss", "train_mse_sum", "train_kl", "val_loss", "val_mse_sum", "val_kl",
-                  "val_mse_per_pixel", "images_per_s", "seconds"]
+HISTORY_FIELDS = ["epoch", "train_loss", "train_mse_sum", "train_kl", "train_consistency", "val_loss", "val_mse_sum",
+                  "val_kl", "val_mse_per_pixel", "images_per_s", "seconds"]
+
+
+def consistency_loss(mu: torch.Tensor, mu_other: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between the content latents of each galaxy and of its nuisance-transformed
+    copy, over the batch's total latent variance (both views):
+
+        C = mean_i |mu_i - mu'_i|^2 / sum_d Var_batch(mu_d)
+
+    Normalised so that shrinking the latent space cannot win it (collapse leaves C unchanged); C = 2
+    for latents unrelated to their copies', 0 for invariant ones."""
+    both = torch.cat([mu, mu_other]).float()
+    variance = both.var(0).sum().clamp_min(1e-8)
+    return (mu.float() - mu_other.float()).pow(2).sum(1).mean() / variance
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -148,7 +167,8 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     parts = [part if count else slice(0, 1) for part, count in zip(parts, counts)]
     generator = torch.Generator().manual_seed(seed)
     loader = batch_loader(cache, [b[p] for b, p in zip(batches, parts)], device, settings.workers)
-    totals = torch.zeros(3, dtype=torch.float64, device=device)   # summed on the device: no sync per step
+    totals = torch.zeros(4, dtype=torch.float64, device=device)   # summed on the device: no sync per step
+    nuisance = NuisanceSpec(pixel_scale_arcsec=settings.pixel_scale_arcsec)
     n_images = 0
     start = time.perf_counter()
     bar = tqdm(zip(device_batches(loader, device, settings.channels_last), batches, parts, counts),
@@ -160,9 +180,22 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
         noise = torch.randn(len(batch), latent_dim, generator=generator)
         if settings.augment:
             images = augment(images, flips[part], turns[part])
-        with precision.autocast():
-            reconstruction, mu, logvar = module(images, noise[part].to(device, non_blocking=True))
+        consistency = torch.zeros((), device=device)
+        if settings.consistency > 0:
+            # each galaxy twice, the second time through the nuisance transforms; both are reconstructed
+            # and their content latents pulled together (consistency_loss)
+            n_here = len(images)
+            other_noise = torch.randn(len(batch), latent_dim, generator=generator)[part]
+            others = random_nuisance(images, nuisance, generator)
+            images = torch.cat([images, others])
+            with precision.autocast():
+                reconstruction, mu, logvar = module(images, torch.cat([noise[part], other_noise]).to(device))
+            consistency = consistency_loss(mu[:n_here], mu[n_here:])
+        else:
+            with precision.autocast():
+                reconstruction, mu, logvar = module(images, noise[part].to(device, non_blocking=True))
         loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, settings.beta)
+        loss = loss + settings.consistency * consistency
         _check_finite(loss, epoch, step, device, dist)
         # DDP averages gradients over processes; weighting each slice by its share of the global
         # batch makes that average the one-process gradient even when slices differ in size
@@ -171,14 +204,14 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
         scaler.scale(loss * weight if weight != 1 else loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).double() * n_local
+        totals += torch.stack([loss.detach(), mse.detach(), kl.detach(), consistency.detach()]).double() * n_local
         n_images += n_local
     totals = totals.tolist()
     sums = _all_reduce_sum([*totals, n_images], device, dist)
     seconds = time.perf_counter() - start
-    n_total = max(sums[3], 1)
+    n_total = max(sums[4], 1)
     return {"train_loss": sums[0] / n_total, "train_mse_sum": sums[1] / n_total, "train_kl": sums[2] / n_total,
-            "images_per_s": sums[3] / seconds, "seconds": seconds}
+            "train_consistency": sums[3] / n_total, "images_per_s": sums[4] / seconds, "seconds": seconds}
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, device, dist: DistInfo) -> None:

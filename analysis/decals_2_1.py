@@ -1,9 +1,15 @@
 """Part I, step 2.1: match the catalog galaxies (and the selected classes) to the images in train.txt.
 
 Two ways to pair a catalog row with an image:
-  name      the image file stem equals the catalog ``iauname`` (Legacy Survey cutouts are
-            usually saved as ``<iauname>.fits``); ``sep_arcsec`` is then left empty (NaN).
-            The catalog needs no ra/dec for this (they are then empty in the outputs).
+  name      the image's galaxy name (``imageio.image_stem``: the file name without its image
+            suffix) equals the catalog ``iauname`` (Legacy Survey cutouts are usually saved as
+            ``<iauname>.fits``). Two listed images of one name are refused (MatchError naming
+            both): the row could be paired with either. When the catalog has ra/dec and the
+            image a position (WCS, RA/DEC cards), ``sep_arcsec`` is their separation (else NaN)
+            and a WARNING counts name matches more than ``catalog.NAME_MATCH_TOLERANCE_ARCSEC``
+            (5 arcsec) apart: the file is named after a galaxy it does not show. They stay
+            paired (the warning names the worst); --match position pairs by the sky instead.
+            The catalog needs no ra/dec for name matching (they are then empty in the outputs).
   position  RA/Dec of each image centre from its FITS WCS (RA/DEC cards as fallback) matched to
             the catalog RA/Dec with astropy ``match_to_catalog_sky`` within --radius-arcsec
             (1 arcsec by default: a few DECaLS pixels of 0.262 arcsec, well below the separation
@@ -35,10 +41,10 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import cross_match, read_catalog
-from VAE_model.imagelist import read_image_list
+from VAE_model.catalog import NAME_MATCH_TOLERANCE_ARCSEC, cross_match, read_catalog, separation_arcsec
 from VAE_model.errors import GalaxyVAEError
-from VAE_model.imageio import image_position
+from VAE_model.imagelist import read_image_list
+from VAE_model.imageio import image_position, image_stem
 from VAE_model.cli_args import add_quiet_argument, add_runtime_arguments, cli_main, describe_args
 from VAE_model.files import write_json
 from VAE_model.stage import Stage
@@ -92,13 +98,41 @@ def image_positions(paths: list[str], workers: int | None = None, progress: bool
 
 # ----------------------------------------------------------------------------- matching
 def match_by_name(iaunames, paths: list[str]) -> np.ndarray:
-    """Row of train.txt whose file stem is each iauname (first one if listed twice), -1 if none."""
-    from VAE_model.data import image_name   # here: data.py imports torch, which --help need not pay for
-
-    first_row: dict[str, int] = {}
+    """Row of train.txt whose galaxy name is each iauname, -1 if none; MatchError when a catalog name
+    is the name of two listed images (it could be paired with either)."""
+    rows: dict[str, list[int]] = {}
     for row, path in enumerate(paths):
-        first_row.setdefault(image_name(path), row)
-    return np.array([first_row.get(str(name), -1) for name in iaunames], dtype=int)
+        rows.setdefault(image_stem(path), []).append(row)
+    wanted = {str(name) for name in iaunames}
+    twice = [name for name, found in rows.items() if len(found) > 1 and name in wanted]
+    if twice:
+        found = rows[twice[0]]
+        raise MatchError(f"{len(twice)} catalog names are the name of two or more listed images, e.g. {twice[0]}: "
+                         f"{' and '.join(paths[i] for i in found)}; keep one file per galaxy (make_datatxt.py "
+                         "rejects such duplicates) or use --match position")
+    return np.array([rows[str(name)][0] if str(name) in rows else -1 for name in iaunames], dtype=int)
+
+
+def check_name_matches(catalog: pd.DataFrame, paths: list[str], image_index: np.ndarray, workers: int | None = None,
+                       progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Separation (arcsec, NaN where unknown) between each name-matched image's centre and its catalog
+    position, and the WARNING line when some exceed NAME_MATCH_TOLERANCE_ARCSEC."""
+    sep = np.full(len(image_index), np.nan)
+    matched = np.flatnonzero(image_index >= 0)
+    if not {"ra", "dec"} <= set(catalog.columns) or not len(matched):
+        return sep, []
+    img_ra, img_dec = image_positions([paths[i] for i in image_index[matched]], workers, progress)
+    sep[matched] = separation_arcsec(catalog["ra"].to_numpy(float)[matched], catalog["dec"].to_numpy(float)[matched],
+                                     img_ra, img_dec)
+    off = np.flatnonzero(sep > NAME_MATCH_TOLERANCE_ARCSEC)
+    if not len(off):
+        return sep, []
+    worst = off[np.argmax(sep[off])]
+    names = catalog["iauname"].astype(str).to_numpy()
+    return sep, [f"WARNING: {len(off)} of {len(matched)} name matches have an image centre more than "
+                 f"{NAME_MATCH_TOLERANCE_ARCSEC:g} arcsec from the catalog position (worst {names[worst]}: "
+                 f"{paths[image_index[worst]]} is {sep[worst] / 3600:.4g} deg away): the file is named after a galaxy "
+                 "it does not show; check the files or pair by sky position (--match position)"]
 
 
 def match_by_position(cat_ra, cat_dec, img_ra, img_dec, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
@@ -131,11 +165,14 @@ def match_catalog(catalog: pd.DataFrame, paths: list[str], method: str = "auto",
     names = catalog["iauname"].astype(str).to_numpy()
     image_index, sep = np.full(len(catalog), -1, dtype=int), np.full(len(catalog), np.nan)
     used = method
+    warnings: list[str] = []
     if method in ("auto", "name"):
         image_index = match_by_name(names, paths)
         used = "name"
         if method == "auto" and not (image_index >= 0).any():
             used = "position"
+        else:
+            sep, warnings = check_name_matches(catalog, paths, image_index, workers, progress)
     if used == "position":
         if not {"ra", "dec"} <= set(catalog.columns):
             raise MatchError("the catalog has no ra/dec columns, so images can only be matched by name, and no image "
@@ -155,6 +192,7 @@ def match_catalog(catalog: pd.DataFrame, paths: list[str], method: str = "auto",
     index["image_index"] = image_index
     index["image_path"] = [paths[i] if i >= 0 else "" for i in image_index]
     index["sep_arcsec"] = np.round(sep, 4)
+    index.attrs["warnings"] = warnings
     return index, used
 
 
@@ -205,6 +243,9 @@ def main(argv=None) -> int:
         catalog_index.to_csv(runfiles.run_path(run, runfiles.CATALOG_INDEX_CSV), index=False)
         classes.to_csv(runfiles.run_path(run, runfiles.CLASS_INDEX_CSV), index=False)
         summary = match_summary(selection, classes, catalog_index, len(paths))
+        summary["warnings"] = catalog_index.attrs.get("warnings", [])
+        for line in summary["warnings"]:
+            print(line)
         write_json({**describe_args(args, method_used=method), **summary}, runfiles.run_path(run, runfiles.MATCH_SUMMARY_JSON))
     print(pd.DataFrame(summary["per_class"]).to_string(index=False))
     print(f"done: matched by {method}; {summary['n_selected_with_image']} of {summary['n_selected_galaxies']} selected "

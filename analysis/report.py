@@ -5,7 +5,7 @@ figures embedded by relative link, the key tables, and under each section the co
 produced it (taken from the configuration JSON the stage saved). Sections whose files are
 missing say which stage to run.
 
-READS   RUN/* (every stage's outputs), MOCK_DIR/mock_meta.json and examples_by_class.png
+READS   RUN/* (every stage's outputs, RUN/notebooks/ included), MOCK_DIR/mock_meta.json and examples_by_class.png
 WRITES  RUN/REPORT.md, RUN/report_figures/ (copies of the mock-survey figure)
 
     python analysis/report.py --run runs/demo
@@ -331,6 +331,24 @@ def section_explorer(report: Report) -> None:
                    "browser, no server needed.", "")
 
 
+def section_notebooks(report: Report) -> None:
+    from VAE_model.notebooks import NOTEBOOKS
+
+    report.add("## 12. Notebooks (analysis/notebooks.py)", "",
+               "Each notebook executed against this run, with its figures: the static page (no kernel needed) "
+               "and the executed notebook (opens in JupyterLab, `make notebooks`, or VS Code). The repository's "
+               "notebooks themselves hold no outputs.", "")
+    rows = []
+    for notebook in NOTEBOOKS:
+        if (report.run / notebook.executed).exists():
+            rows.append(f"| {notebook.title} | [`{notebook.html}`]({notebook.html}) | "
+                        f"[`{notebook.executed}`]({notebook.executed}) | `{notebook.source}` |")
+        else:
+            rows.append(f"| {notebook.title} | _not executed: run `analysis/notebooks.py --run {report.run} "
+                        f"--only {notebook.name}`_ | | `{notebook.source}` |")
+    report.add("| notebook | page | executed notebook | source |", "|---|---|---|---|", *rows, "")
+
+
 def section_similarity(report: Report) -> None:
     report.add("## 8. Similarity search (analysis/decals_6.py)", "")
     if report.missing(rf.SIMILARITY_PRECISION_CSV, "analysis/decals_6.py --evaluate"):
@@ -354,7 +372,8 @@ def build_report(run: Path, mock_dir: Path) -> Path:
                "files the stages wrote; each section names the command that produced it.", "")
     for section in (lambda r: section_data(r, mock_dir), section_training, section_latent_size,
                     section_selection_and_maps, section_classification, section_outliers, section_transfer,
-                    section_similarity, section_gap_sweep, section_explorer, section_architecture_and_speed):
+                    section_similarity, section_gap_sweep, section_explorer, section_architecture_and_speed,
+                    section_notebooks):
         section(report)
     path = run / rf.REPORT_MD
     write_text("\n".join(report.lines) + "\n", path)

@@ -119,12 +119,11 @@ def _png16(path, pixels):
     return path
 
 
-def test_16_bit_pngs_keep_their_depth_instead_of_clipping_to_white(tmp_path):
+def test_16_bit_pngs_are_read_not_clipped_to_white_and_grey_ones_refused(tmp_path):
     grey = np.full((8, 8, 1), 20000, np.uint16)
     grey[0, 0] = 65535
-    array, info = read_cutout(_png16(tmp_path / "g16.png", grey))
-    assert info.band_source == "grey"
-    assert np.median(array) == pytest.approx(20000 / 65535, abs=1e-6)   # 8-bit reading: 1.0 (white)
+    with pytest.raises(ImageError, match="g16.png: greyscale image"):   # one band is not g, r, z (issue 18)
+        read_cutout(_png16(tmp_path / "g16.png", grey))
     rgb = np.zeros((8, 8, 3), np.uint16)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 60000, 30000, 1000           # R = z, G = r, B = g
     array, _ = read_cutout(_png16(tmp_path / "rgb16.png", rgb))

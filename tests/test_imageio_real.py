@@ -120,7 +120,10 @@ def test_make_datatxt_on_the_real_files(tmp_path, capsys):
     run2 = tmp_path / "run2"
     assert make_datatxt.main(["--images", str(folder), "--run", str(run2), "--image-size", "128", "--workers", "1",
                               "--quiet", "--resample-to-native"]) == 0
-    assert "WARNING" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not at the native" not in out                       # every header scale is native now
+    # but the native cutouts are 162-509 px: resized to 128 px they are not at 0.262 any more (issue 18)
+    assert "WARNING: 8 of 8 images are resized from 162-509 px to --image-size 128" in out
     with open(run2 / "images.csv") as handle:
         rows = {row["name"]: row for row in csv.DictReader(handle)}
     assert float(rows["willettk_example_a"]["pixel_scale_arcsec"]) == pytest.approx(0.262, rel=0.01)

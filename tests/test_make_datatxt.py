@@ -21,7 +21,7 @@ def mixed_folder(tmp_path):
     (folder / "corrupt.fits").write_bytes(b"this is not a FITS file at all" * 10)
     truncated = good[0].read_bytes()
     (folder / "truncated.fits").write_bytes(truncated[: len(truncated) // 2])
-    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (folder / "corrupt_png.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     write_fits_cutout(folder / "two_bands.fits", np.ones((2, 64, 64), np.float32), {})
     write_fits_cutout(folder / "too_small.fits", np.ones((3, 32, 32), np.float32), {})
     sky = rng.normal(0, 0.01, (3, 64, 64)).astype(np.float32)
@@ -45,7 +45,7 @@ def test_bad_files_are_reported_and_good_ones_kept(mixed_folder, tmp_path, capsy
     assert kept == {"good_png.png", "good_jpg.jpg", "nan_pixel.fits"} | {f"J{i:06d}+300000.0.fits" for i in range(4)}
     with open(run / "rejected_images.csv") as handle:
         reasons = {row["path"].split("/")[-1]: row["reason"] for row in csv.DictReader(handle)}
-    assert set(reasons) == {"corrupt.fits", "truncated.fits", "corrupt.png", "two_bands.fits", "too_small.fits",
+    assert set(reasons) == {"corrupt.fits", "truncated.fits", "corrupt_png.png", "two_bands.fits", "too_small.fits",
                             "inf_rows.fits", "half_zero.fits", "blank.fits"}
     assert "unreadable" in reasons["corrupt.fits"]
     assert "truncated" in reasons["truncated.fits"]

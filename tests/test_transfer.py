@@ -92,7 +92,7 @@ _PIPELINE: dict = {}
 
 def build_transfer_run(base) -> dict:
     """Tiny Part I model + every Part II stage, built once per test session (shared with
-    tests/test_notebooks_transfer.py). Returns paths, exit codes and the run directory."""
+    tests/test_notebooks_executed.py). Returns paths, exit codes and the run directory."""
     if _PIPELINE:
         return _PIPELINE
     torch.manual_seed(0)
