@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from VAE_model import provenance, readers, runfiles
+from VAE_model import readers, runfiles
 from VAE_model.data import image_cache, read_image_list, split_indices
 from VAE_model.errors import MissingInputError
 from VAE_model.latent_size import read_chosen_latent_dim
@@ -39,6 +39,7 @@ from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_qu
                                ensure_run_dir, fraction_below_one, image_side, init_distributed, non_negative_float,
                                pick_device, pick_precision, positive_float, positive_int, run_lock, seed_everything,
                                write_json)
+from VAE_model.stage import Stage, note_input
 from VAE_model.training import TrainSettings, data_identity, fit, resume_state
 
 
@@ -107,6 +108,7 @@ def training_images(args) -> tuple[str, list[str], int]:
     if args.image_list:
         list_path = args.image_list
         paths = read_image_list(list_path)
+        note_input(run, *readers.train_list_input(list_path, paths))
     else:
         list_path = str(Path(run) / runfiles.TRAIN_TXT)
         paths = readers.read_train_list(run)
@@ -132,6 +134,9 @@ def main(argv=None) -> int:
         stack.callback(cleanup_distributed, dist)
         if dist.is_main:   # one training per run directory at a time
             stack.enter_context(run_lock(run))
+        # the stage contract: records what training read and wrote (VAE_model/stage.py)
+        stage = stack.enter_context(Stage(run, "Galaxy_VAE_n.py", args, active=dist.is_main,
+                                          resume="continue with the same command and --resume (from its last checkpoint.pt)"))
         list_path, paths, image_size = training_images(args)
         latent_dim = args.latent_dim
         if latent_dim == "auto":
@@ -139,12 +144,13 @@ def main(argv=None) -> int:
             args.latent_dim = latent_dim      # args.json records the size used
             print(f"--latent-dim auto: {latent_dim}, chosen by the latent-size study ({run}/{runfiles.LATENT_SIZE_JSON})")
         config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch, pose=args.pose)
+        # a split that leaves nothing to train on is refused before any image is decoded
+        train_idx, val_idx = split_indices(len(paths), args.val_fraction, args.seed)
         cache_dir = f"{run}/{runfiles.CACHE_DIR}"
         if dist.is_main:   # one process decodes the images; the others then open the same cache
             image_cache(list_path, image_size, cache_dir, workers=args.workers, progress=not args.quiet)
         barrier(dist)
         cache = image_cache(list_path, image_size, cache_dir, progress=False)
-        train_idx, val_idx = split_indices(len(cache), args.val_fraction, args.seed)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                  val_fraction=args.val_fraction, augment=args.augment, seed=args.seed,
                                  workers=args.loader_workers, compile=args.compile, consistency=args.consistency,
@@ -154,13 +160,13 @@ def main(argv=None) -> int:
         state = resume_state(run, config, settings, data, device) if args.resume else None
         record = describe_args(args, image_size=image_size, device_used=str(device), precision=precision.describe(),
                                world_size=dist.world_size, n_train=len(train_idx), n_val=len(val_idx))
-        inputs = readers.train_list_input(list_path, paths)   # the images as read, before training
+        stage.settings = record
 
-        def record_outputs(history):
+        def record_outputs(history):   # after every epoch: the checkpoints stay usable if the run is killed
             outputs = [runfiles.TRAIN_ARGS, runfiles.SPLIT_JSON, runfiles.CHECKPOINT, runfiles.LOSS_CSV]
             if (Path(run) / runfiles.BEST_CHECKPOINT).exists():
                 outputs.append(runfiles.BEST_CHECKPOINT)
-            provenance.record(run, outputs, inputs, "Galaxy_VAE_n.py", record)
+            stage.record(outputs)
 
         if dist.is_main:
             write_json(record, runfiles.run_path(run, runfiles.TRAIN_ARGS))

@@ -38,12 +38,16 @@ DEMO_LAMBDA_paired ?= 10
 DEMO_CNN_EPOCHS ?= 6
 
 COMMON := --run $(RUN) --seed $(SEED)
-# A stage re-runs when its inputs' time stamps say so, when the package code changed, or when the
-# provenance check (RUN/provenance/, VAE_model/provenance.py) finds its output out of date: e.g. an
-# image replaced on disk, or a checkpoint re-made by hand. STALE lists those outputs (run-relative).
-PKG := $(shell find VAE_model -name '*.py' 2>/dev/null)
-ifneq ($(filter demo report,$(or $(MAKECMDGOALS),demo)),)
-STALE := $(shell test -x $(PY) && $(PY) -m VAE_model.provenance stale $(RUN) 2>/dev/null)
+# A stage re-runs when its inputs' time stamps say so, when code it runs changed (its script and the
+# package modules it imports: uses, below), or when the provenance check (RUN/provenance/,
+# VAE_model/provenance.py) finds its output out of date: e.g. an image replaced on disk, or a
+# checkpoint re-made by hand. STALE lists those outputs (run-relative).
+STAGE_SCRIPTS := make_datatxt.py Galaxy_VAE_n.py $(wildcard analysis/decals_*.py analysis/explore.py analysis/report.py transfer/*.py)
+comma := ,
+STAGE_USES := $(shell $(PYTHON_SYSTEM) -m VAE_model.deps --make $(STAGE_SCRIPTS))
+uses = $(subst $(comma), ,$(patsubst $(1):%,%,$(filter $(1):%,$(STAGE_USES))))
+ifneq ($(filter demo,$(or $(MAKECMDGOALS),demo)),)
+STALE := $(shell test -x $(PY) && test -d $(RUN) && $(PY) -m VAE_model.provenance stale $(RUN) 2>/dev/null)
 endif
 stale = $(if $(filter $(1),$(STALE)),FORCE)
 TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --pose $(DEMO_POSE) --quiet
@@ -93,59 +97,59 @@ $(RUN)/.settings_%: FORCE
 	@mkdir -p $(RUN)
 	@echo '$(SETTINGS_$*)' | cmp -s - $@ || echo '$(SETTINGS_$*)' > $@
 
-$(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py $(PKG) $(call stale,train.txt) | venv
+$(RUN)/train.txt: $(RUN)/.settings_data make_datatxt.py $(call uses,make_datatxt.py) $(call stale,train.txt) | venv
 	$(PY) make_datatxt.py --mock $(DEMO_GALAXIES) --mock-dir $(MOCK_DIR) --image-size $(DEMO_SIZE) --mock-gap $(DEMO_MOCK_GAP) $(COMMON) --quiet
 
 # The latent-size study runs first; the main model takes its choice (--latent-dim auto).
-$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train $(RUN)/latent_size/latent_size.csv Galaxy_VAE_n.py $(PKG) $(call stale,best.pt)
+$(RUN)/best.pt: $(RUN)/train.txt $(RUN)/.settings_train $(RUN)/latent_size/latent_size.csv Galaxy_VAE_n.py $(call uses,Galaxy_VAE_n.py) $(call stale,best.pt)
 	$(PY) Galaxy_VAE_n.py $(COMMON) $(TRAIN_FLAGS) --latent-dim $(DEMO_LATENT) --epochs $(DEMO_EPOCHS)
 
-$(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py $(PKG) $(call stale,selection/classes.csv)
+$(RUN)/selection/classes.csv: $(RUN)/train.txt analysis/decals_1.py $(call uses,analysis/decals_1.py) $(call stale,selection/classes.csv)
 	$(PY) analysis/decals_1.py $(COMMON) --catalog $(MOCK_DIR)/gz_decals.parquet
 
-$(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2_1.py $(PKG) $(call stale,selection/class_index.csv)
+$(RUN)/selection/class_index.csv: $(RUN)/selection/classes.csv analysis/decals_2_1.py $(call uses,analysis/decals_2_1.py) $(call stale,selection/class_index.csv)
 	$(PY) analysis/decals_2_1.py $(COMMON)
 
-$(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py $(PKG) $(call stale,latents/mu.npy)
+$(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/decals_2_2.py $(call uses,analysis/decals_2_2.py) $(call stale,latents/mu.npy)
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
-$(RUN)/latent_size/latent_size.csv: $(RUN)/train.txt $(RUN)/.settings_sweep $(RUN)/.settings_train $(RUN)/selection/class_index.csv analysis/decals_2_3.py $(PKG) $(call stale,latent_size/latent_size.csv)
+$(RUN)/latent_size/latent_size.csv: $(RUN)/train.txt $(RUN)/.settings_sweep $(RUN)/.settings_train $(RUN)/selection/class_index.csv analysis/decals_2_3.py $(call uses,analysis/decals_2_3.py) $(call stale,latent_size/latent_size.csv)
 	$(PY) analysis/decals_2_3.py $(COMMON) $(TRAIN_FLAGS) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS)
 
-$(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py $(PKG) $(call stale,maps/embeddings.csv)
+$(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py $(call uses,analysis/decals_3.py) $(call stale,maps/embeddings.csv)
 	$(PY) analysis/decals_3.py $(COMMON)
 
-$(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py $(PKG) $(call stale,outliers/outlier_scores.csv)
+$(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py $(call uses,analysis/decals_4.py) $(call stale,outliers/outlier_scores.csv)
 	$(PY) analysis/decals_4.py $(COMMON) --mock-dir $(MOCK_DIR) --quiet
 
-$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py $(PKG) $(call stale,classification/results.csv)
+$(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py $(call uses,analysis/decals_5.py) $(call stale,classification/results.csv)
 	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 --quiet
 
 # Part II -----------------------------------------------------------------------------------
-$(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py $(PKG) $(call stale,transfer/pairs.csv)
+$(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py $(call uses,transfer/make_pairs.py) $(call stale,transfer/pairs.csv)
 	$(PY) transfer/make_pairs.py $(COMMON) --decals-catalog $(MOCK_DIR)/gz_decals.parquet --bass-catalog $(MOCK_DIR)/gz_bass_mzls.parquet --decals-images $(MOCK_DIR)/decals --bass-images $(MOCK_DIR)/bass_mzls
 
-$(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py $(PKG) $(call stale,transfer/metrics_before.json)
+$(RUN)/transfer/metrics_before.json: $(RUN)/transfer/pairs.csv transfer/no_tf.py $(call uses,transfer/no_tf.py) $(call stale,transfer/metrics_before.json)
 	$(PY) transfer/no_tf.py $(COMMON)
 
-$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py $(PKG) $$(call stale,transfer/$$*/best.pt)
+$(RUN)/transfer/%/best.pt: $(RUN)/transfer/metrics_before.json $(RUN)/.settings_adapt transfer/adapt.py $(call uses,transfer/adapt.py) $$(call stale,transfer/$$*/best.pt)
 	$(PY) transfer/adapt.py $(COMMON) --method $* --lambda $(DEMO_LAMBDA_$*) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --quiet
 
-$(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py $(PKG) $(call stale,transfer/before_after.csv)
+$(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/paired/best.pt transfer/evaluate.py $(call uses,transfer/evaluate.py) $(call stale,transfer/before_after.csv)
 	$(PY) transfer/evaluate.py $(COMMON)
 
-$(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(PKG) $(call stale,similarity/precision_at_10.csv)
+$(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(call uses,analysis/decals_6.py) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
 
 # Survey-gap sweep (its own target: about 12 minutes on 2 cores): the north rendered at several gaps,
 # no transfer vs MMD vs paired adaptation at each; table and figure in RUN/gap_sweep/, summarised in REPORT.md
 .PHONY: gap-sweep
 gap-sweep: $(RUN)/gap_sweep/gap_sweep.csv
-$(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt transfer/gap_sweep.py $(PKG)
+$(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt transfer/gap_sweep.py $(call uses,transfer/gap_sweep.py)
 	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --quiet
 
 # Explorer page: one self-contained HTML file; its neighbours are decals_6's (same model, same latents)
-$(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(PKG) $(call stale,explorer/index.html)
+$(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(call uses,analysis/explore.py) $(call stale,explorer/index.html)
 	$(PY) analysis/explore.py $(COMMON) --quiet
 
 # Feature scorecard: the run's latents against pixel PCA, aligned-pixel PCA, morphology and a contrastive
@@ -189,5 +193,5 @@ REPORT_INPUTS := $(RUN)/latent_size/latent_size.csv $(RUN)/maps/embeddings.csv $
 	$(RUN)/classification/results.csv $(RUN)/transfer/before_after.csv $(RUN)/similarity/precision_at_10.csv \
 	$(RUN)/explorer/index.html $(RUN)/scorecard/scorecard.csv $(NOTEBOOK_FILES)
 
-$(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py $(PKG)
+$(RUN)/REPORT.md: $(REPORT_INPUTS) analysis/report.py $(call uses,analysis/report.py)
 	$(PY) analysis/report.py $(COMMON) --mock-dir $(MOCK_DIR)

@@ -62,13 +62,14 @@ from pathlib import Path
 import numpy as np
 
 from VAE_model import runfiles
-from VAE_model.data import write_train_list
+from VAE_model.cli_args import (add_quiet_argument, add_runtime_arguments, add_workers_argument, cli_main,
+                                describe_args, fraction_below_one, image_side)
+from VAE_model.errors import Interrupted
 from VAE_model.image_scan import find_images, one_image_per_galaxy, scan_images
 from VAE_model.imageio import (ASINH_MAX_NMGY, DEFAULT_MAX_MASKED_FRACTION, PIXEL_SCALE_ARCSEC, PIXEL_SCALE_TOLERANCE,
                                SATURATED_WARN_FRACTION, ImageError, header_pixel_scale, image_stem, is_fits,
                                read_header, resample_fits)
-from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, add_workers_argument, describe_args,
-                               fraction_below_one, image_side)
+from VAE_model.readers import write_train_list
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -244,6 +245,7 @@ def write_rejected(rejected: list[tuple[str, str]], path: Path) -> None:
         writer.writerows(rejected)
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     images = args.images
@@ -251,8 +253,13 @@ def main(argv=None) -> int:
         from VAE_model.mock import build_mock_survey, mock_is_current
 
         if not mock_is_current(args.mock_dir, args.mock, args.image_size, args.seed, gap=args.mock_gap):
-            build_mock_survey(args.mock_dir, args.mock, image_size=args.image_size, seed=args.seed, workers=args.workers,
-                              gap=args.mock_gap)
+            try:
+                build_mock_survey(args.mock_dir, args.mock, image_size=args.image_size, seed=args.seed,
+                                  workers=args.workers, gap=args.mock_gap)
+            except KeyboardInterrupt:
+                # the survey's summary file is written last, so the unfinished render is never taken as current
+                raise Interrupted(f"mock survey render in {args.mock_dir} interrupted (Ctrl-C); it is not used: "
+                                  "the same command renders it again") from None
         else:
             print(f"mock survey in {args.mock_dir} is current ({args.mock} galaxies, {args.image_size} px, seed {args.seed})")
         images = images or str(Path(args.mock_dir) / runfiles.MOCK_DECALS_IMAGES)

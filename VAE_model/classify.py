@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .errors import NotEnoughDataError
+
 MODELS = ("random_forest", "knn", "logistic")
 RF_TREES = 200          # reference forest size
 KNN_NEIGHBOURS = 10
 LOGISTIC_MAX_ITER = 2000
 
 
-class NotEnoughClassesError(ValueError):
+class NotEnoughClassesError(NotEnoughDataError):
     """Fewer than two classes with enough members to cross-validate; str() says why."""
 
 

@@ -20,64 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import GalaxyVAEError
 from .imageio import STRETCH, ImageError, load_image
+from .files import atomic_write, write_json
+from .imagelist import DataError, read_image_list, write_image_list
+from .readers import write_train_list  # noqa: F401  (kept importable from here)
 from .provenance import image_set_identity
 
 CACHE_VERSION = 2
-
-
-class DataError(GalaxyVAEError, ValueError):
-    """Unusable image list or cache; str() is one line naming the file."""
-
-
-def read_image_list(path: str | Path) -> list[str]:
-    """Paths listed one per line (blank lines and '#' comments ignored)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: image list not found; run make_datatxt.py first")
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    paths = [line for line in lines if line and not line.startswith("#")]
-    if not paths:
-        raise DataError(f"{path}: image list is empty")
-    return paths
-
-
-def write_image_list(paths, path: str | Path) -> None:
-    """Write one path per line; an unchanged list is left untouched (its time stamp drives re-runs)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{p}\n" for p in paths)
-    if path.exists() and path.read_text() == text:
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_train_list(run, paths, image_size: int | None = None, folder=None, summary: dict | None = None,
-                     name: str = "train.txt", also_recorded=()) -> Path:
-    """Write RUN/train.txt (or ``name``) with its summary and provenance: the list stays current while
-    the images it names (and, when given, the scanned ``folder``'s files) keep their sizes and times.
-    ``also_recorded``: other run files written from the same scan (the rejected list, the image table)."""
-    from . import provenance, runfiles
-    from .imageio import is_image_file
-    from .runtime import write_json
-
-    run = Path(run)
-    paths = [str(p) for p in paths]
-    output = run / name
-    write_image_list(paths, output)
-    summary = {"n_accepted": len(paths), "list": str(output), "image_size": image_size, **(summary or {})}
-    outputs = [name, *also_recorded]
-    if name == runfiles.TRAIN_TXT:
-        write_json(summary, run / runfiles.DATATXT_SUMMARY)
-        outputs.append(runfiles.DATATXT_SUMMARY)
-    inputs = [provenance.Input.images(output, paths)]
-    if folder is not None:
-        inputs.append(provenance.Input.folder(folder, is_image_file))
-    provenance.record(run, outputs, inputs, "make_datatxt.py", summary)
-    return output
 
 
 def image_name(path: str) -> str:
@@ -122,21 +71,14 @@ def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, w
             "dtype": "uint8", "scale": 255, "stretch": STRETCH}
     if array_path.exists() and meta_path.exists() and _same_content(json.loads(meta_path.read_text()), meta):
         return np.load(array_path, mmap_mode="r")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # one temporary name per process: two builds at once never write into one file
-    tmp_path = cache_dir / f".{stem}.{os.getpid()}.building.npy"
-    try:
+    # the array under a temporary name per process: two builds at once never write into one file
+    with atomic_write(array_path, "path") as tmp_path:
         array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
                                           shape=(len(paths), 3, image_size, image_size))
         _fill_cache(array, paths, image_size, workers, progress)
         array.flush()
         del array
-        os.replace(tmp_path, array_path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp_meta, meta_path)
+    write_json(meta, meta_path)
     return np.load(array_path, mmap_mode="r")
 
 
@@ -152,7 +94,10 @@ def _fill_cache(array, paths, image_size, workers, progress) -> None:
         return
     from multiprocessing import get_context
 
-    with get_context("spawn").Pool(workers) as pool:
+    from .cli_args import ignore_interrupts
+
+    # the workers ignore Ctrl-C: the main process alone stops (one line, no traceback per worker)
+    with get_context("spawn").Pool(workers, initializer=ignore_interrupts) as pool:
         for i, image in enumerate(tqdm(pool.imap(_load_uint8, jobs, chunksize=16), **bar)):
             array[i] = image
 
@@ -263,11 +208,18 @@ def device_batches(loader, device: torch.device, channels_last: bool = False):
 
 
 def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic train/validation split of ``range(n_images)`` by the seed."""
-    order = np.random.default_rng(seed).permutation(n_images)
+    """Deterministic train/validation split of ``range(n_images)`` by the seed.
+
+    A split that leaves no image to train on is refused (DataError naming the counts): training on
+    0 images would "finish" and save an untrained best.pt."""
     n_val = int(round(n_images * val_fraction)) if val_fraction > 0 else 0
     if val_fraction > 0:
-        n_val = max(1, min(n_val, n_images - 1))
+        n_val = max(1, min(n_val, n_images - 1))   # at least one of each when there are two images
+    if n_images - n_val < 1:
+        held = f" with {n_val} held out for validation (--val-fraction {val_fraction:g})" if n_val else ""
+        raise DataError(f"{n_images} image(s){held} leave 0 to train on; list more images "
+                        f"(make_datatxt.py){' or give --val-fraction 0' if n_val else ''}")
+    order = np.random.default_rng(seed).permutation(n_images)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

@@ -25,3 +25,11 @@ class RunLockedError(GalaxyVAEError):
 
 class RunPathError(GalaxyVAEError):
     """A run-directory path that cannot be used (read-only, a file where a folder should be, ...)."""
+
+
+class NotEnoughDataError(GalaxyVAEError, ValueError):
+    """Too few images, galaxies, pairs or classes for what was asked (the message names the counts)."""
+
+
+class Interrupted(GalaxyVAEError):
+    """Ctrl-C inside a stage: the message says what was kept and the command that continues."""

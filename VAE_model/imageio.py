@@ -64,6 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GalaxyVAEError
+from .files import atomic_write
 
 BANDS = ("g", "r", "z")
 PIXEL_SCALE_ARCSEC = 0.262          # native Legacy Survey pixel, arcsec/pixel (Dey et al. 2019)
@@ -633,11 +634,9 @@ def resample_fits(path: str | Path, out_path: str | Path, scale_arcsec: float = 
             header[key] = float(n_out[1] if key == "IMAGEW" else n_out[0])
     header["HISTORY"] = f"resampled from {scale:.5f} to {header['PIXSCALE']:.5f} arcsec/px by Galaxy_VAE"
     header["HISTORY"] = f"source: {path.name}"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
     hdu = fits.PrimaryHDU(out if data.ndim == 3 else out[0], header=header)
-    hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
-    tmp.replace(out_path)
+    with atomic_write(out_path, "path") as tmp:
+        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
     return read_cutout(out_path)[1]
 
 
@@ -651,8 +650,5 @@ def write_fits_cutout(path: str | Path, flux_nmgy: np.ndarray, header_cards: dic
     header["BUNIT"] = ("nanomaggy", "AB zero point 22.5 mag")
     for key, value in header_cards.items():
         header[key] = value
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fits.PrimaryHDU(np.asarray(flux_nmgy, dtype=np.float32), header=header).writeto(tmp, overwrite=True)
-    tmp.replace(path)
+    with atomic_write(path, "path") as tmp:
+        fits.PrimaryHDU(np.asarray(flux_nmgy, dtype=np.float32), header=header).writeto(tmp, overwrite=True)

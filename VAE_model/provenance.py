@@ -126,20 +126,27 @@ def record_path(run: str | Path, name: str) -> Path:
     return Path(run) / RECORD_DIR / f"{name}.json"
 
 
-def record(run: str | Path, outputs, inputs: list[Input], stage: str, settings: dict | None = None) -> None:
-    """Write the provenance record of each output (run-relative names) once the outputs are written."""
-    from .runtime import git_commit, write_json
+def record(run: str | Path, outputs, inputs: list[Input], stage: str, settings: dict | None = None,
+           stopped: str | None = None) -> None:
+    """Write the provenance record of each output (run-relative names) once the outputs are written.
+
+    ``stopped``: the stage wrote these files but did not finish (a non-finite loss, Ctrl-C, an error);
+    the record says so, and ``problem`` gives that as the reason they cannot be used."""
+    from .cli_args import git_commit
+    from .files import write_json
 
     run = Path(run)
     described = [entry.describe(run) for entry in inputs]
     settings = dict(settings or {})
     for name in outputs:
         name = str(name)
-        write_json({"file": name, "identity": file_identity(run / name), "stage": stage,
-                    "command": settings.get("command", stage), "settings": settings,
-                    "git_commit": settings.get("git_commit") or git_commit(),
-                    "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "inputs": described}, record_path(run, name))
+        entry = {"file": name, "identity": file_identity(run / name), "stage": stage,
+                 "command": settings.get("command", stage), "settings": settings,
+                 "git_commit": settings.get("git_commit") or git_commit(),
+                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "inputs": described}
+        if stopped:
+            entry["stopped"] = stopped
+        write_json(entry, record_path(run, name))
 
 
 def read_record(run: str | Path, name: str) -> dict | None:
@@ -154,7 +161,7 @@ def _unchanged(kind: str, recorded: dict, path: Path) -> bool | None:
     """Whether ``path`` still has the ``recorded`` identity (None: it no longer exists). A file is
     unchanged when its size and content are: its content is hashed only when its time stamp moved."""
     if kind == "images":
-        from .data import read_image_list
+        from .imagelist import read_image_list
 
         return recorded == image_set_identity(read_image_list(path)) if path.exists() else None
     if kind == "folder":
@@ -171,22 +178,27 @@ def _unchanged(kind: str, recorded: dict, path: Path) -> bool | None:
     return stat.st_mtime_ns == recorded.get("mtime_ns") or file_digest(path) == recorded["sha256"]
 
 
-def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True) -> str | None:
+def problem(run: str | Path, name: str, made_by: str, own_identity: bool = True, inputs: bool = True) -> str | None:
     """Why RUN/name cannot be used as it is (one line), or None when it is current.
 
     ``own_identity=False`` checks only the inputs (a checkpoint that a killed run may have written
-    after its last record is still resumable, as long as what it was trained from is unchanged)."""
+    after its last record is still resumable, as long as what it was trained from is unchanged);
+    ``inputs=False`` checks only the file itself (a settings file read for its settings, not its results)."""
     run = Path(run)
     path = run / name
     rerun = f"re-run `{made_by}`"
-    if not path.exists():
-        return f"{path}: not found; run `{made_by}` first"
     saved = read_record(run, name)
+    if not path.exists():
+        if saved is not None:
+            return f"{path}: not found, although {saved['stage']} wrote it ({saved.get('created_utc', '?')}): deleted since; {rerun}"
+        return f"{path}: not found; run `{made_by}` first"
     if saved is None:
         return f"{path}: no provenance record ({record_path(run, name)} missing: made by an older version?); {rerun}"
+    if own_identity and saved.get("stopped"):
+        return f"{path}: written by a run of {saved['stage']} that did not finish ({saved['stopped']}); {rerun}"
     if own_identity and not _unchanged("file", saved["identity"], path):
         return f"{path}: changed after {saved['stage']} wrote it (another run or an edit by hand); {rerun}"
-    for entry in saved["inputs"]:
+    for entry in saved["inputs"] if inputs else []:
         shown = run / entry["path"] if entry.get("in_run") else entry["path"]
         unchanged = _unchanged(entry["kind"], entry["identity"], Path(shown))
         if unchanged is None:
@@ -235,14 +247,21 @@ def main(argv=None) -> int:
     one.add_argument("run")
     one.add_argument("file", help="run-relative name, e.g. latents/mu.npy")
     args = parser.parse_args(argv)
+    run = Path(args.run)
+    if not run.is_dir():
+        print(f"error: {run}: {'is a file, not' if run.exists() else 'no such'} run directory", file=sys.stderr)
+        return 2
     if args.command == "stale":
-        for name, reason in stale_files(args.run):
+        for name, reason in stale_files(run):
             print(name)
             print(f"out of date: {reason}", file=sys.stderr)
         return 0
-    saved = read_record(args.run, args.file)
-    reason = problem(args.run, args.file, saved["stage"] if saved else "its stage")
-    print(reason or f"{Path(args.run) / args.file}: current")
+    saved = read_record(run, args.file)
+    if saved is None and not (run / args.file).exists():
+        print(f"{run / args.file}: not found, and no stage has written it in this run (no {record_path(run, args.file)})")
+        return 1
+    reason = problem(run, args.file, saved["stage"] if saved else "the stage that writes it")
+    print(reason or f"{run / args.file}: current")
     return 1 if reason else 0
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 from . import provenance
 from . import runfiles as rf
 from .errors import StaleInputError
+from .imagelist import read_image_list
+from .stage import note_input
 
 # the stage that writes each file (the command a message tells the user to run)
 MAKE_DATATXT = "make_datatxt.py"
@@ -38,18 +40,50 @@ def _command(stage: str, run) -> str:
     return f"{stage} --run {run}"
 
 
-def checked(run, name: str, stage: str) -> Path:
-    """RUN/name after its provenance check (the path)."""
+def checked(run, name: str, stage: str, as_input: bool = True) -> Path:
+    """RUN/name after its provenance check (the path). The stage running on ``run`` (VAE_model/stage.py)
+    records it among its inputs, unless ``as_input=False`` (a file read for a hint, not a result made
+    from it, e.g. the main run's settings that the latent-size study copies)."""
     provenance.check(run, name, _command(stage, run))
-    return Path(run) / name
+    path = Path(run) / name
+    if as_input:
+        note_input(run, provenance.Input.file(path))
+    return path
 
 
 # ----------------------------------------------------------------------------- images
 def read_train_list(run, name: str = rf.TRAIN_TXT, stage: str = MAKE_DATATXT) -> list[str]:
     """The image paths of RUN/train.txt (or another list a stage wrote), current with the images on disk."""
-    from .data import read_image_list
+    path = checked(run, name, stage)
+    paths = read_image_list(path)
+    note_input(run, provenance.Input.images(path, paths))
+    return paths
 
-    return read_image_list(checked(run, name, stage))
+
+def write_train_list(run, paths, image_size: int | None = None, folder=None, summary: dict | None = None,
+                     name: str = rf.TRAIN_TXT, also_recorded=()) -> Path:
+    """Write RUN/train.txt (or ``name``) with its summary and provenance, as one stage (make_datatxt.py):
+    the list stays current while the images it names (and, when given, the scanned ``folder``'s files)
+    keep their sizes and times. ``also_recorded``: other run files written from the same scan (the
+    rejected list, the image table)."""
+    from .files import write_json
+    from .imageio import is_image_file
+    from .imagelist import write_image_list
+    from .stage import Stage
+
+    run = Path(run)
+    paths = [str(p) for p in paths]
+    summary = {"n_accepted": len(paths), "list": str(run / name), "image_size": image_size, **(summary or {})}
+    with Stage(run, MAKE_DATATXT, settings=summary) as stage:
+        output = stage.output(name)
+        write_image_list(paths, output)
+        if name == rf.TRAIN_TXT:
+            write_json(summary, stage.output(rf.DATATXT_SUMMARY))
+        stage.wrote(*also_recorded)
+        stage.uses(provenance.Input.images(output, paths))
+        if folder is not None:
+            stage.uses(provenance.Input.folder(folder, is_image_file))
+    return output
 
 
 def train_list_input(list_path, paths: list[str]) -> list[provenance.Input]:
@@ -80,6 +114,7 @@ def external_checkpoint(run, path) -> Path:
             from .errors import MissingInputError
 
             raise MissingInputError(f"{path}: checkpoint not found")
+        note_input(run, provenance.Input.file(path))
         return path
     return checked(run, name, TRAIN)
 
@@ -171,6 +206,72 @@ def read_json(run, name: str, stage: str) -> dict:
     import json
 
     return json.loads(checked(run, name, stage).read_text())
+
+
+def read_settings(run, name: str, stage: str) -> dict | None:
+    """A configuration another stage wrote (the main run's args.json), read for the settings it names:
+    None when absent; refused when edited by hand or left by a run that did not finish. Not an input,
+    and not refused when its own inputs changed since: a newer image list does not change which
+    learning rate the main run was given."""
+    import json
+
+    path = Path(run) / name
+    if not path.exists():
+        return None
+    reason = provenance.problem(run, name, _command(stage, run), inputs=False)
+    if reason is not None:
+        raise StaleInputError(reason)
+    return json.loads(path.read_text())
+
+
+def current_or_none(run, name: str, stage: str) -> Path | None:
+    """RUN/name when it exists and is current (recorded as an input), else None: for a file a stage
+    can do without (the main run's split, which the latent-size study otherwise draws the same way)."""
+    path = Path(run) / name
+    if not path.exists() or provenance.problem(run, name, _command(stage, run)) is not None:
+        return None
+    note_input(run, provenance.Input.file(path))
+    return path
+
+
+# ----------------------------------------------------------------------------- similarity search (analysis/decals_6.py)
+SIMILARITY = "analysis/decals_6.py"
+
+
+def _checked_if_recorded(run, name: str, stage: str) -> Path:
+    """RUN/name, checked as every run file when decals_6 recorded it (older decals_6 runs stamped their
+    latents with the model's SHA-256 instead; that stamp is checked by the caller)."""
+    if provenance.read_record(run, name) is not None:
+        return checked(run, name, stage)
+    path = Path(run) / name
+    note_input(run, provenance.Input.file(path))
+    return path
+
+
+def read_similarity_latents(run, key: str, checkpoint, made_by: str) -> np.ndarray:
+    """decals_6's latents of the index for one model/orientation key (similarity/latents_<key>.npy):
+    made with ``checkpoint`` as it is now (its SHA-256 stamp), one row per image of train.txt."""
+    import json
+
+    name = rf.SIMILARITY_LATENTS.format(model=key)
+    path = Path(run) / name
+    if not path.exists():
+        from .errors import MissingInputError
+
+        raise MissingInputError(f"{path}: not found; run `{made_by}` first")
+    path = _checked_if_recorded(run, name, made_by)
+    stamp_path = path.with_suffix(".json")
+    recorded = json.loads(stamp_path.read_text()).get("checkpoint_sha256") if stamp_path.exists() else None
+    if recorded is None or recorded != provenance.file_digest(checkpoint):
+        raise StaleInputError(f"{path}: not made with the current {checkpoint} (stamp {stamp_path}); rerun `{made_by}`")
+    return np.load(path)
+
+
+def read_index_positions(run) -> pd.DataFrame | None:
+    """RA/Dec decals_6 found for the index (similarity/index_positions.csv), None when it has not run."""
+    if not (Path(run) / rf.SIMILARITY_POSITIONS_CSV).exists():
+        return None
+    return pd.read_csv(_checked_if_recorded(run, rf.SIMILARITY_POSITIONS_CSV, SIMILARITY))
 
 
 def images_pixel_scale(run, image_size: int) -> float:

@@ -74,9 +74,13 @@ def require(path: str | Path, made_by: str) -> Path:
 
 
 def run_path(run_dir: str | Path, name: str) -> Path:
-    """Path of a named run file, creating its parent folder."""
+    """Path of a named run file to write, creating its parent folder; the stage running on ``run_dir``
+    (VAE_model/stage.py) records it among its outputs."""
+    from .stage import note_output
+
     path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
+    note_output(run_dir, name)
     return path
 
 # --- more names: analysis/decals_1.py .. decals_3.py -------------------------------------

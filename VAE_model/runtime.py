@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import random
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import GalaxyVAEError, RunPathError
+from .files import atomic_write, write_json  # noqa: F401  (write_json: kept importable from here)
 
 
 # ----------------------------------------------------------------------------- device
@@ -68,84 +67,10 @@ def pick_precision(device: torch.device, amp: str = "auto") -> Precision:
     return Precision(device, enabled and device.type in ("cuda", "cpu"))
 
 
-def add_runtime_arguments(parser) -> None:
-    """Flags every script shares: --run, --seed, --device."""
-    from .runfiles import DEFAULT_RUN
-
-    # --run-dir: the same flag under torchrun, whose own --run-path makes a bare --run ambiguous
-    parser.add_argument("--run", "--run-dir", dest="run", default=DEFAULT_RUN,
-                        help="run directory (default: %(default)s); spell it --run-dir after torchrun")
-    parser.add_argument("--seed", type=int, default=0, help="random seed, recorded with every result (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda[:N]'")
-
-
-def _checked(kind: str, test, convert=float):
-    """An argparse type: converts, then checks; a bad value gives one line naming the flag."""
-    import argparse
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"must be {kind}, got {text}")
-        return value
-
-    parse.__name__ = kind
-    return parse
-
-
-positive_int = _checked("an integer >= 1", lambda v: v >= 1, int)
-positive_float = _checked("a number > 0", lambda v: v > 0 and math.isfinite(v))
-non_negative_float = _checked("a number >= 0", lambda v: v >= 0 and math.isfinite(v))
-fraction_below_one = _checked("a fraction with 0 <= f < 1", lambda v: 0 <= v < 1)
-image_side = _checked("a multiple of 64 (>= 64)", lambda v: v >= 64 and v % 64 == 0, int)
-
-
-def add_amp_argument(parser) -> None:
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
-                        help="mixed precision: auto (bfloat16/float16 on CUDA, float32 on CPU), on, off")
-
-
-def add_quiet_argument(parser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def add_batch_size_argument(parser, default: int, what: str = "images per batch") -> None:
-    parser.add_argument("--batch-size", type=positive_int, default=default, help=f"{what} (default: %(default)s)")
-
-
-def add_workers_argument(parser) -> None:
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="worker processes for decoding images (default: all cores, at most 8)")
-
-
-def add_mock_dir_argument(parser) -> None:
-    """--mock-dir: where the mock survey (and its ground truth, used only to score results) lives."""
-    from .runfiles import DEFAULT_MOCK_DIR
-
-    parser.add_argument("--mock-dir", default=DEFAULT_MOCK_DIR,
-                        help="mock survey folder; its truth table scores the results (never used to compute "
-                             "them); 'none' on real data (default: %(default)s)")
-
-
-def cli_main(main):
-    """Wrap a script's main(argv): an expected error (GalaxyVAEError, or an OSError on a run path)
-    becomes one line on stderr and exit status 1, never a traceback."""
-    import functools
-
-    @functools.wraps(main)
-    def wrapped(argv=None) -> int:
-        try:
-            return main(argv)
-        except GalaxyVAEError as error:
-            print(f"error: {error}", file=sys.stderr)
-        except OSError as error:
-            print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return 1
-
-    return wrapped
+# the flags and cli_main live in cli_args (no torch); kept importable from here
+from .cli_args import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,  # noqa: F401
+                       add_runtime_arguments, add_workers_argument, cli_main, fraction_below_one, image_side,
+                       describe_args, git_commit, non_negative_float, positive_float, positive_int)
 
 
 # ----------------------------------------------------------------------------- run directories
@@ -277,65 +202,10 @@ def cleanup_distributed(info: DistInfo) -> None:
 
 # ----------------------------------------------------------------------------- files
 def atomic_torch_save(obj, path: str | Path) -> None:
-    """Write to a temporary file, flush to disk, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise RunPathError(f"{path}: is a directory, cannot write a checkpoint there")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        raise RunPathError(f"{path}: cannot write ({error.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(data, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, path)
-    except OSError as error:
-        raise RunPathError(f"{path}: cannot write ({error.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (Path, torch.device)):
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parent.parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def describe_args(args, **extra) -> dict:
-    """The configuration record saved next to a result: all flags, the git commit, the command."""
-    record = dict(vars(args)) if args is not None else {}
-    record.update(extra)
-    record["git_commit"] = git_commit()
-    record["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    return record
+    """torch.save through files.atomic_write: a reader never sees half a checkpoint, and a full disk
+    is one line naming the file (RunPathError), with the previous checkpoint kept."""
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -17,6 +17,7 @@ import torch
 
 from . import runfiles
 from .errors import GalaxyVAEError
+from .files import atomic_write
 from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
 from .imageio import PIXEL_SCALE_ARCSEC
 from .models import VAE, VAEConfig, vae_loss
@@ -265,14 +266,11 @@ def save_training_checkpoint(path, model: VAE, optimizer, scaler, epoch: int, hi
 
 def write_csv_rows(rows: list[dict], fields: list[str], path: str | Path) -> None:
     """Write per-epoch rows as CSV (atomically: a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({key: row.get(key) for key in fields})
-    tmp.replace(path)
 
 
 def write_history(history: list[dict], path: str | Path) -> None:

@@ -40,7 +40,9 @@ from VAE_model import provenance, runfiles
 from VAE_model.catalog import CAMPAIGNS, CatalogError, apply_min_votes, read_catalog
 from VAE_model.morph_classes import (CLASS_QUESTIONS, DEFAULT_THRESHOLD, label_column_classes, select_classes,
                                      skipped_line)
-from VAE_model.runtime import add_runtime_arguments, describe_args, write_json
+from VAE_model.cli_args import add_runtime_arguments, cli_main, describe_args
+from VAE_model.files import write_json
+from VAE_model.stage import Stage
 
 DEFAULT_CATALOG = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_DECALS_CATALOG}"
 
@@ -156,22 +158,19 @@ def note_lines(notes: dict, min_votes: int) -> list[str]:
     return lines
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     label_columns = split_names(args.label_column)
-    try:
+    with Stage(args.run, "analysis/decals_1.py", args) as stage:
         selection, counts, n_catalog, notes = select(args.catalog, args.threshold, args.min_votes, label_columns,
                                                      args.campaign, args.duplicates)
-    except CatalogError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    write_selection(args.run, selection, counts)
-    write_json(describe_args(args, catalog_path=str(Path(args.catalog).resolve()), n_catalog=n_catalog,
-                             n_selected_rows=len(selection), n_selected_galaxies=int(selection["iauname"].nunique()),
-                             **notes),
-               runfiles.run_path(args.run, runfiles.SELECTION_CONFIG_JSON))
-    provenance.record(args.run, [runfiles.SELECTION_CLASSES_CSV, runfiles.CLASS_COUNTS_CSV, runfiles.SELECTION_CONFIG_JSON],
-                      [provenance.Input.file(args.catalog)], "analysis/decals_1.py", describe_args(args))
+        stage.uses(provenance.Input.file(args.catalog))
+        write_selection(args.run, selection, counts)
+        write_json(describe_args(args, catalog_path=str(Path(args.catalog).resolve()), n_catalog=n_catalog,
+                                 n_selected_rows=len(selection), n_selected_galaxies=int(selection["iauname"].nunique()),
+                                 **notes),
+                   runfiles.run_path(args.run, runfiles.SELECTION_CONFIG_JSON))
     print(counts.to_string(index=False))
     for line in note_lines(notes, args.min_votes):
         print(line)

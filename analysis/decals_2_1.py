@@ -41,15 +41,18 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import NAME_MATCH_TOLERANCE_ARCSEC, CatalogError, cross_match, read_catalog, separation_arcsec
-from VAE_model.data import image_name, read_image_list
-from VAE_model.imageio import image_position
-from VAE_model.runtime import add_quiet_argument, add_runtime_arguments, cli_main, describe_args, write_json
+from VAE_model.catalog import NAME_MATCH_TOLERANCE_ARCSEC, cross_match, read_catalog, separation_arcsec
+from VAE_model.errors import GalaxyVAEError
+from VAE_model.imagelist import read_image_list
+from VAE_model.imageio import image_position, image_stem
+from VAE_model.cli_args import add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.files import write_json
+from VAE_model.stage import Stage
 
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
 
 
-class MatchError(RuntimeError):
+class MatchError(GalaxyVAEError):
     """No usable overlap between catalog and images; str() is one line."""
 
 
@@ -99,7 +102,7 @@ def match_by_name(iaunames, paths: list[str]) -> np.ndarray:
     is the name of two listed images (it could be paired with either)."""
     rows: dict[str, list[int]] = {}
     for row, path in enumerate(paths):
-        rows.setdefault(image_name(path), []).append(row)
+        rows.setdefault(image_stem(path), []).append(row)
     wanted = {str(name) for name in iaunames}
     twice = [name for name, found in rows.items() if len(found) > 1 and name in wanted]
     if twice:
@@ -219,31 +222,31 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
     list_path = args.image_list or f"{run}/{runfiles.TRAIN_TXT}"
-    try:
+    with Stage(run, "analysis/decals_2_1.py", args) as stage:
         selection = readers.read_table(run, runfiles.SELECTION_CLASSES_CSV, readers.SELECT, ("iauname", "question", "label"),
                                        dtype={"iauname": str, "label": str})
         config = readers.read_json(run, runfiles.SELECTION_CONFIG_JSON, readers.SELECT)
-        paths = read_image_list(list_path) if args.image_list else readers.read_train_list(run)
+        if args.image_list:
+            paths = read_image_list(list_path)
+            stage.uses(*readers.train_list_input(list_path, paths))
+        else:
+            paths = readers.read_train_list(run)
         # read as decals_1 read it (ra/dec optional: needed for position matching only)
-        catalog = read_catalog(args.catalog or config["catalog_path"], required=("iauname",),
+        catalog_path = args.catalog or config["catalog_path"]
+        catalog = read_catalog(catalog_path, required=("iauname",),
                                campaign=config.get("campaign"), duplicates=config.get("duplicates", "error"))
+        stage.uses(provenance.Input.file(catalog_path))
         catalog_index, method = match_catalog(catalog, paths, args.match, args.radius_arcsec, args.workers,
                                              progress=not args.quiet)
-    except (CatalogError, MatchError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    classes = class_index(selection, catalog_index)
-    catalog_index.to_csv(runfiles.run_path(run, runfiles.CATALOG_INDEX_CSV), index=False)
-    classes.to_csv(runfiles.run_path(run, runfiles.CLASS_INDEX_CSV), index=False)
-    summary = match_summary(selection, classes, catalog_index, len(paths))
-    summary["warnings"] = catalog_index.attrs.get("warnings", [])
-    for line in summary["warnings"]:
-        print(line)
-    write_json({**describe_args(args, method_used=method), **summary}, runfiles.run_path(run, runfiles.MATCH_SUMMARY_JSON))
-    provenance.record(run, [runfiles.CATALOG_INDEX_CSV, runfiles.CLASS_INDEX_CSV, runfiles.MATCH_SUMMARY_JSON],
-                      [provenance.Input.file(Path(run) / runfiles.SELECTION_CLASSES_CSV), provenance.Input.file(list_path),
-                       provenance.Input.file(args.catalog or config["catalog_path"])],
-                      "analysis/decals_2_1.py", describe_args(args, method_used=method))
+        stage.settings["method_used"] = method
+        classes = class_index(selection, catalog_index)
+        catalog_index.to_csv(runfiles.run_path(run, runfiles.CATALOG_INDEX_CSV), index=False)
+        classes.to_csv(runfiles.run_path(run, runfiles.CLASS_INDEX_CSV), index=False)
+        summary = match_summary(selection, classes, catalog_index, len(paths))
+        summary["warnings"] = catalog_index.attrs.get("warnings", [])
+        for line in summary["warnings"]:
+            print(line)
+        write_json({**describe_args(args, method_used=method), **summary}, runfiles.run_path(run, runfiles.MATCH_SUMMARY_JSON))
     print(pd.DataFrame(summary["per_class"]).to_string(index=False))
     print(f"done: matched by {method}; {summary['n_selected_with_image']} of {summary['n_selected_galaxies']} selected "
           f"galaxies have an image ({summary['n_selected_without_image']} without); {summary['n_catalog_with_image']} of "

@@ -33,6 +33,7 @@ Next: analysis/decals_3.py (PCA / t-SNE / UMAP maps).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -50,7 +51,8 @@ from VAE_model.features import encode_arrays, encode_pose_arrays
 from VAE_model.morph_classes import CLASS_QUESTIONS
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,
-                               pick_device, pick_precision, seed_everything, write_json)
+                               pick_device, pick_precision, run_lock, seed_everything, write_json)
+from VAE_model.stage import Stage, note_output
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,6 +82,7 @@ def write_class_features(run_dir: str | Path, mu: np.ndarray, classes: pd.DataFr
         rows = classes[classes["question"] == question].sort_values("image_index")
         mu_path, labels_path = class_feature_paths(run_dir, question)
         mu_path.parent.mkdir(parents=True, exist_ok=True)
+        note_output(run_dir, *(str(Path(runfiles.LATENT_CLASSES_DIR) / p.name) for p in (mu_path, labels_path)))
         np.save(mu_path, mu[rows["image_index"].to_numpy(dtype=int)])
         rows[["image_index", "iauname", "label"]].to_csv(labels_path, index=False)
         counts[question] = len(rows)
@@ -124,49 +127,44 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     dist = init_distributed(device)
     seed_everything(args.seed)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(cleanup_distributed, dist)
+        if dist.is_main and Path(run).is_dir():   # not while Galaxy_VAE_n.py writes the model (it holds the lock)
+            stack.enter_context(run_lock(run))
+        stage = stack.enter_context(Stage(run, "analysis/decals_2_2.py", args, active=dist.is_main))
         paths = readers.read_train_list(run)
         checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint \
             else readers.checkpoint_path(run)
+        stage.uses(provenance.Input.file(checkpoint))
         classes = None
         if not args.skip_classes:
             if not (Path(run) / runfiles.CLASS_INDEX_CSV).exists():
                 print(f"note: no {Path(run) / runfiles.CLASS_INDEX_CSV} (no catalog matched yet): "
                       "writing the latents of all images, no per-class features")
             else:
-                classes = readers.read_class_index(run)
+                with stage.inputs_only_for(runfiles.LATENT_CLASSES_DIR):   # the latents themselves do not depend on it
+                    classes = readers.read_class_index(run)
                 check_class_index(classes, paths, run)
         start = time.perf_counter()
         mu, logvar, paths, config, pose = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
                                             device, args.amp, args.batch_size, dist, progress=not args.quiet)
         seconds = time.perf_counter() - start
-    finally:
-        cleanup_distributed(dist)
-    if not dist.is_main:
-        return 0
-    np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
-    np.save(runfiles.run_path(run, runfiles.LATENT_LOGVAR), logvar)
-    pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths], "path": paths}) \
-        .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
-    per_question = write_class_features(run, mu, classes) if classes is not None else {}
-    model_sha256 = provenance.file_digest(checkpoint)
-    latents_table(mu, logvar, paths, model_sha256, image_positions(paths), pose).to_parquet(
-        runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
-    record = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
-                           image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
-                           n_images=len(paths), device_used=str(device),
-                           precision=pick_precision(device, args.amp).describe(), world_size=dist.world_size,
-                           seconds=round(seconds, 2), class_galaxies_per_question=per_question)
-    write_json(record, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
-    outputs = [runfiles.LATENT_MU, runfiles.LATENT_LOGVAR, runfiles.LATENT_NAMES, runfiles.LATENT_TABLE_PARQUET,
-               runfiles.LATENT_CONFIG_JSON]
-    inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(Path(run) / runfiles.TRAIN_TXT, paths)]
-    provenance.record(run, outputs, inputs, "analysis/decals_2_2.py", record)
-    if per_question:   # the per-class files also depend on the class index
-        provenance.record(run, [f"{runfiles.LATENT_CLASSES_DIR}/{question}_{part}" for question in per_question
-                                for part in ("mu.npy", "labels.csv")],
-                          [*inputs, provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV)],
-                          "analysis/decals_2_2.py", record)
+        if not dist.is_main:
+            return 0
+        np.save(runfiles.run_path(run, runfiles.LATENT_MU), mu)
+        np.save(runfiles.run_path(run, runfiles.LATENT_LOGVAR), logvar)
+        pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths], "path": paths}) \
+            .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
+        per_question = write_class_features(run, mu, classes) if classes is not None else {}
+        model_sha256 = provenance.file_digest(checkpoint)
+        latents_table(mu, logvar, paths, model_sha256, image_positions(paths), pose).to_parquet(
+            runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
+        stage.settings = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
+                                       image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
+                                       n_images=len(paths), device_used=str(device),
+                                       precision=pick_precision(device, args.amp).describe(), world_size=dist.world_size,
+                                       seconds=round(seconds, 2), class_galaxies_per_question=per_question)
+        write_json(stage.settings, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
     classes_note = f", per-class features for {sum(per_question.values())} (question, galaxy) pairs" if per_question else ""
     print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "
           f"({len(paths) / max(seconds, 1e-9):.0f} images/s, {device}){classes_note}; in {Path(run) / runfiles.LATENTS_DIR}")

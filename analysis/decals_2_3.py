@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, readers, runfiles
+from VAE_model import readers, runfiles
 from VAE_model.data import DataError, image_cache, image_name, split_indices
 from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
@@ -66,6 +66,7 @@ from VAE_model.plots import save_image_grid
 from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, non_negative_float,
                                describe_args, load_checkpoint, load_model, pick_device, pick_precision,
                                seed_everything, write_json)
+from VAE_model.stage import Stage
 from VAE_model.training import TrainSettings, fit, settings_mismatch
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
@@ -124,22 +125,17 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
-    """Training settings of the sweep: flags, else the main run's args.json, else its checkpoint's
-    image size, else (image size) make_datatxt.py's summary, else the dataclass defaults. Returns the
-    dict, with where each value came from."""
-    recorded = {}
-    args_path = Path(run) / runfiles.TRAIN_ARGS
-    if args_path.exists():
-        recorded = json.loads(args_path.read_text())
+    """Training settings of the sweep: flags, else the main run's args.json, else (image size)
+    make_datatxt.py's summary, else the dataclass defaults. Returns the dict, with where each value
+    came from."""
+    # the main run's flags are settings to copy, not results made from the images (readers.read_settings)
+    recorded = readers.read_settings(run, runfiles.TRAIN_ARGS, readers.TRAIN) or {}
+    if recorded:
         recorded.setdefault("arch", LEGACY_ARCH)     # a main run from before --arch trained the light model
         recorded.setdefault("pose", "none")          # and one from before --pose the plain VAE
-    elif (Path(run) / runfiles.CHECKPOINT).exists():
-        model_config = VAEConfig.from_dict(load_checkpoint(Path(run) / runfiles.CHECKPOINT)["model_config"])
-        recorded = {"image_size": model_config.image_size, "arch": model_config.arch, "pose": model_config.pose}
-    summary_path = Path(run) / runfiles.DATATXT_SUMMARY
-    if recorded.get("image_size") is None and summary_path.exists():
+    if recorded.get("image_size") is None and (Path(run) / runfiles.DATATXT_SUMMARY).exists():
         # as Galaxy_VAE_n.py: the size make_datatxt.py validated the images at
-        recorded["image_size"] = json.loads(summary_path.read_text()).get("image_size")
+        recorded["image_size"] = readers.read_json(run, runfiles.DATATXT_SUMMARY, readers.MAKE_DATATXT).get("image_size")
     settings, source = {}, {}
     for key, default in TRAINING_DEFAULTS.items():
         flag = getattr(args, key)
@@ -156,11 +152,11 @@ def main_run_settings(run: str | Path, args: argparse.Namespace) -> dict:
 def read_split(run: str | Path, n_images: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """The main run's split (RUN/split.json) when it exists, else the one Galaxy_VAE_n.py will make
     with the same seed and validation fraction (data.split_indices). Returns (train, val, description)."""
-    path = Path(run) / runfiles.SPLIT_JSON
-    if not path.exists():
+    path = readers.current_or_none(run, runfiles.SPLIT_JSON, readers.TRAIN)
+    if path is None:
         train_idx, val_idx = split_indices(n_images, val_fraction, seed)
-        return train_idx, val_idx, {"source": "data.split_indices (no main run yet; Galaxy_VAE_n.py makes the same "
-                                              "split with this seed and --val-fraction)",
+        return train_idx, val_idx, {"source": "data.split_indices (no current main run; Galaxy_VAE_n.py makes the "
+                                              "same split with this seed and --val-fraction)",
                                     "seed": seed, "val_fraction": val_fraction}
     split = json.loads(path.read_text())
     train_idx, val_idx = np.asarray(split["train"], dtype=np.int64), np.asarray(split["val"], dtype=np.int64)
@@ -302,86 +298,87 @@ def save_reconstructions_by_size(recon: dict, table: pd.DataFrame, path: str | P
 # ----------------------------------------------------------------------------- the study
 def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
-    sizes = parse_sizes(args.latent_sizes)
-    paths = readers.read_train_list(run)
-    list_path = run / runfiles.TRAIN_TXT
-    training = main_run_settings(run, args)
-    device = pick_device(args.device)
-    precision = pick_precision(device, args.amp)
-    seed_everything(args.seed)
-    cache = image_cache(list_path, int(training["image_size"]), run / runfiles.CACHE_DIR, progress=not args.quiet)
-    train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
-    eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
-    settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
-                             lr=float(training["lr"]), beta=float(training["beta"]), augment=bool(training["augment"]),
-                             val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
-    record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
-                           training=training, n_train=len(train_idx), n_val=len(val_idx))
-    class_index, class_note = read_class_index(run, len(cache))
-    log(f"classification: {class_note}")
-    log(f"latent sizes {sizes}: {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
-        f"{training['image_size']} px, {training['arch']} decoder, {len(train_idx)} train / {len(val_idx)} validation images, {device}")
-    # SSIM (11x11 Gaussian filtering of five maps) costs more than the MSE: an evenly spaced subset keeps it
-    # cheap on large surveys
-    n_ssim = max(1, min(args.ssim_max, len(eval_idx)))
-    ssim_idx = eval_idx[np.unique(np.linspace(0, len(eval_idx) - 1, n_ssim).astype(int))]
-    show = np.sort(eval_idx[:args.n_show])   # the galaxies Galaxy_VAE_n.py shows in reconstructions.png
-    recon = {"originals": cache[show].astype(np.float32) / 255.0,
-             "names": np.array([image_name(paths[i]) for i in show]), "image_index": show,
-             "latent_sizes": np.array(sizes)}
-    rows, per_question = [], {}
-    for k in sizes:
-        sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
-        config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]),
-                           pose=str(training["pose"]))
-        epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
-                                        dict(record, latent_dim=k), progress=not args.quiet, log=log)
-        model = load_model(sub_run / runfiles.BEST_CHECKPOINT, device)
-        best_epoch = int(load_checkpoint(sub_run / runfiles.BEST_CHECKPOINT)["epoch"])
-        mse = reconstruction_metrics(model, cache, eval_idx, device, batch_size=256, ssim=False,
-                                     precision=precision, progress=not args.quiet)["mse_per_pixel"]
-        ssim = reconstruction_metrics(model, cache, ssim_idx, device, batch_size=256, precision=precision)["ssim"]
-        recon[f"recon_{k}"] = reconstruct_arrays(model, recon["originals"], device)
-        if class_index is not None:
-            accuracy, per_question[k], note = classification_score(model, cache, class_index, device, precision,
-                                                                   args.folds, args.seed)
-        else:
-            accuracy, note = float("nan"), class_note
-        rows.append({"latent_dim": k, "val_mse_per_pixel": float(mse.mean()), "val_ssim": float(ssim.mean()),
-                     "rf_accuracy": accuracy, "epochs": epochs, "best_epoch": best_epoch, "seed": args.seed,
-                     "status": status})
-        log(f"latent {k:3d}: val MSE/pixel {rows[-1]['val_mse_per_pixel']:.5f}  SSIM {rows[-1]['val_ssim']:.3f}  "
-            f"RF accuracy {accuracy:.3f}  ({status}, {epochs} epochs)")
-    table = pd.DataFrame(rows)
-    choice = choose_latent_size(table["latent_dim"], table["val_mse_per_pixel"],
-                                table["rf_accuracy"] if class_index is not None else None,
-                                args.tolerance, args.rf_tolerance)
-    chosen = choice["chosen_latent_dim"]
-    best = table.loc[table["val_mse_per_pixel"].idxmin()]
-    table.to_csv(runfiles.run_path(run, runfiles.LATENT_SIZE_CSV), index=False)
-    save_latent_size_plot(table, chosen, args.tolerance, runfiles.run_path(run, runfiles.LATENT_SIZE_PNG),
-                          args.rf_tolerance)
-    np.savez_compressed(runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_NPZ), **recon)
-    save_reconstructions_by_size(recon, table, runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_PNG))
-    best_rf = table.loc[table["rf_accuracy"].idxmax()] if table["rf_accuracy"].notna().any() else None
-    summary = {"chosen_latent_dim": chosen, "mse_knee": choice["mse_knee"], "rf_knee": choice["rf_knee"],
-               "rule": choice["rule"], "rule_note": choice["note"], "mse_tolerance": args.tolerance,
-               "rf_tolerance": args.rf_tolerance,
-               "best_rf_latent_dim": None if best_rf is None else int(best_rf["latent_dim"]),
-               "best_rf_accuracy": None if best_rf is None else float(best_rf["rf_accuracy"]),
-               "arch": str(training["arch"]), "pose": str(training["pose"]), "image_size": int(training["image_size"]), "split": split,
-               "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
-               "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance),
-               "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",
-               "n_evaluated": len(eval_idx), "n_evaluated_ssim": len(ssim_idx),
-               "classification": note if class_index is not None else class_note,
-               "rf_accuracy_per_question": {str(k): v for k, v in per_question.items()},
-               "results": rows, "config": record}
-    write_json(summary, runfiles.run_path(run, runfiles.LATENT_SIZE_JSON))
-    inputs = readers.train_list_input(list_path, paths)
-    inputs += [provenance.Input.file(run / runfiles.CLASS_INDEX_CSV)] if class_index is not None else []
-    provenance.record(run, [runfiles.LATENT_SIZE_CSV, runfiles.LATENT_SIZE_JSON], inputs, "analysis/decals_2_3.py", record)
-    return summary
+    with Stage(run, "analysis/decals_2_3.py", args, resume="re-run the same command: the latent sizes already trained are reused") as stage:
+        sizes = parse_sizes(args.latent_sizes)
+        paths = readers.read_train_list(run)
+        list_path = run / runfiles.TRAIN_TXT
+        training = main_run_settings(run, args)
+        device = pick_device(args.device)
+        precision = pick_precision(device, args.amp)
+        seed_everything(args.seed)
+        cache = image_cache(list_path, int(training["image_size"]), run / runfiles.CACHE_DIR, progress=not args.quiet)
+        train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
+        eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
+        settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
+                                 lr=float(training["lr"]), beta=float(training["beta"]), augment=bool(training["augment"]),
+                                 val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
+        record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
+                               training=training, n_train=len(train_idx), n_val=len(val_idx))
+        stage.settings = record
+        class_index, class_note = read_class_index(run, len(cache))
+        log(f"classification: {class_note}")
+        log(f"latent sizes {sizes}: {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
+            f"{training['image_size']} px, {training['arch']} decoder, {len(train_idx)} train / {len(val_idx)} validation images, {device}")
+        # SSIM (11x11 Gaussian filtering of five maps) costs more than the MSE: an evenly spaced subset keeps it
+        # cheap on large surveys
+        n_ssim = max(1, min(args.ssim_max, len(eval_idx)))
+        ssim_idx = eval_idx[np.unique(np.linspace(0, len(eval_idx) - 1, n_ssim).astype(int))]
+        show = np.sort(eval_idx[:args.n_show])   # the galaxies Galaxy_VAE_n.py shows in reconstructions.png
+        recon = {"originals": cache[show].astype(np.float32) / 255.0,
+                 "names": np.array([image_name(paths[i]) for i in show]), "image_index": show,
+                 "latent_sizes": np.array(sizes)}
+        rows, per_question = [], {}
+        for k in sizes:
+            sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
+            config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]),
+                               pose=str(training["pose"]))
+            epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
+                                            dict(record, latent_dim=k), progress=not args.quiet, log=log)
+            stage.wrote(*(sub_run / name for name in (runfiles.TRAIN_ARGS, runfiles.CHECKPOINT, runfiles.BEST_CHECKPOINT,
+                                                      runfiles.LOSS_CSV) if (sub_run / name).exists()))
+            model = load_model(sub_run / runfiles.BEST_CHECKPOINT, device)
+            best_epoch = int(load_checkpoint(sub_run / runfiles.BEST_CHECKPOINT)["epoch"])
+            mse = reconstruction_metrics(model, cache, eval_idx, device, batch_size=256, ssim=False,
+                                         precision=precision, progress=not args.quiet)["mse_per_pixel"]
+            ssim = reconstruction_metrics(model, cache, ssim_idx, device, batch_size=256, precision=precision)["ssim"]
+            recon[f"recon_{k}"] = reconstruct_arrays(model, recon["originals"], device)
+            if class_index is not None:
+                accuracy, per_question[k], note = classification_score(model, cache, class_index, device, precision,
+                                                                       args.folds, args.seed)
+            else:
+                accuracy, note = float("nan"), class_note
+            rows.append({"latent_dim": k, "val_mse_per_pixel": float(mse.mean()), "val_ssim": float(ssim.mean()),
+                         "rf_accuracy": accuracy, "epochs": epochs, "best_epoch": best_epoch, "seed": args.seed,
+                         "status": status})
+            log(f"latent {k:3d}: val MSE/pixel {rows[-1]['val_mse_per_pixel']:.5f}  SSIM {rows[-1]['val_ssim']:.3f}  "
+                f"RF accuracy {accuracy:.3f}  ({status}, {epochs} epochs)")
+        table = pd.DataFrame(rows)
+        choice = choose_latent_size(table["latent_dim"], table["val_mse_per_pixel"],
+                                    table["rf_accuracy"] if class_index is not None else None,
+                                    args.tolerance, args.rf_tolerance)
+        chosen = choice["chosen_latent_dim"]
+        best = table.loc[table["val_mse_per_pixel"].idxmin()]
+        table.to_csv(runfiles.run_path(run, runfiles.LATENT_SIZE_CSV), index=False)
+        save_latent_size_plot(table, chosen, args.tolerance, runfiles.run_path(run, runfiles.LATENT_SIZE_PNG),
+                              args.rf_tolerance)
+        np.savez_compressed(runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_NPZ), **recon)
+        save_reconstructions_by_size(recon, table, runfiles.run_path(run, runfiles.LATENT_SIZE_RECON_PNG))
+        best_rf = table.loc[table["rf_accuracy"].idxmax()] if table["rf_accuracy"].notna().any() else None
+        summary = {"chosen_latent_dim": chosen, "mse_knee": choice["mse_knee"], "rf_knee": choice["rf_knee"],
+                   "rule": choice["rule"], "rule_note": choice["note"], "mse_tolerance": args.tolerance,
+                   "rf_tolerance": args.rf_tolerance,
+                   "best_rf_latent_dim": None if best_rf is None else int(best_rf["latent_dim"]),
+                   "best_rf_accuracy": None if best_rf is None else float(best_rf["rf_accuracy"]),
+                   "arch": str(training["arch"]), "pose": str(training["pose"]), "image_size": int(training["image_size"]), "split": split,
+                   "best_latent_dim": int(best["latent_dim"]), "best_val_mse_per_pixel": float(best["val_mse_per_pixel"]),
+                   "threshold_val_mse_per_pixel": float(best["val_mse_per_pixel"]) * (1 + args.tolerance),
+                   "evaluated_on": "validation" if len(val_idx) else "training (no validation split)",
+                   "n_evaluated": len(eval_idx), "n_evaluated_ssim": len(ssim_idx),
+                   "classification": note if class_index is not None else class_note,
+                   "rf_accuracy_per_question": {str(k): v for k, v in per_question.items()},
+                   "results": rows, "config": record}
+        write_json(summary, runfiles.run_path(run, runfiles.LATENT_SIZE_JSON))
+        return summary
 
 
 @cli_main

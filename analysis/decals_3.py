@@ -37,16 +37,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, readers, runfiles
+from VAE_model import readers, runfiles
 from VAE_model.data import image_cache
 from VAE_model.imageio import resize
 from VAE_model.morph_classes import CLASS_QUESTIONS
 from VAE_model.plots import plt, save_figure, to_rgb  # (Agg backend set there)
+from VAE_model.errors import GalaxyVAEError, NotEnoughDataError
 from VAE_model.runtime import add_runtime_arguments, cli_main, describe_args, seed_everything, write_json
+from VAE_model.stage import Stage
 
 METHODS = ("pca", "tsne", "umap")
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 UNLABELLED_COLOUR = "#c4c4c4"
+# fewest galaxies each map can be drawn from: PCA's 2 components need 2; t-SNE's perplexity (at least
+# 2 here) must stay below the number of points; UMAP's spectral start needs more than 3
+MIN_POINTS = {"pca": 2, "tsne": 3, "umap": 4}
 THUMBNAIL_MAX_PX = 64     # thumbnails are block-averaged down to at most this many pixels a side
 
 
@@ -299,6 +304,23 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    with Stage(run, "analysis/decals_3.py", args) as stage:
+        done = draw_maps(args, run, methods, stage)
+    print(done)
+    return 0
+
+
+def check_enough_points(n_images: int, n_sampled: int, methods: list[str]) -> None:
+    """One line (NotEnoughDataError) when a map cannot be drawn for so few galaxies."""
+    for method in methods:
+        n = n_images if method == "pca" else n_sampled
+        if n < MIN_POINTS[method]:
+            raise NotEnoughDataError(f"{n} galaxies: a {TITLES[method]} map needs at least {MIN_POINTS[method]}; "
+                                     f"list more images or leave {method} out of --methods")
+
+
+def draw_maps(args, run: Path, methods: list[str], stage) -> str:
+    """Every map, the embeddings table and the configuration; returns the closing line."""
     mu, names, classes, latent_config = load_inputs(run)
     from tqdm import tqdm
 
@@ -311,13 +333,13 @@ def main(argv=None) -> int:
             score = np.full(len(mu), np.nan)
             score[scores["image_index"].to_numpy(dtype=int)] = scores["combined_score"].to_numpy(dtype=float)
     except (ValueError, KeyError, IndexError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        raise GalaxyVAEError(str(error).strip("'\"")) from None   # a --label-column or the scores table
     if classes is None:
         print(f"note: no {run / runfiles.CLASS_INDEX_CSV} (no catalog matched; analysis/decals_2_1.py): "
               "maps drawn uncoloured" + (" except the outlier score" if score is not None else ""))
     labels = labels_by_question(classes, len(mu), list(question_classes))
     sample = subsample(len(mu), args.max_points, args.seed)
+    check_enough_points(len(mu), len(sample), methods)
     table = names[["image_index", "name"]].copy()
     records, maps = {}, {}
     for method in tqdm(methods, desc="embed", unit="map"):
@@ -327,7 +349,7 @@ def main(argv=None) -> int:
         xy[rows], record = embed(mu[rows], method, args.seed, args.perplexity, args.n_neighbors, args.min_dist)
         record.update(n_points=len(rows), seconds=round(time.perf_counter() - start, 2))
         table[f"{method}_1"], table[f"{method}_2"] = np.round(xy[:, 0], 5), np.round(xy[:, 1], 5)
-        plot_class_map(xy, labels, TITLES[method], run / runfiles.MAPS_DIR / f"{method}.png", question_classes, score)
+        plot_class_map(xy, labels, TITLES[method], stage.output(f"{runfiles.MAPS_DIR}/{method}.png"), question_classes, score)
         records[method], maps[method] = record, xy
     table.to_csv(runfiles.run_path(run, runfiles.MAP_EMBEDDINGS_CSV), index=False)
 
@@ -338,24 +360,19 @@ def main(argv=None) -> int:
         xy = maps[thumbnail_method]
         chosen, n_side = spread_points(xy, args.thumbnails, args.seed)
         plot_thumbnail_map(xy, cache, chosen, n_side, TITLES[thumbnail_method],
-                           run / runfiles.MAPS_DIR / f"{thumbnail_method}_thumbnails.png")
+                           stage.output(f"{runfiles.MAPS_DIR}/{thumbnail_method}_thumbnails.png"))
         records["thumbnails"] = {"map": thumbnail_method, "n_shown": len(chosen)}
     elif args.thumbnails > 0:
         print(f"note: no thumbnail map ({thumbnail_method} is not among --methods {args.methods})")
-    record = describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records,
-                           coloured_by=list(question_classes) + (["outlier combined_score"] if score is not None else []),
-                           class_index_found=classes is not None)
-    write_json(record, runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
-    inputs = readers.latents_inputs(run)
-    inputs += [provenance.Input.file(run / runfiles.CLASS_INDEX_CSV)] if classes is not None else []
-    inputs += [provenance.Input.file(run / runfiles.OUTLIER_SCORES_CSV)] if score is not None else []
-    provenance.record(run, [runfiles.MAP_EMBEDDINGS_CSV, runfiles.MAPS_CONFIG_JSON], inputs, "analysis/decals_3.py", record)
+    stage.settings = describe_args(args, n_images=len(mu), latent_dim=int(mu.shape[1]), methods_run=records,
+                                   coloured_by=list(question_classes) + (["outlier combined_score"] if score is not None else []),
+                                   class_index_found=classes is not None)
+    write_json(stage.settings, runfiles.run_path(run, runfiles.MAPS_CONFIG_JSON))
     timing = ", ".join(f"{m} {records[m]['seconds']:.1f} s" for m in methods)
     pca_note = ""
     if "pca" in records:
         pca_note = f"; PCA 1+2 explain {100 * sum(records['pca']['explained_variance_ratio'][:2]):.0f}% of the variance"
-    print(f"done: {len(methods)} maps of {len(mu)} galaxies ({timing}){pca_note}; in {run / runfiles.MAPS_DIR}")
-    return 0
+    return f"done: {len(methods)} maps of {len(mu)} galaxies ({timing}){pca_note}; in {run / runfiles.MAPS_DIR}"
 
 
 if __name__ == "__main__":

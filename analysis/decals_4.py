@@ -44,13 +44,14 @@ import pandas as pd
 from VAE_model import provenance, readers, runfiles
 from VAE_model.catalog import read_catalog
 from VAE_model.data import image_cache, image_name
-from VAE_model.errors import StaleInputError
+from VAE_model.errors import NotEnoughDataError, StaleInputError
 from VAE_model.features import reconstruct_arrays
 from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
 from VAE_model.plots import save_image_grid
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,
                                add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
                                positive_int, seed_everything, write_json)
+from VAE_model.stage import Stage
 
 METHODS = ("iforest_score", "lof_score", "recon_mse", "combined_score")
 SCORE_COLUMNS = ["image_index", "name", "path", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
@@ -156,47 +157,55 @@ def save_outlier_gallery(table: pd.DataFrame, cache, model, device, path: str | 
 
 
 # ----------------------------------------------------------------------------- stage
+# LOF compares each galaxy's local density with its neighbours': with fewer than 3 galaxies there is
+# at most one neighbour and every score is the same, so nothing can be ranked
+MIN_GALAXIES = 3
+
+
 def screen_outliers(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
     seed_everything(args.seed)
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
-    paths = readers.read_train_list(run)
-    list_path = run / runfiles.TRAIN_TXT
-    latents = readers.read_latents(run)
-    mu = latents.mu
-    if len(mu) != len(paths) or not np.all(np.isfinite(mu)):
-        raise StaleInputError(f"{run / runfiles.LATENT_MU}: {mu.shape}, finite: {bool(np.isfinite(mu).all())}, does "
-                              f"not fit the {len(paths)} images of train.txt; re-run `analysis/decals_2_2.py --run {run}`")
-    checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
-    # the reconstruction error must come from the model that made the latents
-    readers.check_latents_model(latents, checkpoint, run)
-    model = load_model(checkpoint, device)
-    cache = image_cache(list_path, model.config.image_size, run / runfiles.CACHE_DIR, progress=not args.quiet)
-    recon_mse = reconstruction_metrics(model, cache, np.arange(len(cache)), device, batch_size=args.batch_size,
-                                       ssim=False, progress=not args.quiet, precision=precision)["mse_per_pixel"]
-    table = outlier_table(paths, mu, recon_mse, args.seed, args.n_neighbors, args.n_estimators)
-    table.to_csv(runfiles.run_path(run, runfiles.OUTLIER_SCORES_CSV), index=False)
-    save_outlier_gallery(table, cache, model, device, runfiles.run_path(run, runfiles.OUTLIER_GALLERY_PNG), args.top)
-    record = describe_args(args, device=str(device), checkpoint=str(checkpoint), n_images=len(paths),
-                           latent_dim=int(mu.shape[1]), image_size=model.config.image_size)
-    write_json(record, runfiles.run_path(run, runfiles.OUTLIER_CONFIG_JSON))
-    inputs = [provenance.Input.file(checkpoint), *readers.latents_inputs(run), provenance.Input.file(list_path)]
-    provenance.record(run, [runfiles.OUTLIER_SCORES_CSV, runfiles.OUTLIER_CONFIG_JSON], inputs,
-                      "analysis/decals_4.py", record)
-    truth = readers.mock_truth_path(args.mock_dir)
-    summary, scores = defect_scores(table, truth)
-    if scores is not None:
-        summary["config"] = record
-        write_json(summary, runfiles.run_path(run, runfiles.DEFECT_SCORES_JSON))
-        scores.to_csv(runfiles.run_path(run, runfiles.DEFECT_SCORES_CSV), index=False)
-        provenance.record(run, [runfiles.DEFECT_SCORES_JSON, runfiles.DEFECT_SCORES_CSV],
-                          [*inputs, provenance.Input.file(truth)], "analysis/decals_4.py", record)
-        for row in scores.itertuples():
-            log(f"  {row.method:9s} precision@{row.k} {row.precision_at_k:.2f}  AP {row.average_precision:.2f}  "
-                f"ROC AUC {row.roc_auc:.2f}  (random {row.random_precision:.3f})")
-    else:
-        log(f"note: {summary['note']}")
+    with Stage(run, "analysis/decals_4.py", args) as stage:
+        paths = readers.read_train_list(run)
+        list_path = run / runfiles.TRAIN_TXT
+        latents = readers.read_latents(run)
+        mu = latents.mu
+        if len(mu) != len(paths) or not np.all(np.isfinite(mu)):
+            raise StaleInputError(f"{run / runfiles.LATENT_MU}: {mu.shape}, finite: {bool(np.isfinite(mu).all())}, does "
+                                  f"not fit the {len(paths)} images of train.txt; re-run `analysis/decals_2_2.py --run {run}`")
+        if len(mu) < MIN_GALAXIES:
+            raise NotEnoughDataError(f"{list_path}: {len(mu)} galaxy(ies); outlier screening (LOF, isolation forest) "
+                                     f"needs at least {MIN_GALAXIES} to rank one against the others")
+        checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
+        stage.uses(provenance.Input.file(checkpoint))
+        # the reconstruction error must come from the model that made the latents
+        readers.check_latents_model(latents, checkpoint, run)
+        model = load_model(checkpoint, device)
+        cache = image_cache(list_path, model.config.image_size, run / runfiles.CACHE_DIR, progress=not args.quiet)
+        recon_mse = reconstruction_metrics(model, cache, np.arange(len(cache)), device, batch_size=args.batch_size,
+                                           ssim=False, progress=not args.quiet, precision=precision)["mse_per_pixel"]
+        table = outlier_table(paths, mu, recon_mse, args.seed, args.n_neighbors, args.n_estimators)
+        table.to_csv(runfiles.run_path(run, runfiles.OUTLIER_SCORES_CSV), index=False)
+        save_outlier_gallery(table, cache, model, device, runfiles.run_path(run, runfiles.OUTLIER_GALLERY_PNG), args.top)
+        record = describe_args(args, device=str(device), checkpoint=str(checkpoint), n_images=len(paths),
+                               latent_dim=int(mu.shape[1]), image_size=model.config.image_size)
+        stage.settings = record
+        write_json(record, runfiles.run_path(run, runfiles.OUTLIER_CONFIG_JSON))
+        truth = readers.mock_truth_path(args.mock_dir)
+        summary, scores = defect_scores(table, truth)
+        if scores is not None:
+            with stage.inputs_only_for("outliers/defect_scores"):   # the ranking itself never sees the truth
+                stage.uses(provenance.Input.file(truth))
+            summary["config"] = record
+            write_json(summary, runfiles.run_path(run, runfiles.DEFECT_SCORES_JSON))
+            scores.to_csv(runfiles.run_path(run, runfiles.DEFECT_SCORES_CSV), index=False)
+            for row in scores.itertuples():
+                log(f"  {row.method:9s} precision@{row.k} {row.precision_at_k:.2f}  AP {row.average_precision:.2f}  "
+                    f"ROC AUC {row.roc_auc:.2f}  (random {row.random_precision:.3f})")
+        else:
+            log(f"note: {summary['note']}")
     return {"table": table, "defects": summary}
 
 

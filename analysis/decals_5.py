@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, readers, runfiles
+from VAE_model import readers, runfiles
+from VAE_model.stage import Stage
 from VAE_model.errors import StaleInputError
 from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
                                 plan_labels, question_labels)
@@ -374,80 +375,77 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     device = pick_device(args.device)
     started = time.perf_counter()
-    try:
-        if args.folds < 2:
-            raise ValueError(f"--folds must be >= 2, got {args.folds}")
-        classes, mu, paths, config = load_inputs(run, args.checkpoint)
-        if args.pca_max_px < 1:
-            raise ValueError(f"--pca-max-px must be >= 1, got {args.pca_max_px}")
-        label_columns = list(dict.fromkeys(n.strip() for v in args.label_column for n in v.split(",") if n.strip()))
-        questions = choose_questions(classes, args.questions, label_columns, run)
-        tables, skipped = {}, {}
-        for number, question in enumerate(questions):
-            table = question_labels(classes, question)
-            keep = stratified_subsample(table["label"].to_numpy(), args.max_per_question, args.seed + number, args.folds)
-            table = table.iloc[keep].reset_index(drop=True)
-            try:
-                plan_labels(table["label"].to_numpy(), args.folds)
-                tables[question] = table
-            except NotEnoughClassesError as why:
-                skipped[question] = str(why)
-        if not tables:
-            raise ValueError("no class question has two classes with enough galaxies to cross-validate: "
-                             + "; ".join(f"{q}: {w}" for q, w in skipped.items()))
-        needed = np.unique(np.concatenate([t["image_index"].to_numpy() for t in tables.values()]))
-        cache = None
-        if args.cnn or args.morphology or args.pca:
-            cache = image_cache(Path(run) / runfiles.TRAIN_TXT, config.image_size, Path(run) / runfiles.CACHE_DIR,
-                                progress=not args.quiet)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    with Stage(run, "analysis/decals_5.py", args) as stage:
+        try:
+            if args.folds < 2:
+                raise ValueError(f"--folds must be >= 2, got {args.folds}")
+            classes, mu, paths, config = load_inputs(run, args.checkpoint)
+            if args.pca_max_px < 1:
+                raise ValueError(f"--pca-max-px must be >= 1, got {args.pca_max_px}")
+            label_columns = list(dict.fromkeys(n.strip() for v in args.label_column for n in v.split(",") if n.strip()))
+            questions = choose_questions(classes, args.questions, label_columns, run)
+            tables, skipped = {}, {}
+            for number, question in enumerate(questions):
+                table = question_labels(classes, question)
+                keep = stratified_subsample(table["label"].to_numpy(), args.max_per_question, args.seed + number, args.folds)
+                table = table.iloc[keep].reset_index(drop=True)
+                try:
+                    plan_labels(table["label"].to_numpy(), args.folds)
+                    tables[question] = table
+                except NotEnoughClassesError as why:
+                    skipped[question] = str(why)
+            if not tables:
+                raise ValueError("no class question has two classes with enough galaxies to cross-validate: "
+                                 + "; ".join(f"{q}: {w}" for q, w in skipped.items()))
+            needed = np.unique(np.concatenate([t["image_index"].to_numpy() for t in tables.values()]))
+            cache = None
+            if args.cnn or args.morphology or args.pca:
+                cache = image_cache(Path(run) / runfiles.TRAIN_TXT, config.image_size, Path(run) / runfiles.CACHE_DIR,
+                                    progress=not args.quiet)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
 
-    out_dir = Path(runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_CSV)).parent
-    morphology, morphology_seconds = None, 0.0
-    if args.morphology:
-        start = time.perf_counter()
-        morphology = morphology_table(cache, needed, paths, progress=not args.quiet)
-        morphology_seconds = time.perf_counter() - start
-        morphology.to_csv(out_dir / Path(runfiles.CLASSIFICATION_MORPHOLOGY_CSV).name, index=False)
-    pixels = None
-    if args.pca:
-        pixels = dict(zip(needed.tolist(), pixel_table(cache, needed, args.pca_max_px)))
-    from tqdm import tqdm
+        out_dir = Path(runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_CSV)).parent
+        morphology, morphology_seconds = None, 0.0
+        if args.morphology:
+            start = time.perf_counter()
+            morphology = morphology_table(cache, needed, paths, progress=not args.quiet)
+            morphology_seconds = time.perf_counter() - start
+            morphology.to_csv(runfiles.run_path(run, runfiles.CLASSIFICATION_MORPHOLOGY_CSV), index=False)
+        pixels = None
+        if args.pca:
+            pixels = dict(zip(needed.tolist(), pixel_table(cache, needed, args.pca_max_px)))
+        from tqdm import tqdm
 
-    infos, rows = [], []
-    for number, (question, table) in enumerate(tqdm(tables.items(), desc="questions", unit="question",
-                                                    disable=args.quiet)):
-        info = classify_question(question, table, mu, morphology, cache, config, args, device, args.seed, pixels)
-        infos.append(info)
-        rows += result_rows(info, args.seed)
-        plot_confusions(info, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_PNG.format(question=question)))
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    results.to_csv(runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_CSV), index=False)
-    verdict, verdict_numbers = rf_vs_cnn(results, args.tolerance)
-    write_markdown(results, infos, skipped, verdict, runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_MD), args)
-    write_json({i["question"]: {f"{m}/{k}": {"classes": s["classes"], "matrix": s["confusion"],
-                                            "accuracy_folds": s["accuracy_folds"], "macro_f1_folds": s["macro_f1_folds"]}
-                                for (m, k), s in i["scores"].items()} for i in infos},
-               runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_JSON))
-    seconds = time.perf_counter() - started
-    record = describe_args(args, device_used=str(device), precision=pick_precision(device, args.amp).describe(),
-                             image_size=config.image_size, latent_dim=int(mu.shape[1]),
-                             morphology_input=morphology.attrs["input"] if morphology is not None else None,
-                             pixel_pca_components=int(mu.shape[1]) if args.pca else None,
-                             questions_scored={i["question"]: {k: i[k] for k in ("n_galaxies", "n_classes", "folds",
-                                                                                   "class_counts", "dropped_classes")}
-                                               for i in infos},
-                             questions_skipped=skipped, rf_vs_cnn=verdict_numbers,
-                             seconds={"total": round(seconds, 1), "morphology_features": round(morphology_seconds, 1),
-                                      **{f"{q['question']}/{k}": round(v, 1) for q in infos for k, v in q["seconds"].items()}})
-    write_json(record, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFIG_JSON))
-    outputs = [runfiles.CLASSIFICATION_RESULTS_CSV, runfiles.CLASSIFICATION_RESULTS_MD, runfiles.CLASSIFICATION_CONFUSION_JSON,
-               runfiles.CLASSIFICATION_CONFIG_JSON] + ([runfiles.CLASSIFICATION_MORPHOLOGY_CSV] if morphology is not None else [])
-    inputs = [*readers.latents_inputs(run), provenance.Input.file(Path(run) / runfiles.CLASS_INDEX_CSV),
-              provenance.Input.file(Path(run) / runfiles.TRAIN_TXT)]
-    provenance.record(run, outputs, inputs, "analysis/decals_5.py", record)
+        infos, rows = [], []
+        for number, (question, table) in enumerate(tqdm(tables.items(), desc="questions", unit="question",
+                                                        disable=args.quiet)):
+            info = classify_question(question, table, mu, morphology, cache, config, args, device, args.seed, pixels)
+            infos.append(info)
+            rows += result_rows(info, args.seed)
+            plot_confusions(info, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_PNG.format(question=question)))
+        results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        results.to_csv(runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_CSV), index=False)
+        verdict, verdict_numbers = rf_vs_cnn(results, args.tolerance)
+        write_markdown(results, infos, skipped, verdict, runfiles.run_path(run, runfiles.CLASSIFICATION_RESULTS_MD), args)
+        write_json({i["question"]: {f"{m}/{k}": {"classes": s["classes"], "matrix": s["confusion"],
+                                                "accuracy_folds": s["accuracy_folds"], "macro_f1_folds": s["macro_f1_folds"]}
+                                    for (m, k), s in i["scores"].items()} for i in infos},
+                   runfiles.run_path(run, runfiles.CLASSIFICATION_CONFUSION_JSON))
+        seconds = time.perf_counter() - started
+        record = describe_args(args, device_used=str(device), precision=pick_precision(device, args.amp).describe(),
+                                 image_size=config.image_size, latent_dim=int(mu.shape[1]),
+                                 morphology_input=morphology.attrs["input"] if morphology is not None else None,
+                                 pixel_pca_components=int(mu.shape[1]) if args.pca else None,
+                                 questions_scored={i["question"]: {k: i[k] for k in ("n_galaxies", "n_classes", "folds",
+                                                                                       "class_counts", "dropped_classes")}
+                                                   for i in infos},
+                                 questions_skipped=skipped, rf_vs_cnn=verdict_numbers,
+                                 seconds={"total": round(seconds, 1), "morphology_features": round(morphology_seconds, 1),
+                                          **{f"{q['question']}/{k}": round(v, 1) for q in infos for k, v in q["seconds"].items()}})
+        write_json(record, runfiles.run_path(run, runfiles.CLASSIFICATION_CONFIG_JSON))
+        stage.settings = record
     means = results.groupby(["method", "model"])["accuracy_mean"].mean()
     summary = ", ".join(f"{METHOD_LABELS[m]} {means[m]:.3f}" for m in METHODS if m in means.index)
     print(f"done: {len(infos)} questions ({len(skipped)} skipped) in {seconds:.0f} s; mean accuracy {summary}; "

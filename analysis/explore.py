@@ -45,7 +45,6 @@ WRITES  RUN/explorer/index.html           the page (self-contained)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -53,14 +52,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, readers, runfiles
+from VAE_model import readers, runfiles
 from VAE_model.data import image_cache
-from VAE_model.errors import MissingInputError, StaleInputError
+from VAE_model.errors import StaleInputError
+from VAE_model.files import write_text
 from VAE_model.explorer import (ExplorerData, PairGallery, all_neighbours, build_page, categorical_colouring,
                                 continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
 from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
                                seed_everything, write_json)
 from VAE_model.similarity import DEFAULT_K, latent_scale
+from VAE_model.stage import Stage
 
 MODEL_CHOICES = ("auto", "part1", "adapted")
 
@@ -111,14 +112,9 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
         made_by = f"analysis/decals_6.py --run {run} --name auto {flags}"
         readers.checkpoint_path(run, *((runfiles.TRANSFER_ADAPTED, readers.EVALUATE) if label == "adapted" else ()))
         path = run / runfiles.SIMILARITY_LATENTS.format(model=key)
-        if not path.exists():
-            raise MissingInputError(f"{path}: not found; run `{made_by}` first")
-        # decals_6 stamps its latent cache with the checkpoint's SHA-256 (.json next to it): same check here
-        stamp_path = path.with_suffix(".json")
-        recorded = json.loads(stamp_path.read_text()).get("checkpoint_sha256") if stamp_path.exists() else None
-        if recorded is None or recorded != provenance.file_digest(checkpoint):
-            raise StaleInputError(f"{path}: not made with the current {checkpoint} (stamp {stamp_path}); rerun `{made_by}`")
-    mu = np.load(path)
+        mu = readers.read_similarity_latents(run, key, checkpoint, made_by)
+    if label == "part1" and not orientation_average:
+        mu = latents.mu
     if mu.ndim != 2 or len(mu) != n:
         raise StaleInputError(f"{path}: shape {mu.shape}, expected {n} rows as latents/names.csv; rerun "
                               f"analysis/decals_2_2.py / decals_6.py")
@@ -164,9 +160,9 @@ def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) 
         ra[table["image_index"].to_numpy(int)] = table["ra"].to_numpy(float)
         dec[table["image_index"].to_numpy(int)] = table["dec"].to_numpy(float)
         sources.append("catalog")
-    cached = run / runfiles.SIMILARITY_POSITIONS_CSV
-    if cached.exists() and not np.isfinite(ra[rows]).all():
-        table = pd.read_csv(cached)
+    cached = readers.read_index_positions(run) if not np.isfinite(ra[rows]).all() else None
+    if cached is not None:
+        table = cached
         table = table[table["image_index"].between(0, n - 1) & np.isfinite(table["ra"])]
         known = table["image_index"].to_numpy(int)
         use = ~np.isfinite(ra[known])
@@ -341,10 +337,7 @@ def explore(args) -> dict:
     data.off_page_names = {f"{i}:{j}": str(names["name"].iloc[neighbour_rows[rows[i], j]]) for i, j in off}
     page = build_page(data, args.k, distance_note)
     out = Path(args.output) if args.output else runfiles.run_path(run, runfiles.EXPLORER_HTML)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_text(page, out)
     bar.update()
     bar.close()
     record = {"page": str(out), "page_bytes": out.stat().st_size, "n_galaxies": n, "n_on_page": int(len(rows)),
@@ -354,13 +347,6 @@ def explore(args) -> dict:
               "pair_galleries": [g.title for g in galleries], "positions": position_source,
               "seconds": round(time.perf_counter() - start, 2), "config": describe_args(args)}
     write_json(record, runfiles.run_path(run, runfiles.EXPLORER_CONFIG_JSON) if not args.output else out.with_suffix(".json"))
-    if not args.output:
-        inputs = [*readers.latents_inputs(run), provenance.Input.file(run / runfiles.MAP_EMBEDDINGS_CSV)]
-        inputs += [provenance.Input.file(run / name) for name in
-                   (runfiles.OUTLIER_SCORES_CSV, runfiles.CLASS_INDEX_CSV, runfiles.TRANSFER_PAIRS_CSV,
-                    runfiles.TRANSFER_ADAPTED) if (run / name).exists()]
-        provenance.record(run, [runfiles.EXPLORER_HTML, runfiles.EXPLORER_CONFIG_JSON], inputs, "analysis/explore.py",
-                          record["config"])
     return record
 
 
@@ -368,7 +354,8 @@ def explore(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed)
-    record = explore(args)
+    with Stage(args.run, "analysis/explore.py", args):   # records the page with what it was read from
+        record = explore(args)
     print(f"done in {record['seconds']:.1f} s: {record['page']} ({record['page_bytes'] / 1e6:.2f} MB, "
           f"{record['n_on_page']} galaxies, maps {', '.join(record['maps'])}, {record['k']} neighbours each, "
           f"{record['model']} model, {record['n_outliers_listed']} outliers, {len(record['pair_galleries'])} pair galleries)")

@@ -23,7 +23,9 @@ import pandas as pd
 
 from VAE_model import provenance
 from VAE_model import runfiles as rf
-from VAE_model.runtime import add_runtime_arguments, git_commit
+from VAE_model.cli_args import add_runtime_arguments, git_commit
+from VAE_model.cli_args import cli_main
+from VAE_model.files import write_text
 from VAE_model.scorecard import wilson_interval
 
 
@@ -372,10 +374,11 @@ def build_report(run: Path, mock_dir: Path) -> Path:
                     section_notebooks):
         section(report)
     path = run / rf.REPORT_MD
-    path.write_text("\n".join(report.lines) + "\n")
+    write_text("\n".join(report.lines) + "\n", path)
     return path
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = Path(args.run)

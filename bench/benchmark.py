@@ -55,6 +55,7 @@ from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
 from VAE_model.runtime import (DistInfo, add_amp_argument, add_quiet_argument, add_runtime_arguments,
                                describe_args, pick_device, pick_precision, seed_everything, write_json)
 from VAE_model.training import TrainSettings, build_model, evaluate, train_one_epoch, wrap_model
+from VAE_model.cli_args import cli_main
 
 ROWS = {"a": "reference: reference architecture + reference data path (astropy per epoch, per-image min-max, float32)",
         "b": "project data path (cache, channels-last) + reference architecture",
@@ -538,6 +539,7 @@ def print_table(result: dict) -> None:
                              f"{mock['galaxies_per_s']:.2f} galaxies/s ({mock['workers']} workers)"))
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     output = Path(args.output) if args.output else runfiles.run_path(args.run, runfiles.BENCH_JSON)

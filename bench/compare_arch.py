@@ -50,6 +50,7 @@ from VAE_model.runtime import (add_quiet_argument, describe_args, load_checkpoin
                                pick_precision, seed_everything, write_json)
 from VAE_model.runtime import add_runtime_arguments
 from VAE_model.training import TrainSettings, fit
+from VAE_model.cli_args import cli_main
 
 COLUMNS = ["arch", "parameters", "train_gflop_per_image", "train_images_per_s", "val_mse_per_pixel", "val_ssim",
            "rf_accuracy_truth", "rf_accuracy_gz", "epochs", "best_epoch", "train_seconds"]
@@ -213,6 +214,7 @@ def print_table(table: pd.DataFrame) -> None:
               f"{row['rf_accuracy_gz']:>7.3f}")
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:

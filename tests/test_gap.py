@@ -11,7 +11,7 @@ import torch
 
 import Galaxy_VAE_n
 from transfer import gap_sweep
-from VAE_model import runfiles
+from VAE_model import provenance, runfiles
 from VAE_model.adaptation import mmd2
 from VAE_model.data import write_train_list
 from VAE_model.features import encode_arrays
@@ -123,6 +123,8 @@ def test_gap_sweep_writes_table_json_and_figures_with_intervals(sweep):
     assert record["settings"]["gaps"] == [0.0, 2.0] and len(record["rows"]) == len(table)
     for name in ("gap_sweep.png", "gap_examples.png"):
         assert (out / name).stat().st_size > 1000
+    for name in ("gap_sweep.csv", "gap_sweep.json", "gap_sweep.png", "gap_examples.png"):   # the stage contract
+        assert provenance.problem(sweep["run"], f"{gap_sweep.SWEEP_DIR}/{name}", "transfer/gap_sweep.py") is None
     for gap in (0.0, 2.0):                          # both adapted models were trained and kept
         for method in ("mmd", "paired"):
             assert (out / gap_sweep.gap_label(gap) / runfiles.ADAPT_BEST.format(method=method)).exists()

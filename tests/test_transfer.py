@@ -191,6 +191,13 @@ def test_every_stage_succeeds_and_writes_its_files(transfer_run):
             assert (run / name.format(method=method)).exists(), name.format(method=method)
 
 
+def test_every_file_of_the_part2_run_has_a_current_provenance_record(transfer_run):
+    # the stage contract (VAE_model/stage.py): no output of make_pairs, no_tf, adapt or evaluate goes unrecorded
+    from test_stage_contract import unrecorded_outputs
+
+    assert unrecorded_outputs(transfer_run["run"]) == []
+
+
 def test_pairs_cover_the_footprint_and_no_galaxy_is_in_train_and_test(transfer_run):
     run = transfer_run["run"]
     pairs = pd.read_csv(run / runfiles.TRANSFER_PAIRS_CSV)

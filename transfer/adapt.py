@@ -40,9 +40,10 @@ import numpy as np
 
 from VAE_model import provenance, readers, runfiles
 from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt, model_quality,
-                                  pair_caches, pair_inputs, part1_validation)
+                                  pair_caches, part1_validation)
 from VAE_model.errors import StaleInputError
 from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument,
                                add_runtime_arguments, cli_main, describe_args, load_checkpoint, load_model,
                                pick_device, pick_precision, run_lock, seed_everything, write_json)
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
     precision = pick_precision(device, args.amp)
     run = args.run
     method_dir = Path(run) / runfiles.ADAPT_DIR.format(method=args.method)
-    with run_lock(method_dir):   # one adaptation per method folder at a time
+    resume = f"continue with the same command and --resume (from {method_dir / 'checkpoint.pt'})"
+    with run_lock(method_dir), Stage(run, "transfer/adapt.py", args, resume=resume) as stage:   # one per method folder
         checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint \
             else readers.checkpoint_path(run)
         last = runfiles.ADAPT_CHECKPOINT.format(method=args.method)
@@ -161,13 +163,13 @@ def main(argv=None) -> int:
         record = describe_args(args, beta_used=beta, source_checkpoint=str(Path(checkpoint).resolve()),
                                source_sha256=provenance.file_digest(checkpoint), device=str(device),
                                precision=precision.describe(), n_train_pairs=len(train_idx), n_val_pairs=len(val_idx))
-        inputs = [provenance.Input.file(checkpoint), *pair_inputs(run)]
+        stage.settings = record
         best_name = runfiles.ADAPT_BEST.format(method=args.method)
 
-        def record_outputs(history):
+        def record_outputs(history):   # after every epoch: the checkpoints stay usable if the run is killed
             outputs = [last, runfiles.ADAPT_HISTORY_CSV.format(method=args.method)]
             outputs += [best_name] if (Path(run) / best_name).exists() else []
-            provenance.record(run, outputs, inputs, "transfer/adapt.py", record)
+            stage.record(outputs)
 
         print(f"adapting ({args.method}, lambda {args.align_weight}) on {len(train_idx)} train pairs "
               f"({len(val_idx)} held out), {model.config.image_size} px, {device} {precision.describe()}")
@@ -177,21 +179,20 @@ def main(argv=None) -> int:
         best_path = Path(run) / best_name
         best = load_model(best_path, device)
         after = model_quality(best, decals_cache, test_idx, device, precision, *part1)
-    warnings = []
-    for key in ("recon_mse_per_pixel_part1_val", "recon_mse_per_pixel_test_decals"):
-        if key in before and after[key] > MAX_MSE_INCREASE * before[key]:
-            warnings.append(f"{key} rose from {before[key]:.5f} to {after[key]:.5f} (> x{MAX_MSE_INCREASE})")
-    if after["latent_variance_test_decals"] < MIN_VARIANCE_FRACTION * before["latent_variance_test_decals"]:
-        warnings.append(f"latent variance fell from {before['latent_variance_test_decals']:.4f} to "
-                        f"{after['latent_variance_test_decals']:.4f} (collapse?)")
-    adapted = [row for row in history if row["epoch"] >= 1]
-    best_epoch = min(adapted, key=lambda row: row.get("val_loss", row["train_loss"]))["epoch"] if adapted else 0
-    write_json({"method": args.method, "best_epoch": best_epoch, "best_checkpoint": str(best_path),
-                "quality_before": before, "quality_after": after, "warnings": warnings, "history": history,
-                "config": record}, runfiles.run_path(run, runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)))
-    provenance.record(run, [runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)], inputs, "transfer/adapt.py", record)
-    if history:
-        save_history_png(history, runfiles.run_path(run, runfiles.ADAPT_HISTORY_PNG.format(method=args.method)), args.method)
+        warnings = []
+        for key in ("recon_mse_per_pixel_part1_val", "recon_mse_per_pixel_test_decals"):
+            if key in before and after[key] > MAX_MSE_INCREASE * before[key]:
+                warnings.append(f"{key} rose from {before[key]:.5f} to {after[key]:.5f} (> x{MAX_MSE_INCREASE})")
+        if after["latent_variance_test_decals"] < MIN_VARIANCE_FRACTION * before["latent_variance_test_decals"]:
+            warnings.append(f"latent variance fell from {before['latent_variance_test_decals']:.4f} to "
+                            f"{after['latent_variance_test_decals']:.4f} (collapse?)")
+        adapted = [row for row in history if row["epoch"] >= 1]
+        best_epoch = min(adapted, key=lambda row: row.get("val_loss", row["train_loss"]))["epoch"] if adapted else 0
+        write_json({"method": args.method, "best_epoch": best_epoch, "best_checkpoint": str(best_path),
+                    "quality_before": before, "quality_after": after, "warnings": warnings, "history": history,
+                    "config": record}, runfiles.run_path(run, runfiles.ADAPT_SUMMARY_JSON.format(method=args.method)))
+        if history:
+            save_history_png(history, runfiles.run_path(run, runfiles.ADAPT_HISTORY_PNG.format(method=args.method)), args.method)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     mse_key = "recon_mse_per_pixel_part1_val" if "recon_mse_per_pixel_part1_val" in before else "recon_mse_per_pixel_test_decals"

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,12 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import provenance, readers, runfiles
-from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches, pair_inputs,
+from VAE_model import readers, runfiles
+from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches, require_test_pairs,
                                   part1_validation, random_pair_distances, read_pair_labels,
                                   save_distance_histograms)
 from VAE_model.errors import MissingInputError
+from VAE_model.files import copy_file
 from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
 from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
                                describe_args, load_model, pick_device, pick_precision, seed_everything,
                                write_json)
@@ -128,12 +128,6 @@ def markdown_table(table: pd.DataFrame, winner: str, details: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def copy_atomic(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -141,60 +135,54 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
     run = args.run
-    # the no-transfer baseline and every adapted model must come from the current Part I model and pairs
-    before = readers.read_json(run, runfiles.TRANSFER_METRICS_BEFORE, readers.NO_TRANSFER)
-    methods = [m for m in args.methods if (Path(run) / runfiles.ADAPT_BEST.format(method=m)).exists()]
-    if not methods:
-        raise MissingInputError(f"{Path(run) / runfiles.ADAPT_DIR.format(method=args.methods[0])}/best.pt: "
-                                f"not found; run `transfer/adapt.py --run {run} --method mmd` first")
-    part1_model = readers.checkpoint_path(run)
-    checkpoints = {m: readers.checkpoint_path(run, runfiles.ADAPT_BEST.format(method=m), readers.ADAPT) for m in methods}
-    pairs = read_pairs(run)
-    image_size = int(before["config"]["image_size"])
-    decals_cache, bass_cache = pair_caches(run, image_size, len(pairs), progress=not args.quiet)
-    labels = read_pair_labels(run, pairs)
-    part1 = part1_validation(run, image_size, progress=False)
-    test = (pairs["split"] == "test").to_numpy()
-    mu_d0 = np.load(readers.checked(run, runfiles.TRANSFER_MU_DECALS_BEFORE, readers.NO_TRANSFER))
-    mu_b0 = np.load(readers.checked(run, runfiles.TRANSFER_MU_BASS_BEFORE, readers.NO_TRANSFER))
-    panels = {BASELINE: (distance_table(pairs, mu_d0, mu_b0)["latent_distance"].to_numpy()[test],
-                         random_pair_distances(mu_d0[test], mu_b0[test], seed=args.seed))}
-    rows = {BASELINE: metrics_row(before)}
-    for method in methods:
-        checkpoint = checkpoints[method]
-        model = load_model(checkpoint, device)
-        metrics, mu_d, mu_b = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
-                                             part1, seed=args.seed)
-        np.save(runfiles.run_path(run, runfiles.ADAPT_MU_DECALS.format(method=method)), mu_d)
-        np.save(runfiles.run_path(run, runfiles.ADAPT_MU_BASS.format(method=method)), mu_b)
-        distances = distance_table(pairs, mu_d, mu_b)
-        distances.to_csv(runfiles.run_path(run, runfiles.ADAPT_DISTANCES_CSV.format(method=method)), index=False,
-                         float_format="%.6f")
-        write_json({**metrics, "config": describe_args(args, checkpoint=str(checkpoint.resolve()), method=method)},
-                   runfiles.run_path(run, runfiles.ADAPT_METRICS_JSON.format(method=method)))
-        panels[method] = (distances["latent_distance"].to_numpy()[test],
-                          random_pair_distances(mu_d[test], mu_b[test], seed=args.seed))
-        rows[method] = metrics_row(metrics)
-    table = pd.DataFrame(rows)
-    table.index.name = "metric"
-    winner, details = choose_method(rows)
-    table.to_csv(runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_CSV), float_format="%.6g")
-    runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_MD).write_text(markdown_table(table, winner, details))
-    save_distance_histograms(panels, runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_HIST_PNG), normalise=True)
-    source = Path(run) / runfiles.ADAPT_BEST.format(method=winner)
-    copy_atomic(source, runfiles.run_path(run, runfiles.TRANSFER_ADAPTED))
-    write_json({"method": winner, "source": str(source.resolve()), "adapted": str((Path(run) / runfiles.TRANSFER_ADAPTED).resolve()),
-                **details, "rule": "most wins on the scale-free metrics among models passing the quality guards",
-                "scale_free_metrics": [key for key, _ in SCALE_FREE], "config": describe_args(args)},
-               runfiles.run_path(run, runfiles.TRANSFER_ADAPTED_JSON))
-    inputs = [provenance.Input.file(part1_model), provenance.Input.file(Path(run) / runfiles.TRANSFER_METRICS_BEFORE),
-              *pair_inputs(run), *[provenance.Input.file(c) for c in checkpoints.values()]]
-    outputs = [runfiles.TRANSFER_BEFORE_AFTER_CSV, runfiles.TRANSFER_BEFORE_AFTER_MD, runfiles.TRANSFER_ADAPTED,
-               runfiles.TRANSFER_ADAPTED_JSON]
-    for method in methods:
-        outputs += [runfiles.ADAPT_METRICS_JSON.format(method=method), runfiles.ADAPT_MU_DECALS.format(method=method),
-                    runfiles.ADAPT_MU_BASS.format(method=method), runfiles.ADAPT_DISTANCES_CSV.format(method=method)]
-    provenance.record(run, outputs, inputs, "transfer/evaluate.py", describe_args(args))
+    with Stage(run, "transfer/evaluate.py", args):
+        # the no-transfer baseline and every adapted model must come from the current Part I model and pairs
+        before = readers.read_json(run, runfiles.TRANSFER_METRICS_BEFORE, readers.NO_TRANSFER)
+        methods = [m for m in args.methods if (Path(run) / runfiles.ADAPT_BEST.format(method=m)).exists()]
+        if not methods:
+            raise MissingInputError(f"{Path(run) / runfiles.ADAPT_DIR.format(method=args.methods[0])}/best.pt: "
+                                    f"not found; run `transfer/adapt.py --run {run} --method mmd` first")
+        part1_model = readers.checkpoint_path(run)
+        checkpoints = {m: readers.checkpoint_path(run, runfiles.ADAPT_BEST.format(method=m), readers.ADAPT) for m in methods}
+        pairs = read_pairs(run)
+        require_test_pairs(int((pairs["split"] == "test").sum()), str(Path(run) / runfiles.TRANSFER_PAIRS_CSV))
+        image_size = int(before["config"]["image_size"])
+        decals_cache, bass_cache = pair_caches(run, image_size, len(pairs), progress=not args.quiet)
+        labels = read_pair_labels(run, pairs)
+        part1 = part1_validation(run, image_size, progress=False)
+        test = (pairs["split"] == "test").to_numpy()
+        mu_d0 = np.load(readers.checked(run, runfiles.TRANSFER_MU_DECALS_BEFORE, readers.NO_TRANSFER))
+        mu_b0 = np.load(readers.checked(run, runfiles.TRANSFER_MU_BASS_BEFORE, readers.NO_TRANSFER))
+        panels = {BASELINE: (distance_table(pairs, mu_d0, mu_b0)["latent_distance"].to_numpy()[test],
+                             random_pair_distances(mu_d0[test], mu_b0[test], seed=args.seed))}
+        rows = {BASELINE: metrics_row(before)}
+        for method in methods:
+            checkpoint = checkpoints[method]
+            model = load_model(checkpoint, device)
+            metrics, mu_d, mu_b = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
+                                                 part1, seed=args.seed)
+            np.save(runfiles.run_path(run, runfiles.ADAPT_MU_DECALS.format(method=method)), mu_d)
+            np.save(runfiles.run_path(run, runfiles.ADAPT_MU_BASS.format(method=method)), mu_b)
+            distances = distance_table(pairs, mu_d, mu_b)
+            distances.to_csv(runfiles.run_path(run, runfiles.ADAPT_DISTANCES_CSV.format(method=method)), index=False,
+                             float_format="%.6f")
+            write_json({**metrics, "config": describe_args(args, checkpoint=str(checkpoint.resolve()), method=method)},
+                       runfiles.run_path(run, runfiles.ADAPT_METRICS_JSON.format(method=method)))
+            panels[method] = (distances["latent_distance"].to_numpy()[test],
+                              random_pair_distances(mu_d[test], mu_b[test], seed=args.seed))
+            rows[method] = metrics_row(metrics)
+        table = pd.DataFrame(rows)
+        table.index.name = "metric"
+        winner, details = choose_method(rows)
+        table.to_csv(runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_CSV), float_format="%.6g")
+        runfiles.run_path(run, runfiles.TRANSFER_BEFORE_AFTER_MD).write_text(markdown_table(table, winner, details))
+        save_distance_histograms(panels, runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_HIST_PNG), normalise=True)
+        source = Path(run) / runfiles.ADAPT_BEST.format(method=winner)
+        copy_file(source, runfiles.run_path(run, runfiles.TRANSFER_ADAPTED))
+        write_json({"method": winner, "source": str(source.resolve()), "adapted": str((Path(run) / runfiles.TRANSFER_ADAPTED).resolve()),
+                    **details, "rule": "most wins on the scale-free metrics among models passing the quality guards",
+                    "scale_free_metrics": [key for key, _ in SCALE_FREE], "config": describe_args(args)},
+                   runfiles.run_path(run, runfiles.TRANSFER_ADAPTED_JSON))
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     r = rows[winner]
     print(f"done: better method {winner} (wins {details['wins']}): distance ratio "

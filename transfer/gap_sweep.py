@@ -52,6 +52,8 @@ from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_la
 from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                add_workers_argument, cli_main, load_model, pick_device, pick_precision,
                                seed_everything)
+from VAE_model.files import write_json
+from VAE_model.stage import Stage, note_input, note_output
 
 SWEEP_DIR = "gap_sweep"
 METHODS = ("none", "mmd", "paired")
@@ -235,7 +237,14 @@ def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, te
               settings: dict | None = None, n_boot: int = 300, device="cpu", workers=None, progress: bool = True,
               log=print) -> pd.DataFrame:
     """The whole sweep as a function (the script's main and the tests call it); returns the table
-    and writes RUN/gap_sweep/gap_sweep.csv/.json/.png."""
+    and writes RUN/gap_sweep/gap_sweep.csv/.json/.png, recorded by the stage contract."""
+    with Stage(run_dir, "transfer/gap_sweep.py", settings={"gaps": list(gaps), "seed": seed, "test_fraction": test_fraction,
+                                                          "bootstrap": n_boot, "mock_dir": str(mock_dir),
+                                                          **(settings or {})}):
+        return _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log)
+
+
+def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log) -> pd.DataFrame:
     from tqdm import tqdm
 
     from VAE_model.mock import check_gap
@@ -277,12 +286,13 @@ def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, te
     record = {"settings": {**settings, "gaps": gaps, "seed": seed, "test_fraction": test_fraction, "bootstrap": n_boot,
                            "mock_dir": str(mock_dir), "part1_model": str(model_path)},
               "seconds": round(time.perf_counter() - started, 1), "rows": rows}
-    (out / "gap_sweep.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(record, out / "gap_sweep.json")
     save_sweep_figure(table, out / "gap_sweep.png")
     save_gap_examples_png(mock_dirs, out / "gap_examples.png")
-    inputs = [provenance.Input.file(model_path), provenance.Input.file(mock_dir / runfiles.MOCK_META)]
-    provenance.record(run_dir, [f"{SWEEP_DIR}/gap_sweep.csv", f"{SWEEP_DIR}/gap_sweep.json"], inputs,
-                      "transfer/gap_sweep.py", record["settings"])
+    # the sweep's results under the stage contract (the per-gap folders are its work area, as RUN/cache is)
+    note_output(run_dir, *(f"{SWEEP_DIR}/{name}" for name in ("gap_sweep.csv", "gap_sweep.json", "gap_sweep.png",
+                                                              "gap_examples.png")))
+    note_input(run_dir, provenance.Input.file(mock_dir / runfiles.MOCK_META))
     return table
 
 

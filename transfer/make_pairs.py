@@ -44,6 +44,7 @@ from VAE_model.data import write_image_list
 from VAE_model.image_scan import validate_all
 from VAE_model.imageio import ImageError, is_image_file, load_image
 from VAE_model.morph_classes import DEFAULT_THRESHOLD, available_questions, class_labels, skipped_line
+from VAE_model.stage import Stage
 from VAE_model.runtime import (CheckpointError, add_runtime_arguments, add_workers_argument, cli_main,
                                describe_args, load_checkpoint, write_json)
 
@@ -175,49 +176,48 @@ def model_image_size(args) -> int:
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        image_size = model_image_size(args)
-        decals = read_catalog(args.decals_catalog)
-        bass = read_catalog(args.bass_catalog)
-        for folder in (args.decals_images, args.bass_images):
-            if not Path(folder).is_dir():
-                raise runfiles.MissingInputError(f"{folder}: image folder not found")
-        matches = match_catalogs(decals, bass, args.radius_arcsec)
-        pairs, skipped = attach_images(matches, args.decals_images, args.bass_images, image_size, args.workers)
-        if len(pairs) < 2:
-            raise runfiles.MissingInputError(f"only {len(pairs)} usable pairs (of {len(matches)} matches); "
-                                             "check the catalogs, folders and --radius-arcsec")
-        pairs["split"] = split_pairs(len(pairs), args.test_fraction, args.seed)
-    except (runfiles.MissingInputError, CatalogError, CheckpointError, ImageError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    pairs.insert(0, "pair_id", np.arange(len(pairs)))
-    labels, note = pair_labels(decals, pairs, args.threshold)
     run = args.run
-    pairs[PAIR_COLUMNS].to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIRS_CSV), index=False, float_format="%.7f")
-    write_image_list(pairs["decals_path"], runfiles.run_path(run, runfiles.TRANSFER_DECALS_LIST))
-    write_image_list(pairs["bass_path"], runfiles.run_path(run, runfiles.TRANSFER_BASS_LIST))
-    labels.to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIR_LABELS_CSV), index=False)
-    with open(runfiles.run_path(run, runfiles.TRANSFER_SKIPPED_CSV), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["decals_iauname", "bass_iauname", "reason"])
-        writer.writeheader()
-        writer.writerows(skipped)
-    save_examples(pairs, image_size, runfiles.run_path(run, runfiles.TRANSFER_EXAMPLES_PNG), args.examples)
-    n_train, n_test = int((pairs["split"] == "train").sum()), int((pairs["split"] == "test").sum())
-    summary = {"n_decals": len(decals), "n_bass": len(bass), "n_matched": len(matches),
-               "n_decals_unmatched": len(decals) - len(matches), "n_bass_unmatched": len(bass) - len(matches),
-               "n_skipped": len(skipped), "n_pairs": len(pairs), "n_train": n_train, "n_test": n_test,
-               "median_sep_arcsec": float(pairs["sep_arcsec"].median()), "max_sep_arcsec": float(pairs["sep_arcsec"].max()),
-               "image_size": image_size, "labels_note": note,
-               "n_labelled": {q: int(labels[q].notna().sum()) for q in labels.columns if q != "pair_id"}}
-    write_json({**summary, "config": describe_args(args)}, runfiles.run_path(run, runfiles.TRANSFER_PAIRS_JSON))
-    inputs = [provenance.Input.file(args.decals_catalog), provenance.Input.file(args.bass_catalog),
-              provenance.Input.folder(args.decals_images, is_image_file), provenance.Input.folder(args.bass_images, is_image_file),
-              provenance.Input.images(Path(run) / runfiles.TRANSFER_DECALS_LIST, list(pairs["decals_path"])),
-              provenance.Input.images(Path(run) / runfiles.TRANSFER_BASS_LIST, list(pairs["bass_path"]))]
-    provenance.record(run, [runfiles.TRANSFER_PAIRS_CSV, runfiles.TRANSFER_DECALS_LIST, runfiles.TRANSFER_BASS_LIST,
-                            runfiles.TRANSFER_PAIR_LABELS_CSV, runfiles.TRANSFER_SKIPPED_CSV, runfiles.TRANSFER_PAIRS_JSON],
-                      inputs, "transfer/make_pairs.py", describe_args(args))
+    with Stage(run, "transfer/make_pairs.py", args) as stage:
+        try:
+            image_size = model_image_size(args)
+            decals = read_catalog(args.decals_catalog)
+            bass = read_catalog(args.bass_catalog)
+            for folder in (args.decals_images, args.bass_images):
+                if not Path(folder).is_dir():
+                    raise runfiles.MissingInputError(f"{folder}: image folder not found")
+            matches = match_catalogs(decals, bass, args.radius_arcsec)
+            pairs, skipped = attach_images(matches, args.decals_images, args.bass_images, image_size, args.workers)
+            if len(pairs) < 2:
+                raise runfiles.MissingInputError(f"only {len(pairs)} usable pairs (of {len(matches)} matches); "
+                                                 "check the catalogs, folders and --radius-arcsec")
+            pairs["split"] = split_pairs(len(pairs), args.test_fraction, args.seed)
+        except (runfiles.MissingInputError, CatalogError, CheckpointError, ImageError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        pairs.insert(0, "pair_id", np.arange(len(pairs)))
+        labels, note = pair_labels(decals, pairs, args.threshold)
+        pairs[PAIR_COLUMNS].to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIRS_CSV), index=False, float_format="%.7f")
+        write_image_list(pairs["decals_path"], runfiles.run_path(run, runfiles.TRANSFER_DECALS_LIST))
+        write_image_list(pairs["bass_path"], runfiles.run_path(run, runfiles.TRANSFER_BASS_LIST))
+        labels.to_csv(runfiles.run_path(run, runfiles.TRANSFER_PAIR_LABELS_CSV), index=False)
+        with open(runfiles.run_path(run, runfiles.TRANSFER_SKIPPED_CSV), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["decals_iauname", "bass_iauname", "reason"])
+            writer.writeheader()
+            writer.writerows(skipped)
+        save_examples(pairs, image_size, runfiles.run_path(run, runfiles.TRANSFER_EXAMPLES_PNG), args.examples)
+        n_train, n_test = int((pairs["split"] == "train").sum()), int((pairs["split"] == "test").sum())
+        summary = {"n_decals": len(decals), "n_bass": len(bass), "n_matched": len(matches),
+                   "n_decals_unmatched": len(decals) - len(matches), "n_bass_unmatched": len(bass) - len(matches),
+                   "n_skipped": len(skipped), "n_pairs": len(pairs), "n_train": n_train, "n_test": n_test,
+                   "median_sep_arcsec": float(pairs["sep_arcsec"].median()), "max_sep_arcsec": float(pairs["sep_arcsec"].max()),
+                   "image_size": image_size, "labels_note": note,
+                   "n_labelled": {q: int(labels[q].notna().sum()) for q in labels.columns if q != "pair_id"}}
+        write_json({**summary, "config": describe_args(args)}, runfiles.run_path(run, runfiles.TRANSFER_PAIRS_JSON))
+        inputs = [provenance.Input.file(args.decals_catalog), provenance.Input.file(args.bass_catalog),
+                  provenance.Input.folder(args.decals_images, is_image_file), provenance.Input.folder(args.bass_images, is_image_file),
+                  provenance.Input.images(Path(run) / runfiles.TRANSFER_DECALS_LIST, list(pairs["decals_path"])),
+                  provenance.Input.images(Path(run) / runfiles.TRANSFER_BASS_LIST, list(pairs["bass_path"]))]
+        stage.uses(*inputs)
     for row in skipped[:5]:
         print(f"skipped {row['decals_iauname']} / {row['bass_iauname']}: {row['reason']}")
     if len(skipped) > 5:

@@ -36,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from VAE_model import provenance, readers, runfiles
-from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, pair_inputs, part1_validation,
+from VAE_model import readers, runfiles
+from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, part1_validation, require_test_pairs,
                                   random_pair_distances, read_pair_labels, save_distance_histograms,
                                   save_pair_gallery)
 from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
 from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
                                describe_args, load_model, pick_device, pick_precision, seed_everything,
                                write_json)
@@ -58,10 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def summary_line(name: str, metrics: dict) -> str:
     d, r, c = metrics["distance"], metrics["retrieval"], metrics["classification"]
+    forest = (f"RF accuracy DECaLS {c['mean_accuracy_decals']:.3f} -> BASS+MzLS {c['mean_accuracy_bass']:.3f}"
+              if c["questions"] else "no RF transfer score (no class question with two classes among the train pairs)")
     return (f"{name}: median paired distance {d['median_paired']:.3f} vs random {d['median_random']:.3f} "
             f"(ratio {d['ratio_median_paired_to_random']:.3f}); retrieval top-1 {r['top1']:.3f}, top-10 {r['top10']:.3f}, "
-            f"median rank {r['median_rank']:.0f} of {r['n_candidates']}; RF accuracy DECaLS {c['mean_accuracy_decals']:.3f} "
-            f"-> BASS+MzLS {c['mean_accuracy_bass']:.3f}")
+            f"median rank {r['median_rank']:.0f} of {r['n_candidates']}; {forest}")
 
 
 @cli_main
@@ -71,34 +73,34 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     precision = pick_precision(device, args.amp)
     run = args.run
-    checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
-    model = load_model(checkpoint, device)
-    pairs = read_pairs(run)
-    decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
-    labels = read_pair_labels(run, pairs)
-    part1 = part1_validation(run, model.config.image_size, progress=not args.quiet)
-    metrics, mu_decals, mu_bass = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
-                                                 part1, seed=args.seed)
-    np.save(runfiles.run_path(run, runfiles.TRANSFER_MU_DECALS_BEFORE), mu_decals)
-    np.save(runfiles.run_path(run, runfiles.TRANSFER_MU_BASS_BEFORE), mu_bass)
-    distances = distance_table(pairs, mu_decals, mu_bass)
-    distances.to_csv(runfiles.run_path(run, runfiles.TRANSFER_DISTANCES_BEFORE), index=False, float_format="%.6f")
-    test = (pairs["split"] == "test").to_numpy()
-    random = random_pair_distances(mu_decals[test], mu_bass[test], seed=args.seed)
-    save_distance_histograms({"no transfer": (distances["latent_distance"].to_numpy()[test], random)},
-                             runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_BEFORE_PNG), normalise=False)
-    save_pair_gallery(distances, decals_cache, bass_cache, runfiles.run_path(run, runfiles.TRANSFER_MOST_ALIKE_PNG),
-                      most_alike=True, n=args.gallery)
-    save_pair_gallery(distances, decals_cache, bass_cache, runfiles.run_path(run, runfiles.TRANSFER_LEAST_ALIKE_PNG),
-                      most_alike=False, n=args.gallery)
-    record = describe_args(args, checkpoint=str(Path(checkpoint).resolve()), device=str(device),
-                           precision=precision.describe(), latent_dim=model.config.latent_dim,
-                           image_size=model.config.image_size)
-    write_json({**metrics, "config": record}, runfiles.run_path(run, runfiles.TRANSFER_METRICS_BEFORE))
-    inputs = [provenance.Input.file(checkpoint), *pair_inputs(run)]
-    provenance.record(run, [runfiles.TRANSFER_METRICS_BEFORE, runfiles.TRANSFER_MU_DECALS_BEFORE,
-                            runfiles.TRANSFER_MU_BASS_BEFORE, runfiles.TRANSFER_DISTANCES_BEFORE],
-                      inputs, "transfer/no_tf.py", record)
+    with Stage(run, "transfer/no_tf.py", args) as stage:
+        checkpoint = readers.external_checkpoint(run, args.checkpoint) if args.checkpoint else readers.checkpoint_path(run)
+        model = load_model(checkpoint, device)
+        pairs = read_pairs(run)
+        # too few test pairs: refused before any image is encoded
+        require_test_pairs(int((pairs["split"] == "test").sum()), str(Path(run) / runfiles.TRANSFER_PAIRS_CSV))
+        decals_cache, bass_cache = pair_caches(run, model.config.image_size, len(pairs), progress=not args.quiet)
+        labels = read_pair_labels(run, pairs)
+        part1 = part1_validation(run, model.config.image_size, progress=not args.quiet)
+        metrics, mu_decals, mu_bass = evaluate_model(model, pairs, decals_cache, bass_cache, labels, device, precision,
+                                                     part1, seed=args.seed)
+        np.save(runfiles.run_path(run, runfiles.TRANSFER_MU_DECALS_BEFORE), mu_decals)
+        np.save(runfiles.run_path(run, runfiles.TRANSFER_MU_BASS_BEFORE), mu_bass)
+        distances = distance_table(pairs, mu_decals, mu_bass)
+        distances.to_csv(runfiles.run_path(run, runfiles.TRANSFER_DISTANCES_BEFORE), index=False, float_format="%.6f")
+        test = (pairs["split"] == "test").to_numpy()
+        random = random_pair_distances(mu_decals[test], mu_bass[test], seed=args.seed)
+        save_distance_histograms({"no transfer": (distances["latent_distance"].to_numpy()[test], random)},
+                                 runfiles.run_path(run, runfiles.TRANSFER_DISTANCE_BEFORE_PNG), normalise=False)
+        save_pair_gallery(distances, decals_cache, bass_cache, runfiles.run_path(run, runfiles.TRANSFER_MOST_ALIKE_PNG),
+                          most_alike=True, n=args.gallery)
+        save_pair_gallery(distances, decals_cache, bass_cache, runfiles.run_path(run, runfiles.TRANSFER_LEAST_ALIKE_PNG),
+                          most_alike=False, n=args.gallery)
+        record = describe_args(args, checkpoint=str(Path(checkpoint).resolve()), device=str(device),
+                               precision=precision.describe(), latent_dim=model.config.latent_dim,
+                               image_size=model.config.image_size)
+        write_json({**metrics, "config": record}, runfiles.run_path(run, runfiles.TRANSFER_METRICS_BEFORE))
+        stage.settings = record
     print(summary_line("done (no transfer)", metrics))
     return 0
 

@@ -10,10 +10,10 @@ Modules (one concern each):
 The public API is re-exported here: ``from VAE_model.adaptation import adapt, pair_metrics``.
 """
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss, squared_distances
-from .metrics import (BOOTSTRAP_SAMPLES, MIN_CLASS_MEMBERS, RANDOM_PAIR_SAMPLES, bootstrap_intervals,
+from .metrics import (BOOTSTRAP_SAMPLES, MIN_CLASS_MEMBERS, MIN_TEST_PAIRS, RANDOM_PAIR_SAMPLES, bootstrap_intervals,
                       classification_transfer, distance_table, evaluate_model, metrics_row, model_quality, pair_metrics,
                       paired_distances, random_pair_distances, retrieval_ranks, SWEEP_METRICS, forest_correct,
-                      sweep_metrics)
+                      sweep_metrics, require_test_pairs)
 from .pairs import pair_caches, pair_inputs, part1_validation, read_pair_labels
 from .plots import save_distance_histograms, save_pair_gallery
 from .training import (ADAPT_HISTORY_FIELDS, METHODS, AdaptSettings, adapt, adapt_one_epoch, adapt_validation,
@@ -25,4 +25,4 @@ __all__ = ["ADAPT_HISTORY_FIELDS", "BOOTSTRAP_SAMPLES", "DEFAULT_KERNEL_MULTIPLI
            "mmd2", "model_quality", "pair_caches", "pair_metrics", "paired_distances", "paired_loss",
            "part1_validation", "random_pair_distances", "read_pair_labels", "pair_inputs", "retrieval_ranks",
            "save_distance_histograms", "save_pair_gallery", "squared_distances", "write_adapt_history",
-           "SWEEP_METRICS", "forest_correct", "sweep_metrics"]
+           "SWEEP_METRICS", "forest_correct", "sweep_metrics", "MIN_TEST_PAIRS", "require_test_pairs"]

@@ -23,6 +23,19 @@ from ..training import evaluate
 MIN_CLASS_MEMBERS = 5          # a class takes part in the RF transfer test with >= this many train pairs
 RANDOM_PAIR_SAMPLES = 100_000  # random non-matching pairs drawn for the reference distance
 BOOTSTRAP_SAMPLES = 300        # resamplings of the test galaxies for the 95% intervals
+# fewest test pairs the metrics mean anything on: a retrieval among 1 candidate is always top-1, the
+# random-pair distance (and so the ratio) needs 2 galaxies, the bootstrap intervals 3
+MIN_TEST_PAIRS = 3
+
+
+def require_test_pairs(n_test: int, where: str = "the pairs") -> None:
+    """NotEnoughDataError (one line) when there are too few test pairs to score a model on."""
+    if n_test < MIN_TEST_PAIRS:
+        from ..errors import NotEnoughDataError
+
+        raise NotEnoughDataError(f"{where}: {n_test} test pair(s); the Part II metrics need at least {MIN_TEST_PAIRS} "
+                                 "(one candidate is always retrieved first, a distance ratio needs two galaxies): "
+                                 "run transfer/make_pairs.py with a larger --test-fraction or more overlapping galaxies")
 
 
 def paired_distances(mu_a: np.ndarray, mu_b: np.ndarray) -> np.ndarray:
@@ -78,7 +91,11 @@ def bootstrap_intervals(mu_decals: np.ndarray, mu_bass: np.ndarray, ranks: np.nd
         ratios.append(np.median(paired[idx]) / np.median(random))
         top1.append(np.mean(ranks[idx] <= 1))
         top10.append(np.mean(ranks[idx] <= 10))
-    interval = lambda values: [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]  # noqa: E731
+    def interval(values) -> list[float] | None:
+        # a resampling that drew one galaxy n times has no random pair: it has no ratio, and is left out
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if len(values) else None
     return {"ratio_ci95": interval(ratios), "top1_ci95": interval(top1), "top10_ci95": interval(top10)}
 
 
@@ -120,6 +137,7 @@ def pair_metrics(mu_decals: np.ndarray, mu_bass: np.ndarray, split, labels: dict
     """
     split = np.asarray(split)
     test, train = split == "test", split == "train"
+    require_test_pairs(int(test.sum()))
     mu_d, mu_b = np.asarray(mu_decals, np.float64), np.asarray(mu_bass, np.float64)
     paired = paired_distances(mu_d[test], mu_b[test])
     random = random_pair_distances(mu_d[test], mu_b[test], seed=seed)
@@ -136,7 +154,8 @@ def pair_metrics(mu_decals: np.ndarray, mu_bass: np.ndarray, split, labels: dict
                       "top10": float(np.mean(ranks <= 10)), "median_rank": float(np.median(ranks)),
                       "top1_ci95": intervals.get("top1_ci95"), "top10_ci95": intervals.get("top10_ci95"),
                       "mean_rank": float(np.mean(ranks)),
-                      "chance_top1": 1.0 / max(int(test.sum()), 1), "chance_median_rank": (int(test.sum()) + 1) / 2},
+                      "chance_top1": 1.0 / max(int(test.sum()), 1), "chance_top10": min(1.0, 10 / max(int(test.sum()), 1)),
+                      "chance_median_rank": (int(test.sum()) + 1) / 2},
         "classification": {"questions": {}, "mean_accuracy_decals": float("nan"), "mean_accuracy_bass": float("nan")},
     }
     for question, values in (labels or {}).items():
@@ -173,25 +192,30 @@ def _ci(section: dict, key: str, side: int) -> float:
     return float(values[side]) if values else float("nan")
 
 
+def _value(value) -> float:
+    """A metric as a float; one that could not be computed (null in the JSON) is NaN in the table."""
+    return float("nan") if value is None else float(value)
+
+
 def metrics_row(metrics: dict) -> dict:
     """The before/after table's rows from a metrics dict (pair_metrics + model_quality)."""
     quality = metrics.get("quality", {})
     return {
-        "median paired distance": metrics["distance"]["median_paired"],
-        "random-pair median distance": metrics["distance"]["median_random"],
-        "paired / random distance ratio": metrics["distance"]["ratio_median_paired_to_random"],
+        "median paired distance": _value(metrics["distance"]["median_paired"]),
+        "random-pair median distance": _value(metrics["distance"]["median_random"]),
+        "paired / random distance ratio": _value(metrics["distance"]["ratio_median_paired_to_random"]),
         "distance ratio 95% interval, low": _ci(metrics["distance"], "ratio_ci95", 0),
         "distance ratio 95% interval, high": _ci(metrics["distance"], "ratio_ci95", 1),
-        "retrieval top-1 fraction": metrics["retrieval"]["top1"],
+        "retrieval top-1 fraction": _value(metrics["retrieval"]["top1"]),
         "retrieval top-1 95% interval, low": _ci(metrics["retrieval"], "top1_ci95", 0),
         "retrieval top-1 95% interval, high": _ci(metrics["retrieval"], "top1_ci95", 1),
-        "retrieval top-10 fraction": metrics["retrieval"]["top10"],
-        "retrieval median rank": metrics["retrieval"]["median_rank"],
-        "RF accuracy on DECaLS latents (mean)": metrics["classification"]["mean_accuracy_decals"],
-        "RF accuracy on BASS+MzLS latents (mean)": metrics["classification"]["mean_accuracy_bass"],
-        "DECaLS recon MSE/pixel (Part I val)": quality.get("recon_mse_per_pixel_part1_val", float("nan")),
-        "DECaLS recon MSE/pixel (test pairs)": quality.get("recon_mse_per_pixel_test_decals", float("nan")),
-        "latent variance (test DECaLS)": quality.get("latent_variance_test_decals", float("nan")),
+        "retrieval top-10 fraction": _value(metrics["retrieval"]["top10"]),
+        "retrieval median rank": _value(metrics["retrieval"]["median_rank"]),
+        "RF accuracy on DECaLS latents (mean)": _value(metrics["classification"]["mean_accuracy_decals"]),
+        "RF accuracy on BASS+MzLS latents (mean)": _value(metrics["classification"]["mean_accuracy_bass"]),
+        "DECaLS recon MSE/pixel (Part I val)": _value(quality.get("recon_mse_per_pixel_part1_val")),
+        "DECaLS recon MSE/pixel (test pairs)": _value(quality.get("recon_mse_per_pixel_test_decals")),
+        "latent variance (test DECaLS)": _value(quality.get("latent_variance_test_decals")),
     }
 
 

@@ -89,7 +89,7 @@ def build_mock_survey(out_dir, n_galaxies: int, image_size: int = 64, seed: int 
     for survey in SURVEYS:
         folder = out_dir / survey.image_dir
         folder.mkdir(exist_ok=True)
-        for old in list(folder.glob("*.fits")) + list(folder.glob("*.fits.tmp")):
+        for old in list(folder.glob("*.fits")) + list(folder.glob(".*.tmp")):   # tmp: files.atomic_write
             old.unlink()
 
     start = time.perf_counter()
@@ -104,7 +104,9 @@ def build_mock_survey(out_dir, n_galaxies: int, image_size: int = 64, seed: int 
             results.append(render_galaxy(task))
             bar.update()
     else:
-        with Pool(workers) as pool:
+        from ..cli_args import ignore_interrupts
+
+        with Pool(workers, initializer=ignore_interrupts) as pool:   # Ctrl-C: the parent alone stops
             for result in pool.imap(render_galaxy, tasks, chunksize=max(1, min(16, n_galaxies // (8 * workers)))):
                 results.append(result)
                 bar.update()
