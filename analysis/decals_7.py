@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import feature_sets, provenance, readers, runfiles
+from VAE_model.stage import Stage
 from VAE_model.contrastive import train_contrastive
 from VAE_model.data import image_cache, image_name, split_indices
 from VAE_model.feature_sets import Pairs
@@ -70,12 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def labelings(run, paths: list[str], rows: np.ndarray, mock_dir) -> dict[str, np.ndarray]:
+def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage) -> dict[str, np.ndarray]:
     """label name -> label per scored galaxy (None where it has none): the mock's true type, then every
     question / label column of class_index.csv."""
     out = {}
     truth_path = readers.mock_truth_path(mock_dir)
     if truth_path is not None:
+        stage.uses(provenance.Input.file(truth_path))
         truth = pd.read_parquet(truth_path, columns=["decals_iauname", "morph_type"])
         kind = dict(zip(truth["decals_iauname"], truth["morph_type"]))
         out["true_type"] = np.array([kind.get(image_name(paths[i])) for i in rows], dtype=object)
@@ -92,11 +94,11 @@ def labelings(run, paths: list[str], rows: np.ndarray, mock_dir) -> dict[str, np
     return {name: labels for name, labels in out.items() if sum(v is not None for v in labels) >= 2}
 
 
-def survey_pairs(run, image_size: int, name_to_row: dict[str, int], labels: np.ndarray | None) -> tuple[Pairs | None, list]:
+def survey_pairs(run, image_size: int, name_to_row: dict[str, int], labels: np.ndarray | None) -> Pairs | None:
     """The overlap pairs of transfer/make_pairs.py as float images (DECaLS, BASS+MzLS), their test rows and
-    the labels of their DECaLS galaxies; (None, []) when the run has no pairs."""
+    the labels of their DECaLS galaxies; None when the run has no pairs."""
     if not (Path(run) / runfiles.TRANSFER_PAIRS_CSV).exists():
-        return None, []
+        return None
     pairs = readers.read_pairs(run)
     caches = []
     for name in (runfiles.TRANSFER_DECALS_LIST, runfiles.TRANSFER_BASS_LIST):
@@ -114,10 +116,8 @@ def survey_pairs(run, image_size: int, name_to_row: dict[str, int], labels: np.n
         caches = [c[keep] for c in caches]
         test = np.searchsorted(keep, test)
         pair_labels = pair_labels[keep]
-    inputs = [provenance.Input.file(Path(run) / n) for n in (runfiles.TRANSFER_PAIRS_CSV, runfiles.TRANSFER_DECALS_LIST,
-                                                              runfiles.TRANSFER_BASS_LIST)]
     return Pairs(decals=feature_sets.as_float(caches[0]), bass=feature_sets.as_float(caches[1]),
-                 labels=pair_labels, test=test), inputs
+                 labels=pair_labels, test=test)
 
 
 def vae_training_seconds(run) -> float:
@@ -198,6 +198,11 @@ def write_markdown(table: pd.DataFrame, path: Path, lines: list[str], cnn: float
 
 
 def score_run(args) -> dict:
+    with Stage(args.run, "analysis/decals_7.py", args) as stage:
+        return _score(args, stage)
+
+
+def _score(args, stage: Stage) -> dict:
     run = Path(args.run)
     device = pick_device(args.device)
     checkpoint = readers.checkpoint_path(run)
@@ -209,11 +214,11 @@ def score_run(args) -> dict:
     rows = np.arange(len(cache)) if len(cache) <= args.max_galaxies else \
         np.sort(rng.choice(len(cache), args.max_galaxies, replace=False))
     images = feature_sets.as_float(cache[rows])
-    labels = labelings(run, paths, rows, args.mock_dir)
+    labels = labelings(run, paths, rows, args.mock_dir, stage)
     name_to_row = {image_name(paths[i]): k for k, i in enumerate(rows)}
     pair_label_name = "true_type" if "true_type" in labels else (max(labels, key=lambda q: sum(v is not None for v in labels[q]))
                                                                  if labels else None)
-    pairs, pair_inputs = survey_pairs(run, image_size, name_to_row, labels.get(pair_label_name))
+    pairs = survey_pairs(run, image_size, name_to_row, labels.get(pair_label_name))
     spec = NuisanceSpec(pixel_scale_arcsec=readers.images_pixel_scale(run, image_size))
     extractors = {"vae": feature_sets.vae_features(model),
                   "pixel_pca": feature_sets.pca_features(images, model.config.latent_dim, seed=args.seed),
@@ -229,7 +234,7 @@ def score_run(args) -> dict:
                                            device, seconds=seconds, seed=args.seed, spec=spec, progress=not args.quiet)
         timings["contrastive_training_s"] = time.perf_counter() - start
         atomic_torch_save({"model": contrastive.state_dict(), "model_config": contrastive.config.to_dict(),
-                           "kind": "contrastive"}, run / runfiles.SCORECARD_CONTRASTIVE)
+                           "kind": "contrastive"}, runfiles.run_path(run, runfiles.SCORECARD_CONTRASTIVE))
         extractors["contrastive"] = feature_sets.contrastive_features(contrastive)
     invariance_rows = np.sort(rng.choice(len(rows), min(args.invariance_galaxies, len(rows)), replace=False))
     table = pd.DataFrame(feature_sets.score_sets(extractors, images, labels, invariance_rows, pairs, args.seed,
@@ -245,15 +250,6 @@ def score_run(args) -> dict:
                              cnn_mean_accuracy=cnn, model_config=model.config.to_dict(),
                              n_pairs=None if pairs is None else len(pairs.decals)),
                runfiles.run_path(run, runfiles.SCORECARD_JSON))
-    inputs = [provenance.Input.file(checkpoint), *readers.train_list_input(run / runfiles.TRAIN_TXT, paths),
-              provenance.Input.file(run / runfiles.LOSS_CSV), *pair_inputs]
-    for optional in (runfiles.CLASS_INDEX_CSV, runfiles.CLASSIFICATION_RESULTS_CSV):
-        if (run / optional).exists():
-            inputs.append(provenance.Input.file(run / optional))
-    outputs = [runfiles.SCORECARD_CSV, runfiles.SCORECARD_MD, runfiles.SCORECARD_JSON]
-    if seconds > 0:
-        outputs.append(runfiles.SCORECARD_CONTRASTIVE)
-    provenance.record(run, outputs, inputs, "analysis/decals_7.py", describe_args(args))
     return {"table": table, "verdicts": lines}
 
 
