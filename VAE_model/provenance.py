@@ -93,6 +93,17 @@ def memoised(main):
     return wrapped
 
 
+def _stat(path: str) -> os.stat_result:
+    """os.stat of an image, once per stage: a folder's listing and the image list naming the same files
+    share it. An OSError (a missing file) is not kept."""
+    if _MEMO is None:
+        return os.stat(path)
+    key = ("stat", os.path.abspath(path))
+    if key not in _MEMO:
+        _MEMO[key] = os.stat(path)
+    return _MEMO[key]
+
+
 def _remembered(key, compute) -> dict:
     if _MEMO is None:
         return compute()
@@ -114,8 +125,8 @@ def _image_set_identity(paths, root) -> dict:
     for path in paths:
         name = os.path.relpath(path, root) if root is not None else path
         try:
-            stat = os.stat(path)
-            digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            info = _stat(path)
+            digest.update(f"{name}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{name}\tmissing\n".encode())
     return {"n": len(paths), "stat_sha1": digest.hexdigest()}
@@ -131,7 +142,7 @@ def folder_identity(folder: str | Path, keep) -> dict:
         for path in folder.rglob("*") if folder.is_dir() else []:
             if keep(path):
                 try:
-                    info = os.stat(path)
+                    info = _stat(str(path))
                 except OSError:
                     continue
                 if S_ISREG(info.st_mode):
