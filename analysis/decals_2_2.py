@@ -17,7 +17,8 @@ READS   RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/train.txt, RUN/cache
         RUN/selection/class_index.csv (analysis/decals_2_1.py; not with --skip-classes)
 WRITES  RUN/latents/mu.npy, logvar.npy        float32 (N, latent_dim), row i = line i of train.txt
         RUN/latents/names.csv                 image_index, name (file stem), path
-        RUN/latents/latents.parquet           the same as one table: image_index, name, iauname, path, ra, dec
+        RUN/latents/latents.parquet           the same as one table (row groups of 100,000 galaxies):
+                                              image_index, name, iauname, path, ra, dec
                                               (deg, from the FITS header when known: RUN/images.csv,
                                               make_datatxt's reading of it), mu_00.., logvar_00..,
                                               model_sha256 (the checkpoint that made them)
@@ -143,6 +144,38 @@ def header_positions(run, paths: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame({"image_index": known, "ra": ra[known], "dec": dec[known]})
 
 
+PARQUET_ROWS_PER_GROUP = 100_000   # latents.parquet row groups: ~25 MB each at 32 latent dimensions
+
+
+def write_latents_parquet(path: Path, mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sha256: str,
+                          positions: pd.DataFrame | None, rows_per_group: int = PARQUET_ROWS_PER_GROUP) -> None:
+    """RUN/latents/latents.parquet written one row group of ``rows_per_group`` galaxies at a time (the
+    table api.latents_table makes), so the whole table is never held in pandas at once and a reader can
+    take row groups lazily (pyarrow.parquet.ParquetFile.iter_batches)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        for start in range(0, len(paths), rows_per_group):
+            stop = min(start + rows_per_group, len(paths))
+            part = None
+            if positions is not None:
+                chosen = positions["image_index"].between(start, stop - 1)
+                part = positions[chosen].assign(image_index=positions["image_index"][chosen] - start)
+            table = latents_table(mu[start:stop], logvar[start:stop], paths[start:stop], model_sha256, part)
+            table["image_index"] += start
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, arrow.schema)
+            writer.write_table(arrow.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+
+
 def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path, device: torch.device,
             amp: str = "auto", batch_size: int = 1024, dist=None, progress: bool = True):
     """(mu, logvar, paths, model config, batch size used) of every image in the list; the cache is built by
@@ -198,8 +231,8 @@ def main(argv=None) -> int:
         .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
     per_question = write_class_features(run, mu, classes) if classes is not None else {}
     model_sha256 = provenance.file_digest(checkpoint)
-    latents_table(mu, logvar, paths, model_sha256, header_positions(run, paths)).to_parquet(
-        runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
+    write_latents_parquet(runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), mu, logvar, paths, model_sha256,
+                          header_positions(run, paths))
     record = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
                            image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
                            n_images=len(paths), device_used=str(device),

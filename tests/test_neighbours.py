@@ -202,3 +202,21 @@ def test_a_query_image_of_another_format_than_the_index_gets_a_note(latent_run, 
     # the same galaxy's FITS file: no note
     assert decals_6.main(["--run", str(run), "--device", "cpu", "--quiet", "--image", paths[3], "--k", "3"]) == 0
     assert "not comparable" not in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- outputs that grow with N
+def test_latents_parquet_is_written_in_row_groups_with_the_table_of_one_piece(tmp_path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from analysis.decals_2_2 import write_latents_parquet
+    from VAE_model.api import latents_table
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(250, 4)).astype(np.float32)
+    paths = [f"/survey/J{i:06d}+300000.0.fits" for i in range(250)]
+    positions = pd.DataFrame({"image_index": np.arange(0, 250, 3), "ra": np.arange(0, 250, 3) * 0.1, "dec": 1.0})
+    path = tmp_path / "latents.parquet"
+    write_latents_parquet(path, mu, mu * 0, paths, "sha", positions, rows_per_group=100)
+    assert pq.ParquetFile(path).num_row_groups == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(path), latents_table(mu, mu * 0, paths, "sha", positions))
