@@ -34,7 +34,8 @@ READS   RUN/latents/names.csv, latents_config.json, mu.npy (analysis/decals_2_2.
             only for --model adapted or --orientation-average)
         RUN/maps/embeddings.csv (analysis/decals_3.py), RUN/train.txt + RUN/cache/ (thumbnails)
         RUN/selection/class_index.csv, catalog_index.csv (analysis/decals_2_1.py; optional: labels, RA/Dec)
-        RUN/similarity/index_positions.csv (analysis/decals_6.py; optional), else FITS headers RA/DEC
+        RUN/images.csv (make_datatxt.py; RA/Dec read from the headers once), else
+            RUN/similarity/index_positions.csv (analysis/decals_6.py; optional), else FITS headers RA/DEC
         RUN/neighbours/<latents>_graph.npz (VAE_model/neighbours.py; built and stored here when absent)
         RUN/outliers/outlier_scores.csv (analysis/decals_4.py; optional)
         RUN/transfer/pairs.csv, decals_pairs.txt, bass_pairs.txt, distances_before.csv,
@@ -63,7 +64,7 @@ from VAE_model.explorer import (ExplorerData, PairGallery, build_page, categoric
 from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
                                seed_everything, write_json)
 from VAE_model.neighbours import run_neighbours
-from VAE_model.similarity import DEFAULT_K, latent_scale
+from VAE_model.similarity import DEFAULT_K, latent_scale, run_image_positions
 
 MODEL_CHOICES = ("auto", "part1", "adapted")
 
@@ -153,8 +154,9 @@ def read_maps(run: Path, n: int) -> dict[str, np.ndarray]:
 
 
 def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """RA/Dec of the images ``rows``: catalog_index.csv, then decals_6's index_positions.csv, then the FITS
-    headers (WCS centre, else RA/DEC cards)."""
+    """RA/Dec of the images ``rows``: catalog_index.csv, then make_datatxt's images.csv (the headers read
+    once), else (a list make_datatxt did not write) decals_6's index_positions.csv, then the FITS headers
+    (WCS centre, else RA/DEC cards)."""
     from tqdm import tqdm
 
     from VAE_model.imageio import image_position
@@ -169,6 +171,11 @@ def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) 
         ra[table["image_index"].to_numpy(int)] = table["ra"].to_numpy(float)
         dec[table["image_index"].to_numpy(int)] = table["dec"].to_numpy(float)
         sources.append("catalog")
+    listed = None if np.isfinite(ra[rows]).all() else run_image_positions(run, names["path"].astype(str).tolist())
+    if listed is not None:   # the headers' positions as make_datatxt.py read them, once (RUN/images.csv)
+        use = ~np.isfinite(ra)
+        ra[use], dec[use] = listed[0][use], listed[1][use]
+        return ra[rows], dec[rows], " + ".join([*sources, "images.csv"])
     cached = run / runfiles.SIMILARITY_POSITIONS_CSV
     if cached.exists() and not np.isfinite(ra[rows]).all():
         table = pd.read_csv(cached)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import make_cutouts, write_hand_made_latents
 
-from analysis import decals_4, decals_6, explore
+from analysis import decals_3, decals_4, decals_6, explore
 from VAE_model import neighbours, provenance, runfiles
 from VAE_model.neighbours import build, run_neighbours
 
@@ -147,7 +147,7 @@ def latent_run(tmp_path):
     return run, paths
 
 
-def test_a_stage_and_stale_stat_each_image_at_most_once(latent_run, monkeypatch):
+def test_each_stage_and_stale_stat_each_image_at_most_once(latent_run, monkeypatch):
     run, paths = latent_run
     common = ["--run", str(run), "--device", "cpu", "--quiet"]
     counts = count_image_stats(monkeypatch, paths)
@@ -158,6 +158,10 @@ def test_a_stage_and_stale_stat_each_image_at_most_once(latent_run, monkeypatch)
     assert counts and max(counts.values()) == 1, counts.most_common(2)
     counts.clear()
     assert provenance.main(["stale", str(run)]) == 0                # every record of the run checked
+    assert counts and max(counts.values()) == 1, counts.most_common(2)
+    assert decals_3.main(["--run", str(run), "--methods", "pca", "--thumbnails", "0"]) == 0
+    counts.clear()
+    assert explore.main(common) == 0            # positions from images.csv: no FITS header opened either
     assert counts and max(counts.values()) == 1, counts.most_common(2)
 
 
