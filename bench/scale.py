@@ -14,7 +14,8 @@ time and peak memory (the process's maximum resident set, from os.wait4):
     explorer        analysis/explore.py                      (the page; its size is reported too)
     stale           python -m VAE_model.provenance stale     (the Makefile's provenance check)
 
-For each stage: seconds and peak MB at every size, the growth exponent b of time ~ N^b between the
+For each stage: CPU seconds (user + system; the wall time is kept in scale.json) and peak MB at
+every size, the growth exponent b of time ~ N^b between the
 two largest sizes (fixed costs such as imports make it low at small N: read it with the times), and
 the time extrapolated to 300,000 (a Galaxy Zoo DECaLS run) and 10^7 galaxies (the Legacy Surveys)
 as t(N) = t_max (N / N_max)^b on this machine; peak memory extrapolated along its measured slope
@@ -127,14 +128,17 @@ def stage_commands(args, run: Path, images: Path) -> dict[str, list[str]]:
     }
 
 
-def run_stage(command: list[str], env: dict, log: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak resident MB, exit status) of one stage process."""
+def run_stage(command: list[str], env: dict, log: Path) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak resident MB, exit status) of one stage process. CPU time (user +
+    system, the stage and the worker processes it waited for) is what the growth is read from: on a
+    shared machine the wall time also counts the waits for other people's processes."""
     start = time.perf_counter()
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=env["SCALE_CWD"])
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024.0, process.returncode   # ru_maxrss: KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, cpu, usage.ru_maxrss / 1024.0, process.returncode   # ru_maxrss: KiB on Linux
 
 
 # ----------------------------------------------------------------------------- growth
@@ -172,13 +176,14 @@ def fixed_cost_fit(sizes: list[int], seconds: list[float]) -> tuple[float, float
 
 
 def extrapolate_time(sizes, seconds, target: int) -> float | None:
-    """From the fixed-cost fit when there is one, else the two-point power law."""
+    """From the fixed-cost fit when there is one, else the two-point power law; a negative exponent
+    (timing noise larger than the growth) counts as 0: no stage gets faster with more galaxies."""
     fit = fixed_cost_fit(sizes, seconds)
     if fit is not None:
         a, c, b = fit
         return max(a, 0.0) + c * target ** b
     b = growth(sizes, seconds)
-    return None if b is None else seconds[-1] * (target / sizes[-1]) ** b
+    return None if b is None else seconds[-1] * (target / sizes[-1]) ** max(b, 0.0)
 
 
 def extrapolate_memory(sizes, megabytes, target: int) -> float:
@@ -223,19 +228,19 @@ def memory(megabytes: float) -> str:
 
 def markdown(args, rows: list[dict], measured: dict) -> str:
     sizes = args.sizes
-    head = (["stage"] + [f"{n:,}: s / peak" for n in sizes] + [f"b ({sizes[-2]:,} to {sizes[-1]:,})",
+    head = (["stage"] + [f"{n:,}: CPU s / peak" for n in sizes] + [f"b ({sizes[-2]:,} to {sizes[-1]:,})",
                                                                   "fixed s + b of the rest"]
             + [f"at {t:,}: time / peak" for t in TARGETS])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["stage"]] + [f"{row[f's_{n}']:.1f} s / {memory(row[f'mb_{n}'])}" for n in sizes]
+        cells = [row["stage"]] + [f"{row[f's_{n}']:.1f} s / {memory(row[f'mb_{n}'])}" for n in sizes]  # CPU s
         cells.append("-" if row["exponent"] is None else f"{row['exponent']:.2f}")
         cells.append("-" if row["growing_exponent"] is None else f"{row['fixed_s']:.0f} s + N^{row['growing_exponent']:.2f}")
         cells += [f"{duration(row[f's_at_{t}'])} / {memory(row[f'mb_at_{t}'])}" for t in TARGETS]
         lines.append("| " + " | ".join(cells) + " |")
     total = {n: sum(measured[n][s]["seconds"] for s in args.stages) for n in sizes}
     lines.append("")
-    lines.append("chain total: " + ", ".join(f"{n:,}: {duration(t)}" for n, t in total.items()))
+    lines.append("chain total (CPU): " + ", ".join(f"{n:,}: {duration(t)}" for n, t in total.items()))
     pages = {n: measured[n].get("explorer", {}).get("page_mb") for n in sizes}
     if any(v is not None for v in pages.values()):
         lines.append("explorer page: " + ", ".join(f"{n:,}: {v:.1f} MB" for n, v in pages.items() if v is not None))
@@ -270,17 +275,17 @@ def main(argv=None) -> int:
         commands = stage_commands(args, run, images)
         measured[n] = {}
         for stage in args.stages:
-            seconds, peak_mb, status = run_stage(commands[stage], env, out / f"log_{n}_{stage}.txt")
+            wall, seconds, peak_mb, status = run_stage(commands[stage], env, out / f"log_{n}_{stage}.txt")
             if status != 0:
                 print(f"error: stage {stage} at N = {n} exited with {status}; see {out / f'log_{n}_{stage}.txt'}",
                       file=sys.stderr)
                 return 1
-            measured[n][stage] = {"seconds": round(seconds, 3), "peak_mb": round(peak_mb, 1)}
+            measured[n][stage] = {"seconds": round(seconds, 3), "wall_seconds": round(wall, 3), "peak_mb": round(peak_mb, 1)}
             if stage == "explorer":
                 page = run / "explorer" / "index.html"
                 measured[n][stage]["page_mb"] = round(page.stat().st_size / 1e6, 2) if page.exists() else None
             if not args.quiet:
-                print(f"  N = {n:,} {stage:12s} {seconds:8.1f} s  peak {peak_mb:7.0f} MB", flush=True)
+                print(f"  N = {n:,} {stage:12s} {seconds:8.1f} s CPU {wall:8.1f} s wall  peak {peak_mb:7.0f} MB", flush=True)
         if not args.keep:
             shutil.rmtree(images, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
