@@ -70,9 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fake images and every stage (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the images and runs (default: removed after each size)")
     parser.add_argument("--quiet", action="store_true", help="no per-stage lines while it runs")
+    parser.add_argument("--neighbours", default=None,
+                        help="only time the neighbour search, exact vs HNSW, at these comma-separated numbers of "
+                             "fake latents (e.g. 20000,40000,80000); writes OUT/neighbours.md")
     parser.add_argument("--from-json", default=None,
                         help="re-make the table from an earlier OUT/scale.json (its sizes and stages) without running")
     args = parser.parse_args(argv)
+    args.neighbours = sorted({int(s) for s in args.neighbours.split(",")}) if args.neighbours else None
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if len(args.sizes) < 2 or args.sizes[0] < 50:
         parser.error("--sizes: give two or more sizes of at least 50 galaxies")
@@ -247,8 +251,45 @@ def markdown(args, rows: list[dict], measured: dict) -> str:
     return "\n".join(lines)
 
 
+def neighbour_scaling(sizes: list[int], latent_dim: int, seed: int, k: int = 20) -> str:
+    """CPU seconds of every galaxy's k nearest neighbours, exact (scikit-learn, what decals_4's LOF and the
+    explorer did before) vs the HNSW index (build + all-galaxy search), on clumpy fake latents, with the
+    HNSW recall of the true k nearest on 500 galaxies; a markdown table."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from VAE_model.neighbours import build
+
+    rng = np.random.default_rng(seed)
+    lines = ["| N | exact CPU s | HNSW CPU s (build + all-N search) | HNSW recall@%d |" % k, "|---|---|---|---|"]
+    times = {"exact": [], "hnsw": []}
+    for n in sizes:
+        centres = rng.normal(0, 3, (50, latent_dim))
+        mu = (centres[rng.integers(0, 50, n)] + rng.normal(0, 1, (n, latent_dim))).astype(np.float32)
+        start = time.process_time()
+        exact = NearestNeighbors().fit(mu).kneighbors(mu, k + 1, return_distance=False)
+        times["exact"].append(time.process_time() - start)
+        start = time.process_time()
+        rows, _ = build(mu, "hnsw").graph(k)
+        times["hnsw"].append(time.process_time() - start)
+        sample = rng.choice(n, min(500, n), replace=False)
+        recall = np.mean([len(set(rows[i]) & set(exact[i][exact[i] != i][:k])) / k for i in sample])
+        lines.append(f"| {n:,} | {times['exact'][-1]:.1f} | {times['hnsw'][-1]:.1f} | {recall:.3f} |")
+    for method, label in (("exact", "exact"), ("hnsw", "HNSW")):
+        b = growth(sizes, times[method])
+        lines.append(f"\n{label}: b = {b:.2f} between {sizes[-2]:,} and {sizes[-1]:,}; at 300,000 "
+                     f"{duration(times[method][-1] * (3e5 / sizes[-1]) ** b)}, at 10^7 "
+                     f"{duration(times[method][-1] * (1e7 / sizes[-1]) ** b)}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.neighbours:
+        table = neighbour_scaling(args.neighbours, args.latent_dim, args.seed)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "neighbours.md").write_text(table + "\n")
+        print(table)
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.from_json:
