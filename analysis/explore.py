@@ -260,12 +260,12 @@ def pair_galleries(run: Path, pairs: pd.DataFrame, image_size: int, n_pairs: int
 
 def page_rows(n: int, max_galaxies: int, seed: int, must: np.ndarray) -> np.ndarray:
     """The galaxies drawn on the page (sorted): all of them, or ``max_galaxies`` in total: ``must`` (the
-    listed outliers, at most ``max_galaxies`` of them) and a random draw (``seed``) of the others. A
+    listed outliers, most unusual first, at most ``max_galaxies`` of them) and a random draw (``seed``) of the others. A
     drawn galaxy's neighbours that are not drawn are named in its gallery, not added: the page stays
     within --max-galaxies at any N (adding them made 5,000 drawn into ~30,000 at 40k)."""
     if n <= max_galaxies:
         return np.arange(n)
-    must = np.unique(np.asarray(must, dtype=int))[:max_galaxies]
+    must = np.array(list(dict.fromkeys(int(row) for row in must)), dtype=int)[:max_galaxies]   # rank order kept
     others = np.setdiff1d(np.arange(n), must, assume_unique=True)
     drawn = np.random.default_rng(seed).choice(others, max_galaxies - len(must), replace=False)
     return np.sort(np.concatenate([must, drawn]))

@@ -102,11 +102,12 @@ def test_lof_on_the_neighbour_graph_equals_scikit_learns_own():
 
 
 def test_page_rows_hold_max_galaxies_in_total_with_the_outliers_among_them():
-    must = np.array([3, 99, 3, 500])
+    must = np.array([500, 3, 3, 99])        # rank order: 500 is the most unusual
     rows = explore.page_rows(10_000, 50, 0, must)
     assert len(rows) == 50 and len(set(rows)) == 50 and {3, 99, 500} <= set(rows)
     assert np.array_equal(explore.page_rows(40, 50, 0, must[:1]), np.arange(40))
-    assert len(explore.page_rows(10_000, 2, 0, must)) == 2         # more outliers than room: still the cap
+    # more outliers than room: still the cap, the most unusual kept
+    assert explore.page_rows(10_000, 2, 0, must).tolist() == [3, 500]   # sorted; 99 (third) left out
 
 
 # ----------------------------------------------------------------------------- one stat per image
