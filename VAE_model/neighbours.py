@@ -6,14 +6,15 @@ and the precision@10 evaluation. Distances are Euclidean on the latents as given
 standardised orientation-averaged mu; see VAE_model/similarity.py).
 
 Two methods, chosen by size:
-  exact  below ``EXACT_MAX_ROWS`` galaxies: scikit-learn ``NearestNeighbors`` (exact; for 32-d latents
-         it falls back to brute force, so the neighbours of all N galaxies cost N^2: measured 15 s at
-         40k on one core, days at 10^7);
+  exact  below ``EXACT_MAX_ROWS`` galaxies: scikit-learn ``NearestNeighbors`` (exact; the neighbours
+         of all N galaxies grow like N^1.8-2 for 32-d latents: 9 s of CPU at 40k, 31 s at 80k, ~2 days
+         extrapolated to 10^7);
   hnsw   from ``EXACT_MAX_ROWS`` on: FAISS ``IndexHNSWFlat`` (Malkov & Yashunin 2018, "Efficient and
          robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs",
-         IEEE TPAMI 42, 824): build and the neighbours of all N grow like N log N; a query costs
-         ~log N, well under a millisecond. The candidate rows are approximate (recall of the true
-         k nearest >= 0.99 measured on clustered 32-d latents at 40k-160k with the settings below);
+         IEEE TPAMI 42, 824): build and the neighbours of all N grow like N log N (measured
+         exponent 1.16 from 40k to 80k: 8.6 s, 19 s of CPU; ~1.5 min at 300k, ~1.4 h at 10^7 on one
+         core); a query costs ~log N, well under a millisecond. The candidate rows are approximate
+         (recall of the true 20 nearest 1.000 at 20k-80k, 0.99 at 160k, clumpy 32-d latents);
          the distances reported are always the exact distances of the rows found.
 
 Why FAISS rather than pynndescent (which umap-learn already installs): measured on this project's
@@ -44,7 +45,9 @@ import numpy as np
 
 from .errors import GalaxyVAEError
 
-EXACT_MAX_ROWS = 20_000     # exact search of all N below this: ~4 s at 20k on one core (N^2 above)
+# exact search of all N below this many galaxies: where the two cost the same on one core (bench/scale.py
+# --neighbours, clumpy 32-d latents: exact 2.2 s / HNSW 4.0 s at 20k, 9.0 / 8.6 s at 40k, 31 / 19 s at 80k)
+EXACT_MAX_ROWS = 40_000
 GRAPH_K = 20                # neighbours stored per galaxy: decals_4's LOF default (explorer/decals_6 use 10)
 # HNSW settings: M = 32 links per node and efConstruction = 80 give recall >= 0.99 on 32-d latents
 # (FAISS wiki "Indexing 1M vectors" uses M = 32 for d = 64-128); efSearch is the search beam, >= k.

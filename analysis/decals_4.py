@@ -6,7 +6,7 @@ Three anomaly scores per image of train.txt, each "higher = more unusual":
                     paths = easy to separate from the rest)
     lof_score       local outlier factor on mu (sklearn; ratio of the neighbours' density to the
                     image's own, k = --n-neighbors), on the run's neighbour graph of latents/mu.npy
-                    (VAE_model/neighbours.py: exact below 20,000 galaxies, FAISS HNSW above; N log N)
+                    (VAE_model/neighbours.py: exact below 40,000 galaxies, FAISS HNSW above; N log N)
     recon_mse       per-pixel reconstruction MSE of the trained VAE (RUN/best.pt, z = mu) on the
                     decode-once cache: what the decoder cannot draw (trails, stars, missing bands)
 

@@ -1,7 +1,7 @@
 """Part I, step 6: similarity search in the latent space ("show me galaxies like this one").
 
 A nearest-neighbour index over the VAE latents (Euclidean distance on ``mu``; exact scikit-learn
-search below 20,000 galaxies, a FAISS HNSW graph above), built once per latents file and stored in
+search below 40,000 galaxies, a FAISS HNSW graph above), built once per latents file and stored in
 the run with its provenance (RUN/neighbours/, VAE_model/neighbours.py), so later queries read it.
 A query is a galaxy given by
   --name IAUNAME      a galaxy of the index (``--name auto``: the first Galaxy Zoo 'merger' of
