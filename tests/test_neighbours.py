@@ -225,3 +225,12 @@ def test_latents_parquet_is_written_in_row_groups_with_the_table_of_one_piece(tm
     write_latents_parquet(path, mu, mu * 0, paths, "sha", positions, rows_per_group=100)
     assert pq.ParquetFile(path).num_row_groups == 3
     pd.testing.assert_frame_equal(pd.read_parquet(path), latents_table(mu, mu * 0, paths, "sha", positions))
+
+
+def test_the_extraction_batch_is_sized_by_free_memory():
+    from analysis.decals_2_2 import batch_size_for_memory
+
+    # a quarter of 8 GB at ~6 MB per 256 px image: 333 images, not the fixed 1,024
+    assert batch_size_for_memory(256, 1024, "cpu", available_bytes=8e9) == 333
+    assert batch_size_for_memory(64, 1024, "cpu", available_bytes=8e9) == 1024      # 16x smaller images: the flag's cap
+    assert batch_size_for_memory(256, 1024, "cpu", available_bytes=1e6) == 1        # never 0
