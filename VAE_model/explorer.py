@@ -9,7 +9,7 @@ What the page holds
     question, outlier score, k-means cluster or survey coverage (a selector); pan/zoom; hover shows
     the thumbnail, name, RA/Dec and class labels;
   * click on a galaxy (or type its name in the search box): its k nearest neighbours as a gallery
-    with distances (the search of analysis/decals_6.py, see ``all_neighbours``), drawn as rings on
+    with distances (the run's neighbour graph, the search of analysis/decals_6.py), drawn as rings on
     the map, and a link to the galaxy in the Legacy Surveys sky viewer (a plain link, nothing is
     fetched);
   * the ranked outlier list (outliers/outlier_scores.csv) with thumbnails and scores;
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .plots import render_rgb
-from .similarity import build_index, nearest
+from .neighbours import build
 
 # Legacy Surveys sky viewer: the URL form used in the Legacy Surveys DR10 documentation
 # (https://www.legacysurvey.org/dr10/issues/ links e.g. viewer?ra=80.8916&dec=-69.7567&layer=ls-dr10&zoom=5);
@@ -85,10 +85,10 @@ def thumbnails(cache, rows, px: int = 48, quality: int = 85, progress: bool = Fa
 
 def all_neighbours(mu: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Rows (N, k) and distances (N, k) of the k nearest neighbours of every row of ``mu``, the galaxy
-    itself excluded: the search of analysis/decals_6.py (``similarity.build_index`` + ``nearest``
-    with the query's own row excluded), run for every galaxy at once."""
-    index = build_index(mu)
-    return nearest(index, mu, mu, k, exclude=np.arange(len(mu)))
+    itself excluded: the search of analysis/decals_6.py (``VAE_model.neighbours``: exact below its size
+    threshold, HNSW above, so N log N), run for every galaxy at once. analysis/explore.py reads the
+    run's stored graph instead (``neighbours.run_neighbours``)."""
+    return build(mu).graph(k)
 
 
 def categorical_colours(labels, palette=None) -> tuple[list[str], list[tuple[str, str, int]]]:

@@ -24,9 +24,11 @@ Command line (used by the Makefile, so make re-runs what the provenance check fi
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from stat import S_ISREG
 import sys
 import time
 from pathlib import Path
@@ -60,26 +62,99 @@ def file_identity(path: str | Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_digest(path)}
 
 
+# ----------------------------------------------------------------------------- one stat per image per stage
+_MEMO: dict | None = None   # image-set and folder identities taken in this stage (None: not in a stage)
+
+
+@contextlib.contextmanager
+def identity_memo():
+    """Within the block (one stage: ``memoised`` wraps a stage's main), each image set and each folder
+    is stat'ed once: every later identity of the same set (a typed reader's check of another record
+    listing the same images, the cache's check, the record the stage writes) reuses it. Outside a
+    block nothing is kept, so a process that changes images between two calls still sees the change."""
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
+def memoised(main):
+    """Decorate a stage's main(argv): the whole stage runs inside ``identity_memo``."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        with identity_memo():
+            return main(*args, **kwargs)
+
+    return wrapped
+
+
+def _stat(path: str) -> os.stat_result:
+    """os.stat of an image, once per stage: a folder's listing and the image list naming the same files
+    share it. An OSError (a missing file) is not kept."""
+    if _MEMO is None:
+        return os.stat(path)
+    key = ("stat", os.path.abspath(path))
+    if key not in _MEMO:
+        _MEMO[key] = os.stat(path)
+    return _MEMO[key]
+
+
+def _remembered(key, compute) -> dict:
+    if _MEMO is None:
+        return compute()
+    if key not in _MEMO:
+        _MEMO[key] = compute()
+    return dict(_MEMO[key])
+
+
 def image_set_identity(paths, root: str | Path | None = None) -> dict:
     """Size and modification time of every image, folded into one digest (a missing file counts too).
     Names are taken relative to ``root`` when given (so a folder's identity does not depend on how
-    its path is spelled)."""
+    its path is spelled). Taken once per set within a stage (``identity_memo``)."""
+    paths = tuple(str(p) for p in paths)
+    return _remembered(("images", None if root is None else str(root), paths), lambda: _image_set_identity(paths, root))
+
+
+def _image_set_identity(paths, root) -> dict:
     digest = hashlib.sha1()
     for path in paths:
         name = os.path.relpath(path, root) if root is not None else path
         try:
-            stat = os.stat(path)
-            digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            info = _stat(path)
+            digest.update(f"{name}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{name}\tmissing\n".encode())
     return {"n": len(paths), "stat_sha1": digest.hexdigest()}
 
 
 def folder_identity(folder: str | Path, keep) -> dict:
-    """The files under ``folder`` for which ``keep(path)`` is true, by relative name, size and time."""
+    """The files under ``folder`` for which ``keep(path)`` is true, by relative name, size and time
+    (listed and stat'ed once per stage, ``identity_memo``)."""
     folder = Path(folder)
-    files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and keep(p)) if folder.is_dir() else []
-    return image_set_identity(files, root=folder)
+
+    def compute():
+        found = []   # one stat per file: it both says "a file" and gives the size and time
+        for path in folder.rglob("*") if folder.is_dir() else []:
+            if keep(path):
+                try:
+                    info = _stat(str(path))
+                except OSError:
+                    continue
+                if S_ISREG(info.st_mode):
+                    found.append((str(path), info))
+        found.sort(key=lambda item: item[0])
+        digest = hashlib.sha1()
+        for path, info in found:
+            digest.update(f"{os.path.relpath(path, folder)}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
+        return {"n": len(found), "stat_sha1": digest.hexdigest()}
+
+    key = ("folder", os.path.abspath(folder), getattr(keep, "__module__", ""), getattr(keep, "__qualname__", repr(keep)))
+    return _remembered(key, compute)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -236,6 +311,7 @@ def stale_files(run: str | Path) -> list[tuple[str, str]]:
     return found
 
 
+@memoised
 def main(argv=None) -> int:
     import argparse
 

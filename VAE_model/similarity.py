@@ -1,13 +1,10 @@
 """Similarity search in the latent space ("show me galaxies like this one") and its scoring.
 
-The index is exact k-nearest-neighbour search with Euclidean distance on the VAE means ``mu``
-(scikit-learn ``NearestNeighbors``). ``mu`` rather than a sample z: it is the deterministic
-embedding of an image; Euclidean: the KL term pulls every latent dimension towards a unit
-Gaussian, so the dimensions share one scale. Exact search costs ~N x latent_dim operations per
-query: ~1 ms for N = 1e5, D = 40 on one core, so it serves every Galaxy Zoo DECaLS sized sample
-(~3e5 galaxies). Switch to an approximate index (FAISS IVF/HNSW, Annoy, pynndescent) beyond a few
-million vectors or when queries must be sub-millisecond; only ``build_index``/``nearest`` change,
-everything else takes and returns plain arrays.
+The index is k-nearest-neighbour search with Euclidean distance on the VAE means ``mu``:
+exact (scikit-learn) for small samples, a FAISS HNSW graph from ``neighbours.EXACT_MAX_ROWS`` galaxies
+on, built once per latents file and stored in the run (VAE_model/neighbours.py says why and how).
+``mu`` rather than a sample z: it is the deterministic embedding of an image; Euclidean: the KL term
+pulls every latent dimension towards a unit Gaussian, so the dimensions share one scale.
 
 Scoring (``precision_at_k``): the fraction of a query's k nearest neighbours that share its true
 class. Its random expectation is the fraction of same-class galaxies in the index: (n_t - 1) / (N - 1)
@@ -60,6 +57,8 @@ class LatentTable:
     row of transfer/pairs.csv for BASS+MzLS); rows whose image could not be encoded are absent.
     ``orientation_average``: ``mu`` is the mean over the 8 flips/quarter-turns of each image.
     ``scale``: when set, ``mu`` holds the encoder's mu divided by it per dimension (``embed``).
+    ``source``: the run file the latents came from, when they are one file's rows as they stand (the
+    run's stored neighbour index is then reused, VAE_model/neighbours.py); None for a table made here.
     """
 
     survey: str
@@ -72,6 +71,7 @@ class LatentTable:
     dec: np.ndarray | None = None
     orientation_average: bool = False
     scale: np.ndarray | None = None
+    source: str | None = None          # run-relative latents file ``mu`` was read from (its neighbour index is stored)
     _rows_by_name: dict = field(default=None, repr=False)
     _rows_by_path: dict = field(default=None, repr=False)
 
@@ -113,15 +113,14 @@ def latent_scale(mu: np.ndarray) -> np.ndarray:
 
 
 def build_index(mu: np.ndarray):
-    """Exact Euclidean k-NN index over the rows of ``mu`` (N, latent_dim)."""
-    from sklearn.neighbors import NearestNeighbors
+    """Euclidean k-NN index over the rows of ``mu`` (N, latent_dim): exact below
+    ``neighbours.EXACT_MAX_ROWS`` rows, FAISS HNSW above (VAE_model/neighbours.py)."""
+    from .neighbours import NeighbourIndexError, build
 
-    mu = np.asarray(mu, dtype=np.float32)
-    if len(mu) < 2:
-        raise QueryError(f"the index needs at least 2 galaxies, got {len(mu)}")
-    if not np.all(np.isfinite(mu)):
-        raise QueryError("the latents contain non-finite values; re-encode the images")
-    return NearestNeighbors(metric="euclidean").fit(mu)
+    try:
+        return build(mu)
+    except NeighbourIndexError as error:
+        raise QueryError(str(error)) from None
 
 
 def nearest(index, mu_index: np.ndarray, vectors: np.ndarray, k: int = DEFAULT_K,
@@ -129,21 +128,16 @@ def nearest(index, mu_index: np.ndarray, vectors: np.ndarray, k: int = DEFAULT_K
     """Rows (Q, k) and Euclidean distances (Q, k) of the k nearest index rows of each query vector.
 
     ``exclude[q]`` (>= 0) is an index row left out of query q's neighbours: the query galaxy
-    itself, so a galaxy is never its own best match. Distances are recomputed in float64.
+    itself, so a galaxy is never its own best match. Distances are recomputed in float64 for the
+    rows found only. ``index``: ``build_index``'s, or a ``neighbours.RunNeighbours`` stored in the run.
+    ``mu_index`` is the array the index was built on (kept for the callers; the index holds it).
     """
-    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    n_index = index.n_samples_fit_
-    exclude = np.full(len(vectors), -1, dtype=int) if exclude is None else np.asarray(exclude, dtype=int).reshape(-1)
-    k = min(int(k), n_index - int(np.any(exclude >= 0)))
-    if k < 1:
-        raise QueryError("k must be at least 1")
-    _, candidates = index.kneighbors(vectors, min(k + 1, n_index))
-    rows = np.empty((len(vectors), k), dtype=int)
-    for q, found in enumerate(candidates):
-        rows[q] = found[found != exclude[q]][:k]
-    mu_index = np.asarray(mu_index, dtype=np.float64)
-    distances = np.linalg.norm(mu_index[rows] - vectors.astype(np.float64)[:, None, :], axis=-1)
-    return rows, distances
+    from .neighbours import NeighbourIndexError
+
+    try:
+        return index.nearest(vectors, k, exclude)
+    except NeighbourIndexError as error:
+        raise QueryError(str(error)) from None
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -216,6 +210,25 @@ def match_position(ra_deg: float, dec_deg: float, table_ra: np.ndarray, table_de
     return int(known[index[0]]), float(sep[0])
 
 
+def run_image_positions(run, paths) -> tuple[np.ndarray, np.ndarray] | None:
+    """RA/Dec (deg) of each image of ``paths`` as make_datatxt.py read them from the headers, once
+    (RUN/images.csv, through the typed reader), NaN where the header gave none; None when the run
+    has no images.csv or it does not list every one of ``paths`` (a list make_datatxt did not write).
+    Saves re-reading N FITS headers (2/3 of the latent extraction's time at 40k images)."""
+    from . import readers, runfiles
+
+    if not (Path(run) / runfiles.IMAGES_CSV).exists():
+        return None
+    table = readers.read_table(run, runfiles.IMAGES_CSV, readers.MAKE_DATATXT, ("path", "ra", "dec"),
+                               dtype={"path": str, "name": str})
+    wanted = pd.Index([str(p) for p in paths])
+    table = table.drop_duplicates("path").set_index("path")
+    if not wanted.isin(table.index).all():
+        return None
+    table = table.reindex(wanted)
+    return table["ra"].to_numpy(float), table["dec"].to_numpy(float)
+
+
 def load_images_uint8(paths, image_size: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load images with the one loader, quantised as in the cache: (uint8 (N, 3, S, S), ok mask, errors).
 
@@ -261,5 +274,5 @@ def slug(text: str) -> str:
 
 
 __all__ = ["DEFAULT_K", "DEFAULT_RADIUS_ARCSEC", "QueryError", "LatentTable", "latent_scale", "build_index",
-           "nearest", "precision_at_k", "random_expectation", "same_label_precision", "summarise", "match_position",
+           "nearest", "run_image_positions", "precision_at_k", "random_expectation", "same_label_precision", "summarise", "match_position",
            "load_images_uint8", "encode_files", "slug"]

@@ -13,11 +13,14 @@ only, no catalog) the latents of all images are written and the per-class files 
 Every output records its provenance (RUN/provenance/): the checkpoint, train.txt and its images.
 
 READS   RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/train.txt, RUN/cache/ (built if absent)
+        RUN/images.csv (make_datatxt.py: RA/Dec; without it, the FITS headers are read)
         RUN/selection/class_index.csv (analysis/decals_2_1.py; not with --skip-classes)
 WRITES  RUN/latents/mu.npy, logvar.npy        float32 (N, latent_dim), row i = line i of train.txt
         RUN/latents/names.csv                 image_index, name (file stem), path
-        RUN/latents/latents.parquet           the same as one table: image_index, name, iauname, path, ra, dec
-                                              (deg, from the FITS header when known), mu_00.., logvar_00..,
+        RUN/latents/latents.parquet           the same as one table (row groups of 100,000 galaxies):
+                                              image_index, name, iauname, path, ra, dec
+                                              (deg, from the FITS header when known: RUN/images.csv,
+                                              make_datatxt's reading of it), mu_00.., logvar_00..,
                                               model_sha256 (the checkpoint that made them); with a
                                               pose-separated VAE (--pose moments) mu_* is the content and
                                               pose_dx_px, pose_dy_px, pose_angle_deg, pose_mirror its pose
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +53,7 @@ from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.errors import StaleInputError
 from VAE_model.features import encode_arrays, encode_pose_arrays
 from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.similarity import run_image_positions
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,
                                pick_device, pick_precision, run_lock, seed_everything, write_json)
@@ -59,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="trained VAE (default: RUN/best.pt)")
-    add_batch_size_argument(parser, 1024, "images per encoder batch")
+    add_batch_size_argument(parser, 1024, "images per encoder batch at most: fewer when a quarter of the free "
+                            "memory (GPU or RAM) holds fewer (batch_size_for_memory)")
     add_amp_argument(parser)
     parser.add_argument("--skip-classes", action="store_true",
                         help="only encode all images; do not write per-class features (no class_index.csv needed)")
@@ -100,9 +106,87 @@ def check_class_index(classes: pd.DataFrame, paths: list[str], run_dir) -> None:
                               f"train.txt ({int(stale.sum())} rows); re-run `analysis/decals_2_1.py --run {run_dir}`")
 
 
+# Memory the encoder needs per image of a batch, at 256 px: measured 5.6 MB (peak RSS growth of
+# features.encode_arrays on CPU, float32, 32 x 256 px images; 1.4 MB at 128 px, 0.41 MB at 64 px: it
+# scales with the pixel count). 6 MB leaves room for the batch's uint8 and float copies.
+ENCODE_BYTES_PER_IMAGE_256 = 6e6
+MEMORY_FRACTION = 0.25      # of the memory available when the stage starts: other processes share the machine
+
+
+def available_memory_bytes(device) -> int:
+    """Free memory where the batch will live: the GPU's (CUDA), else the machine's MemAvailable."""
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def batch_size_for_memory(image_size: int, requested: int, device, available_bytes: int | None = None) -> int:
+    """The encoder batch: ``requested`` at most, and no more images than fit in MEMORY_FRACTION of the
+    free memory (ENCODE_BYTES_PER_IMAGE_256 scaled by the pixel count); at least 1. At 256 px the old
+    fixed 1,024 held ~6 GB; on a machine with 8 GB free this gives 341."""
+    available = available_memory_bytes(device) if available_bytes is None else available_bytes
+    per_image = ENCODE_BYTES_PER_IMAGE_256 * (image_size / 256) ** 2
+    return int(max(1, min(requested, MEMORY_FRACTION * available // per_image)))
+
+
+def header_positions(run, paths: list[str]) -> pd.DataFrame | None:
+    """image_index, ra, dec of the images with a known position: from make_datatxt's RUN/images.csv (the
+    headers read once) when it lists every image, else from the FITS headers (api.image_positions)."""
+    listed = run_image_positions(run, paths)
+    if listed is None:
+        return image_positions(paths)
+    ra, dec = listed
+    known = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
+    if not len(known):
+        return None
+    return pd.DataFrame({"image_index": known, "ra": ra[known], "dec": dec[known]})
+
+
+PARQUET_ROWS_PER_GROUP = 100_000   # latents.parquet row groups: ~25 MB each at 32 latent dimensions
+
+
+def write_latents_parquet(path: Path, mu: np.ndarray, logvar: np.ndarray, paths: list[str], model_sha256: str,
+                          positions: pd.DataFrame | None, pose: np.ndarray | None = None,
+                          rows_per_group: int = PARQUET_ROWS_PER_GROUP) -> None:
+    """RUN/latents/latents.parquet written one row group of ``rows_per_group`` galaxies at a time (the
+    table api.latents_table makes), so the whole table is never held in pandas at once and a reader can
+    take row groups lazily (pyarrow.parquet.ParquetFile.iter_batches)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        for start in range(0, len(paths), rows_per_group):
+            stop = min(start + rows_per_group, len(paths))
+            part = None
+            if positions is not None:
+                chosen = positions["image_index"].between(start, stop - 1)
+                part = positions[chosen].assign(image_index=positions["image_index"][chosen] - start)
+            table = latents_table(mu[start:stop], logvar[start:stop], paths[start:stop], model_sha256, part,
+                                  None if pose is None else pose[start:stop])
+            table["image_index"] += start
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, arrow.schema)
+            writer.write_table(arrow.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+
+
 def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path, device: torch.device,
             amp: str = "auto", batch_size: int = 1024, dist=None, progress: bool = True):
-    """(mu, logvar, paths, model config) of every image in the list; the cache is built by rank 0 only."""
+    """(mu, logvar, paths, model config, batch size used) of every image in the list; the cache is built by
+    rank 0 only. ``batch_size`` is an upper bound: the batch is sized by free memory (``batch_size_for_memory``)."""
     from VAE_model.runtime import DistInfo
 
     dist = dist or DistInfo()
@@ -114,13 +198,15 @@ def extract(checkpoint: str | Path, list_path: str | Path, cache_dir: str | Path
     barrier(dist)
     if not dist.is_main:
         cache = image_cache(list_path, image_size, cache_dir, progress=False)
+    batch_size = batch_size_for_memory(image_size, batch_size, device)
     mu, logvar = encode_arrays(model, cache, device, pick_precision(device, amp), batch_size=batch_size,
                                progress=progress, dist=dist)
     # a pose-separated VAE's mu is the content; its measured pose goes into its own columns
-    return mu, logvar, paths, model.config, encode_pose_arrays(model, cache, device, batch_size)
+    return mu, logvar, paths, model.config, encode_pose_arrays(model, cache, device, batch_size), batch_size
 
 
 @cli_main
+@provenance.memoised      # each image set stat'ed once in this stage
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
@@ -146,7 +232,7 @@ def main(argv=None) -> int:
                     classes = readers.read_class_index(run)
                 check_class_index(classes, paths, run)
         start = time.perf_counter()
-        mu, logvar, paths, config, pose = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
+        mu, logvar, paths, config, pose, batch_used = extract(checkpoint, Path(run) / runfiles.TRAIN_TXT, Path(run) / runfiles.CACHE_DIR,
                                             device, args.amp, args.batch_size, dist, progress=not args.quiet)
         seconds = time.perf_counter() - start
         if not dist.is_main:
@@ -157,13 +243,14 @@ def main(argv=None) -> int:
             .to_csv(runfiles.run_path(run, runfiles.LATENT_NAMES), index=False)
         per_question = write_class_features(run, mu, classes) if classes is not None else {}
         model_sha256 = provenance.file_digest(checkpoint)
-        latents_table(mu, logvar, paths, model_sha256, image_positions(paths), pose).to_parquet(
-            runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), index=False)
+        write_latents_parquet(runfiles.run_path(run, runfiles.LATENT_TABLE_PARQUET), mu, logvar, paths, model_sha256,
+                              header_positions(run, paths), pose)
         stage.settings = describe_args(args, checkpoint_path=str(checkpoint), checkpoint_sha256=model_sha256,
                                        image_size=config.image_size, latent_dim=config.latent_dim, arch=config.arch,
                                        n_images=len(paths), device_used=str(device),
                                        precision=pick_precision(device, args.amp).describe(), world_size=dist.world_size,
-                                       seconds=round(seconds, 2), class_galaxies_per_question=per_question)
+                                       seconds=round(seconds, 2), class_galaxies_per_question=per_question,
+                                       encode_batch_size=batch_used)
         write_json(stage.settings, runfiles.run_path(run, runfiles.LATENT_CONFIG_JSON))
     classes_note = f", per-class features for {sum(per_question.values())} (question, galaxy) pairs" if per_question else ""
     print(f"done: mu and logvar ({len(paths)} x {config.latent_dim}) in {seconds:.1f} s "

@@ -5,7 +5,8 @@ Three anomaly scores per image of train.txt, each "higher = more unusual":
     iforest_score   isolation forest on the latents mu (sklearn; -score_samples: short isolation
                     paths = easy to separate from the rest)
     lof_score       local outlier factor on mu (sklearn; ratio of the neighbours' density to the
-                    image's own, k = --n-neighbors)
+                    image's own, k = --n-neighbors), on the run's neighbour graph of latents/mu.npy
+                    (VAE_model/neighbours.py: exact below 40,000 galaxies, FAISS HNSW above; N log N)
     recon_mse       per-pixel reconstruction MSE of the trained VAE (RUN/best.pt, z = mu) on the
                     decode-once cache: what the decoder cannot draw (trails, stars, missing bands)
 
@@ -27,6 +28,8 @@ WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, path, ifor
         RUN/outliers/top_outliers.png      the top --top images and their reconstructions, with scores
         RUN/outliers/defect_scores.json|.csv   mock survey only: top-k precision/recall per method
         RUN/outliers/outliers_config.json  flags, checkpoint, seed, git commit
+        RUN/neighbours/latents_mu_graph.npz (+ .faiss)  the neighbour graph of mu (VAE_model/neighbours.py;
+                                           read instead when current)
 
     python analysis/decals_4.py --run runs/demo
     python analysis/decals_4.py --run runs/decals --mock-dir none --top 24
@@ -46,6 +49,7 @@ from VAE_model.catalog import read_catalog
 from VAE_model.data import image_cache, image_name
 from VAE_model.errors import NotEnoughDataError, StaleInputError
 from VAE_model.features import reconstruct_arrays
+from VAE_model.neighbours import run_neighbours
 from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
 from VAE_model.plots import save_image_grid
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,
@@ -75,16 +79,39 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- scores
-def latent_outlier_scores(mu: np.ndarray, seed: int = 0, n_neighbors: int = 20,
-                          n_estimators: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """(isolation-forest score, LOF score) per row of mu; higher = more unusual."""
+def neighbour_graph_matrix(rows: np.ndarray, distances: np.ndarray):
+    """The k-NN graph (N, k) as the sparse distance matrix scikit-learn takes as metric='precomputed':
+    each galaxy's row holds itself (distance 0, stored explicitly) and its k neighbours."""
+    from scipy.sparse import csr_matrix
+
+    n, k = rows.shape
+    columns = np.concatenate([np.arange(n)[:, None], rows], axis=1).ravel()
+    values = np.concatenate([np.zeros((n, 1)), distances], axis=1).ravel()
+    return csr_matrix((values, columns, np.arange(0, n * (k + 1) + 1, k + 1)), shape=(n, n))
+
+
+def latent_outlier_scores(mu: np.ndarray, seed: int = 0, n_neighbors: int = 20, n_estimators: int = 200,
+                          neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(isolation-forest score, LOF score) per row of mu; higher = more unusual.
+
+    The LOF is computed on the k-nearest-neighbour graph ``neighbours`` = (rows, distances), (N, >= k),
+    each galaxy itself excluded (VAE_model/neighbours.py: exact below its size threshold, HNSW above),
+    so it costs N log N, not the N^2 of scikit-learn's brute-force search of 32-d latents; without
+    it the graph is built here. Same LOF as scikit-learn's own on the same neighbours."""
     from sklearn.ensemble import IsolationForest
     from sklearn.neighbors import LocalOutlierFactor
+
+    from VAE_model.neighbours import build
 
     mu = np.asarray(mu, dtype=np.float64)
     forest = IsolationForest(n_estimators=n_estimators, random_state=seed).fit(mu)
     iforest = -forest.score_samples(mu)
-    lof = LocalOutlierFactor(n_neighbors=max(1, min(n_neighbors, len(mu) - 1))).fit(mu)
+    k = max(1, min(n_neighbors, len(mu) - 1))
+    rows, distances = neighbours if neighbours is not None else build(mu).graph(k)
+    if rows.shape[1] < k:
+        raise ValueError(f"the neighbour graph holds {rows.shape[1]} neighbours per galaxy, LOF needs {k}")
+    graph = neighbour_graph_matrix(rows[:, :k], np.asarray(distances, dtype=np.float64)[:, :k])
+    lof = LocalOutlierFactor(n_neighbors=k, metric="precomputed").fit(graph)
     return iforest, -lof.negative_outlier_factor_
 
 
@@ -94,9 +121,9 @@ def combine_scores(*scores: np.ndarray) -> np.ndarray:
 
 
 def outlier_table(paths: list[str], mu: np.ndarray, recon_mse: np.ndarray, seed: int = 0, n_neighbors: int = 20,
-                  n_estimators: int = 200) -> pd.DataFrame:
+                  n_estimators: int = 200, neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """All scores, sorted by the combined score (rank 1 = most unusual; ties keep train.txt order)."""
-    iforest, lof = latent_outlier_scores(mu, seed, n_neighbors, n_estimators)
+    iforest, lof = latent_outlier_scores(mu, seed, n_neighbors, n_estimators, neighbours)
     table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths],
                           "path": paths, "iforest_score": iforest, "lof_score": lof, "recon_mse": recon_mse,
                           "combined_score": combine_scores(iforest, lof, recon_mse)})
@@ -186,7 +213,11 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
         cache = image_cache(list_path, model.config.image_size, run / runfiles.CACHE_DIR, progress=not args.quiet)
         recon_mse = reconstruction_metrics(model, cache, np.arange(len(cache)), device, batch_size=args.batch_size,
                                            ssim=False, progress=not args.quiet, precision=precision)["mse_per_pixel"]
-        table = outlier_table(paths, mu, recon_mse, args.seed, args.n_neighbors, args.n_estimators)
+        # the run's neighbour graph of latents/mu.npy (built once, shared with decals_6 and the explorer)
+        graph = run_neighbours(run, runfiles.LATENT_MU, mu, args.n_neighbors, "analysis/decals_4.py",
+                               progress=not args.quiet)
+        k = min(args.n_neighbors, len(mu) - 1)
+        table = outlier_table(paths, mu, recon_mse, args.seed, args.n_neighbors, args.n_estimators, graph.neighbours(k))
         table.to_csv(runfiles.run_path(run, runfiles.OUTLIER_SCORES_CSV), index=False)
         save_outlier_gallery(table, cache, model, device, runfiles.run_path(run, runfiles.OUTLIER_GALLERY_PNG), args.top)
         record = describe_args(args, device=str(device), checkpoint=str(checkpoint), n_images=len(paths),
@@ -210,6 +241,7 @@ def screen_outliers(args: argparse.Namespace, log=print) -> dict:
 
 
 @cli_main
+@provenance.memoised      # each image set stat'ed once in this stage
 def main(argv=None) -> int:
     args = parse_args(argv)
     result = screen_outliers(args)

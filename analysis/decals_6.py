@@ -1,15 +1,18 @@
 """Part I, step 6: similarity search in the latent space ("show me galaxies like this one").
 
-A nearest-neighbour index over the VAE latents (exact search, Euclidean distance on ``mu``,
-scikit-learn NearestNeighbors; see VAE_model/similarity.py for when to switch to an approximate
-index such as FAISS, Annoy or pynndescent: beyond a few million vectors, or sub-millisecond queries).
+A nearest-neighbour index over the VAE latents (Euclidean distance on ``mu``; exact scikit-learn
+search below 40,000 galaxies, a FAISS HNSW graph above), built once per latents file and stored in
+the run with its provenance (RUN/neighbours/, VAE_model/neighbours.py), so later queries read it.
 A query is a galaxy given by
   --name IAUNAME      a galaxy of the index (``--name auto``: the first Galaxy Zoo 'merger' of
                       RUN/selection/classes.csv with an image, else the first galaxy of names.csv);
                       a name of the other survey (pairs.csv) is encoded from its image file
   --ra --dec          sky position in degrees, the nearest indexed galaxy within --radius-arcsec
-                      (positions from RUN/selection/catalog_index.csv, else the FITS headers RA/DEC)
-  --image PATH        any cutout file, encoded on the fly with the model (one loader, model image size)
+                      (positions from RUN/selection/catalog_index.csv, else the header positions
+                      make_datatxt.py read once, RUN/images.csv)
+  --image PATH        any cutout file, encoded on the fly with the model (one loader, model image size);
+                      a file of another format than the index's (a PNG render against FITS cutouts)
+                      gets a note: distances across formats are not comparable
 and the answer is its k nearest galaxies. The query galaxy itself is never its own neighbour
 (by name, by position, or by the image file of an indexed galaxy: same neighbours).
 
@@ -48,6 +51,8 @@ before (Part I model) and after adaptation (same defect policy, on defect_bass).
 READS   RUN/best.pt (Galaxy_VAE_n.py), RUN/train.txt, RUN/cache/ (built if absent)
         RUN/latents/mu.npy, names.csv (analysis/decals_2_2.py)
         RUN/selection/catalog_index.csv (analysis/decals_2_1.py; optional, positions)
+        RUN/images.csv (make_datatxt.py; positions read from the headers once)
+        RUN/neighbours/<latents>_graph.npz, .faiss (VAE_model/neighbours.py; built here when absent)
         RUN/selection/classes.csv (analysis/decals_1.py; optional, --name auto)
         RUN/transfer/pairs.csv, bass_pairs.txt, adapted.pt (transfer/; optional)
         MOCK_DIR/truth.parquet (--evaluate only)
@@ -61,7 +66,9 @@ WRITES  RUN/similarity/query_<slug>.csv   rank, name, image_index, distance, ra,
         RUN/similarity/latents_<key>.npy, bass_latents_<key>.npy (+ .json stamp)  latent caches;
                                           <key> = <model>_orientation_average, or <model> with
                                           --no-orientation-average (part1 then reads latents/mu.npy)
-        RUN/similarity/index_positions.csv               RA/Dec per indexed galaxy (+ source)
+        RUN/similarity/index_positions.csv               RA/Dec per indexed galaxy (+ source), only for
+                                          an image list without make_datatxt's images.csv
+        every output with its provenance record (RUN/provenance/), so `provenance stale` sees it
 
     python analysis/decals_6.py --run runs/demo --name J101234.56+301234.5
     python analysis/decals_6.py --run runs/demo --ra 153.1440 --dec 30.2096 --k 20
@@ -87,14 +94,16 @@ from VAE_model.errors import StaleInputError
 from VAE_model.catalog import CatalogError
 from VAE_model.data import image_cache, image_name, read_image_list
 from VAE_model.features import encode_arrays
-from VAE_model.imageio import ImageError, image_position, load_image
+from VAE_model.imageio import ImageError, image_position, is_fits, load_image
+from VAE_model.neighbours import run_neighbours
 from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument,
                                add_runtime_arguments, cli_main, describe_args, load_model, pick_device,
                                seed_everything, write_json)
 from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,
                                   encode_files, latent_scale, load_images_uint8, match_position, nearest,
-                                  precision_at_k, random_expectation, slug, summarise)
+                                  precision_at_k, random_expectation, run_image_positions, slug, summarise)
 
+STAGE = "analysis/decals_6.py"
 EVAL_K = 10                # precision@10, as named in the output files
 DEFECTIVE = "defective"    # morph_type label of the separately scored defective queries
 MODEL_CHOICES = "auto (adapted if RUN/transfer/adapted.pt exists, else best.pt), part1, adapted, or a checkpoint path"
@@ -172,15 +181,46 @@ def latents_key(label: str, orientation_average: bool) -> str:
     return f"{label}_orientation_average" if orientation_average else label
 
 
-def cached_latents(out_path: Path, stamp: dict, make) -> np.ndarray:
-    """Latents saved at ``out_path`` (+ .json stamp), recomputed by ``make()`` when the stamp differs."""
+def search_index(run: str, table: LatentTable):
+    """The neighbour index of a latent table: the run's stored one when the table is one latents file's
+    rows as they stand (built once per file, VAE_model/neighbours.py), else one built for this search."""
+    if table.source is None:
+        return build_index(table.mu)
+    return run_neighbours(run, table.source, table.mu, stage=STAGE, standardised=table.scale is not None)
+
+
+def image_format(path) -> str:
+    return "FITS" if is_fits(path) else Path(str(path)).suffix.lower().lstrip(".").upper() or "unknown"
+
+
+def format_note(query_path, index_paths) -> str | None:
+    """A warning when a query image's format differs from the index's (a PNG/JPG render against FITS
+    cutouts, say): a render carries its own stretch and colour mapping, so its encoding lands away
+    from the same galaxy's FITS encoding (a viewer render of an indexed galaxy: distance 0.88 vs
+    0.015 for its FITS file, issue 18), and distances across formats are not comparable."""
+    formats = pd.Series([image_format(p) for p in index_paths]).value_counts()
+    query = image_format(query_path)
+    if not len(formats) or query in formats.index:
+        return None
+    held = ", ".join(f"{n} {f}" for f, n in formats.items())
+    return (f"the query {query_path} is a {query} image and the index holds {held} images: distances across "
+            f"formats are not comparable (a render has its own stretch and colours); query with the same "
+            f"format as the index for a meaningful ranking")
+
+
+def cached_latents(run: str, name: str, stamp: dict, make, inputs: list) -> np.ndarray:
+    """Latents saved at RUN/``name`` (+ .json stamp), recomputed by ``make()`` when the stamp differs,
+    with a provenance record (``inputs``: the checkpoint, the image list and its images)."""
+    out_path = runfiles.run_path(run, name)
     meta_path = out_path.with_suffix(".json")
-    if out_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == stamp:
+    if out_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == stamp \
+            and provenance.problem(run, name, STAGE) is None:
         return np.load(out_path)
     mu = make()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(out_path, mu)
     meta_path.write_text(json.dumps(stamp, indent=2))
+    meta_name = str(Path(name).with_suffix(".json"))
+    provenance.record(run, [name, meta_name], inputs, STAGE, stamp)
     return mu
 
 
@@ -202,20 +242,21 @@ def decals_table(run: str, model, model_path: Path, label: str, device, batch_si
     if label == "part1" and not orientation_average:
         # queries encoded with this model must search latents of this model
         readers.check_latents_model(latents, model_path, run)
-        mu = latents.mu
+        mu, source = latents.mu, runfiles.LATENT_MU
     else:
         def make():
             cache = image_cache(list_path, model.config.image_size, Path(run) / runfiles.CACHE_DIR, progress=progress)
             return encode_arrays(model, cache, device, batch_size=batch_size, progress=progress,
                                  orientation_average=orientation_average)[0]
 
-        out = runfiles.run_path(run, runfiles.SIMILARITY_LATENTS.format(model=latents_key(label, orientation_average)))
+        source = runfiles.SIMILARITY_LATENTS.format(model=latents_key(label, orientation_average))
         stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
-        mu = cached_latents(out, stamp, make)
+        mu = cached_latents(run, source, stamp, make, [provenance.Input.file(model_path),
+                                                       *readers.train_list_input(list_path, paths)])
     scale = latent_scale(mu) if orientation_average else None
     return LatentTable("decals", label, mu if scale is None else mu / scale, names["name"].to_numpy(),
                        names["path"].to_numpy(), names["image_index"].to_numpy(),
-                       orientation_average=orientation_average, scale=scale)
+                       orientation_average=orientation_average, scale=scale, source=source)
 
 
 def read_pairs(run: str) -> pd.DataFrame:
@@ -255,9 +296,11 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
             mu[~ok] = np.nan
         return mu
 
-    out = runfiles.run_path(run, runfiles.SIMILARITY_BASS_LATENTS.format(model=latents_key(label, orientation_average)))
+    name = runfiles.SIMILARITY_BASS_LATENTS.format(model=latents_key(label, orientation_average))
     stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
-    mu = cached_latents(out, stamp, make)
+    # the stamp holds the images' identity; the record names the model and the pairs
+    mu = cached_latents(run, name, stamp, make, [provenance.Input.file(model_path),
+                                                 provenance.Input.file(Path(run) / runfiles.TRANSFER_PAIRS_CSV)])
     kept = np.isfinite(mu).all(axis=1)
     mu = mu[kept]
     if orientation_average:
@@ -271,35 +314,47 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
 
 
 def decals_positions(run: str, table: LatentTable, progress: bool = True) -> None:
-    """Fill table.ra/dec: catalog_index.csv (decals_2_1) first, FITS header RA/DEC for the rest (cached)."""
+    """Fill table.ra/dec: catalog_index.csv (decals_2_1) first, then the image headers' positions as
+    make_datatxt.py read them once (RUN/images.csv); only for a list make_datatxt did not write, the
+    FITS headers themselves (RA/DEC read once, kept in RUN/similarity/index_positions.csv)."""
     n = len(table)
     ra, dec, source = np.full(n, np.nan), np.full(n, np.nan), np.full(n, "", dtype=object)
-    catalog_path = Path(run) / runfiles.CATALOG_INDEX_CSV
-    if catalog_path.exists():
-        catalog = pd.read_csv(catalog_path)
+    if (Path(run) / runfiles.CATALOG_INDEX_CSV).exists():
+        catalog = readers.read_catalog_index(run)
         catalog = catalog[catalog["image_index"] >= 0]
-        row_of = {int(i): r for r, i in enumerate(table.image_index)}
-        for image_index, cat_ra, cat_dec in catalog[["image_index", "ra", "dec"]].itertuples(index=False):
-            r = row_of.get(int(image_index))
-            if r is not None:
-                ra[r], dec[r], source[r] = cat_ra, cat_dec, "catalog"
+        row_of = pd.Series(np.arange(n), index=table.image_index)
+        found = catalog["image_index"].isin(row_of.index).to_numpy()
+        rows = row_of.loc[catalog["image_index"].to_numpy()[found]].to_numpy()
+        ra[rows], dec[rows], source[rows] = catalog["ra"].to_numpy(float)[found], catalog["dec"].to_numpy(float)[found], "catalog"
     missing = np.flatnonzero(source == "")
-    if len(missing):
-        cache_path = Path(run) / runfiles.SIMILARITY_POSITIONS_CSV
-        cached = pd.read_csv(cache_path, dtype={"name": str}) if cache_path.exists() else None
-        if cached is not None and len(cached) == n and (cached["name"].to_numpy(str) == table.names).all():
-            header = cached["source"].eq("header").to_numpy()
-            use = missing[header[missing]]
-            ra[use], dec[use], source[use] = cached["ra"].to_numpy()[use], cached["dec"].to_numpy()[use], "header"
-        else:
-            from tqdm import tqdm
+    if not len(missing):
+        table.ra, table.dec = ra, dec
+        return
+    listed = run_image_positions(run, table.paths.tolist())
+    if listed is not None:
+        known = missing[np.isfinite(listed[0][missing]) & np.isfinite(listed[1][missing])]
+        ra[known], dec[known], source[known] = listed[0][known], listed[1][known], "header"
+        table.ra, table.dec = ra, dec
+        return
+    positions_name = runfiles.SIMILARITY_POSITIONS_CSV
+    cached = None
+    if (Path(run) / positions_name).exists() and provenance.problem(run, positions_name, STAGE) is None:
+        cached = readers.read_table(run, positions_name, STAGE, ("name", "ra", "dec", "source"), dtype={"name": str})
+    if cached is not None and len(cached) == n and (cached["name"].to_numpy(str) == table.names).all():
+        header = cached["source"].eq("header").to_numpy()
+        use = missing[header[missing]]
+        ra[use], dec[use], source[use] = cached["ra"].to_numpy()[use], cached["dec"].to_numpy()[use], "header"
+    else:
+        from tqdm import tqdm
 
-            for r in tqdm(missing, desc="read RA/DEC from FITS headers", unit="img", disable=not progress or len(missing) < 200):
-                image_ra, image_dec, found = image_position(table.paths[r])  # FITS WCS, else RA/DEC cards
-                if found != "none":  # rasters and unreadable headers have no position, reported below
-                    ra[r], dec[r], source[r] = image_ra, image_dec, "header"
-            pd.DataFrame({"image_index": table.image_index, "name": table.names, "ra": ra, "dec": dec,
-                          "source": source}).to_csv(runfiles.run_path(run, runfiles.SIMILARITY_POSITIONS_CSV), index=False)
+        for r in tqdm(missing, desc="read RA/DEC from FITS headers", unit="img", disable=not progress or len(missing) < 200):
+            image_ra, image_dec, found = image_position(table.paths[r])  # FITS WCS, else RA/DEC cards
+            if found != "none":  # rasters and unreadable headers have no position, reported below
+                ra[r], dec[r], source[r] = image_ra, image_dec, "header"
+        pd.DataFrame({"image_index": table.image_index, "name": table.names, "ra": ra, "dec": dec,
+                      "source": source}).to_csv(runfiles.run_path(run, positions_name), index=False)
+        list_path = Path(run) / runfiles.TRAIN_TXT
+        provenance.record(run, [positions_name], readers.train_list_input(list_path, table.paths.tolist()), STAGE)
     table.ra, table.dec = ra, dec
 
 
@@ -308,7 +363,8 @@ def auto_name(run: str, table: LatentTable) -> tuple[str, str]:
     """(name, why): the first Galaxy Zoo 'merger' (decals_1 selection) in the index, else the first galaxy."""
     classes_path = Path(run) / runfiles.SELECTION_CLASSES_CSV
     if classes_path.exists():
-        classes = pd.read_csv(classes_path, dtype={"iauname": str})
+        classes = readers.read_table(run, runfiles.SELECTION_CLASSES_CSV, readers.SELECT, ("iauname", "question", "label"),
+                                     dtype={"iauname": str, "question": str, "label": str})
         mergers = classes[(classes["question"] == "merger") & (classes["label"] == "merger")]["iauname"]
         for name in mergers:
             if table.row_of_name(name) is not None:
@@ -328,7 +384,7 @@ def other_survey_path(run: str, survey: str, name: str) -> str | None:
     names_path = Path(run) / runfiles.LATENT_NAMES
     if not names_path.exists():
         return None
-    names = readers.read_latents(run).names
+    names = pd.read_csv(readers.checked(run, runfiles.LATENT_NAMES, readers.LATENTS), dtype={"name": str, "path": str})
     hit = names[names["name"] == name]
     return str(hit["path"].iloc[0]) if len(hit) else None
 
@@ -379,8 +435,13 @@ def run_query(args, run: str, table: LatentTable, model, device) -> dict:
                      query_path=str(table.paths[row]), excluded_from_neighbours=True)
     else:
         query.update(query_name=image_name(path), excluded_from_neighbours=False)
-    index = build_index(table.mu)
-    rows, distances = nearest(index, table.mu, vector[None], args.k, exclude=[-1 if row is None else row])
+    if path is not None:
+        note = format_note(path, table.paths)
+        if note:
+            print(f"note: {note}")
+            query["format_note"] = note
+    rows, distances = nearest(search_index(run, table), table.mu, vector[None], args.k,
+                              exclude=[-1 if row is None else row])
     query["rows"], query["distances"], query["vector_row"] = rows[0], distances[0], row
     return query
 
@@ -393,7 +454,14 @@ def table_image(run: str, table: LatentTable, row: int, image_size: int) -> np.n
     return load_image(table.paths[row], image_size)
 
 
-def write_query(args, run: str, table: LatentTable, query: dict, image_size: int) -> tuple[Path, pd.DataFrame]:
+def table_inputs(run: str, table: LatentTable, model_path: Path) -> list:
+    """What a search of ``table`` depends on: the model, and the latents file (or, for BASS+MzLS, the pairs)."""
+    source = table.source or (runfiles.TRANSFER_PAIRS_CSV if table.survey == "bass" else runfiles.LATENT_MU)
+    return [provenance.Input.file(model_path), provenance.Input.file(Path(run) / source)]
+
+
+def write_query(args, run: str, table: LatentTable, query: dict, image_size: int,
+                model_path: Path) -> tuple[Path, pd.DataFrame]:
     from VAE_model.plots import save_image_grid
 
     rows, distances = query["rows"], query["distances"]
@@ -420,8 +488,14 @@ def write_query(args, run: str, table: LatentTable, query: dict, image_size: int
                           + ("standardised mu averaged over 8 flips/quarter-turns)" if table.orientation_average
                              else "mu)"))
     record = {key: value for key, value in query.items() if key not in ("rows", "distances", "vector_row")}
-    write_json({"query": record, "neighbours": result.to_dict(orient="records"),
-                "config": describe_args(args)}, stem.with_name(stem.name + ".json"))
+    config = describe_args(args)
+    write_json({"query": record, "neighbours": result.to_dict(orient="records"), "config": config},
+               stem.with_name(stem.name + ".json"))
+    inputs = table_inputs(run, table, model_path)
+    if query.get("query_path") and query["vector_row"] is None:   # a file outside the index was encoded
+        inputs.append(provenance.Input.file(query["query_path"], "query image"))
+    provenance.record(run, [str(Path(stem.relative_to(Path(run))).with_name(stem.name + suffix))
+                            for suffix in (".csv", ".png", ".json")], inputs, STAGE, config)
     return csv_path, result
 
 
@@ -430,7 +504,7 @@ def default_mock_dir(run: str) -> Path:
     """The mock survey make_datatxt.py used (recorded in datatxt_summary.json), else data/mock."""
     summary = Path(run) / runfiles.DATATXT_SUMMARY
     if summary.exists():
-        record = json.loads(summary.read_text())
+        record = readers.read_json(run, runfiles.DATATXT_SUMMARY, readers.MAKE_DATATXT)
         if record.get("mock") and record.get("mock_dir"):
             return Path(record["mock_dir"])
     return Path(runfiles.DEFAULT_MOCK_DIR)
@@ -450,15 +524,19 @@ def read_truth(mock_dir: Path) -> pd.DataFrame:
     return truth
 
 
-def within_survey_scores(table: LatentTable, truth: pd.DataFrame, k: int = EVAL_K) -> tuple[pd.DataFrame, dict]:
-    """precision@k of every DECaLS galaxy (with a truth row) as query against the others."""
+def within_survey_scores(table: LatentTable, truth: pd.DataFrame, k: int = EVAL_K,
+                         graph=None) -> tuple[pd.DataFrame, dict]:
+    """precision@k of every DECaLS galaxy (with a truth row) as query against the others; ``graph``: the
+    run's stored neighbours of ``table`` (used when every galaxy has a truth row)."""
     by_name = truth.set_index("decals_iauname")
     known = np.isin(table.names, by_name.index)
     mu, names = table.mu[known], table.names[known]
     types = by_name.loc[names, "morph_type"].to_numpy(str)
     defective = by_name.loc[names, "defect_decals"].to_numpy(str) != ""
-    index = build_index(mu)
-    rows, _ = nearest(index, mu, mu, k, exclude=np.arange(len(mu)))
+    if graph is not None and known.all():
+        rows = graph.neighbours(k)[0]
+    else:
+        rows, _ = build_index(mu).graph(k)
     precision = precision_at_k(types[rows], types)
     expectation = random_expectation(types, types, query_in_index=True)
     clean = summarise(table.model, types[~defective], precision[~defective], expectation[~defective], k)
@@ -470,8 +548,9 @@ def within_survey_scores(table: LatentTable, truth: pd.DataFrame, k: int = EVAL_
 
 
 def cross_survey_scores(decals: LatentTable, bass: LatentTable, pairs: pd.DataFrame, truth: pd.DataFrame,
-                        k: int = EVAL_K) -> tuple[pd.DataFrame, dict]:
-    """BASS+MzLS images of the test pairs as queries against the DECaLS latents (nothing excluded)."""
+                        k: int = EVAL_K, graph=None) -> tuple[pd.DataFrame, dict]:
+    """BASS+MzLS images of the test pairs as queries against the DECaLS latents (nothing excluded);
+    ``graph``: the run's stored index of the DECaLS table (used when every galaxy has a truth row)."""
     same_scale = bass.scale is None if decals.scale is None else np.array_equal(decals.scale, bass.scale)
     if decals.orientation_average != bass.orientation_average or not same_scale:
         raise ValueError("queries and index must use the same encoding (orientation_average or scale differs)")
@@ -490,7 +569,8 @@ def cross_survey_scores(decals: LatentTable, bass: LatentTable, pairs: pd.DataFr
     known = np.isin(decals.names, by_name.index)
     index_mu, index_names = decals.mu[known], decals.names[known]
     index_types = by_name.loc[index_names, "morph_type"].to_numpy(str)
-    rows, _ = nearest(build_index(index_mu), index_mu, query_mu, k)
+    index = graph if graph is not None and known.all() else build_index(index_mu)
+    rows, _ = nearest(index, index_mu, query_mu, k)
     precision = precision_at_k(index_types[rows], query_types)
     expectation = random_expectation(index_types, query_types, query_in_index=False)
     findable = np.isin(counterparts, index_names)
@@ -570,18 +650,21 @@ def evaluate(args, run: str, device) -> dict:
     models = [resolve_model(run, "part1")]
     if (Path(run) / runfiles.TRANSFER_ADAPTED).exists():
         models.append(resolve_model(run, "adapted"))
-    within, cross, info = [], [], {}
+    within, cross, info, inputs = [], [], {}, [provenance.Input.file(Path(mock_dir) / runfiles.MOCK_TRUTH, "mock truth")]
     for model_path, label in models:
         model = load_model(model_path, device)
         decals = decals_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
                               orientation_average=args.orientation_average)
-        frame, within_info = within_survey_scores(decals, truth)
+        graph = search_index(run, decals) if decals.source is not None else None
+        inputs += table_inputs(run, decals, model_path)
+        frame, within_info = within_survey_scores(decals, truth, graph=graph)
         within.append(frame)
         info[label] = {"checkpoint": str(model_path), "within_decals": within_info}
         if pairs is not None:
             bass = bass_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
                               orientation_average=args.orientation_average, scale=decals.scale)
-            frame, cross_info = cross_survey_scores(decals, bass, pairs, truth)
+            frame, cross_info = cross_survey_scores(decals, bass, pairs, truth, graph=graph)
+            inputs += table_inputs(run, bass, model_path)[1:]
             cross.append(frame)
             info[label]["cross_survey"] = cross_info
     within = pd.concat(within, ignore_index=True)
@@ -610,11 +693,15 @@ def evaluate(args, run: str, device) -> dict:
         "models": info, "config": describe_args(args, device_used=str(device)),
     }
     write_json(record, runfiles.run_path(run, runfiles.SIMILARITY_PRECISION_JSON))
+    outputs = [runfiles.SIMILARITY_PRECISION_CSV, runfiles.SIMILARITY_PRECISION_JSON, runfiles.SIMILARITY_PRECISION_PNG]
+    provenance.record(run, outputs + ([runfiles.SIMILARITY_CROSS_CSV] if cross is not None else []),
+                      list({(i.kind, str(i.path)): i for i in inputs}.values()), STAGE, record["config"])
     return record
 
 
 # ----------------------------------------------------------------------------- main
 @cli_main
+@provenance.memoised      # each image set stat'ed once in this stage
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
@@ -642,7 +729,7 @@ def main(argv=None) -> int:
             table = table_of(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
                              orientation_average=args.orientation_average)
             query = run_query(args, run, table, model, device)
-            csv_path, result = write_query(args, run, table, query, model.config.image_size)
+            csv_path, result = write_query(args, run, table, query, model.config.image_size, model_path)
             print(result.to_string(index=False, columns=["rank", "name", "distance", "ra", "dec"]))
             summaries.append(f"query {query['query_name']} ({query['kind']}): {len(result)} neighbours in "
                              f"{len(table)} {table.survey} latents ({label} model), nearest {result['name'].iloc[0]} "

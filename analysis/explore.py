@@ -17,23 +17,26 @@ On the page:
     distances, ringed on the map, and a link to the galaxy in the Legacy Surveys sky viewer. The
     neighbours are those `analysis/decals_6.py --name <galaxy>` gives with the same --model and
     --orientation-average (default: the adapted model when transfer/adapted.pt exists, else best.pt):
-    the same latents and the same search (VAE_model.similarity build_index + nearest, the galaxy
-    itself excluded), precomputed here for every galaxy;
+    the same latents and the same search (VAE_model/neighbours.py, the galaxy itself excluded), read
+    from the run's neighbour graph of those latents (built once, shared with decals_4 and decals_6);
   * the ranked outlier list with thumbnails and scores (--outliers of them);
   * when Part II ran: the test pairs (DECaLS above BASS+MzLS), the --pairs most and least alike by
     latent distance, before adaptation and after (the adapted method of transfer/adapted.json).
 
 The map is of the Part I latents (decals_3 embeds latents/mu.npy); the neighbours use the model of
---model. On runs larger than --max-galaxies a random subset (--seed) is drawn, plus the top
-outliers and every drawn galaxy's neighbours (searched over all galaxies), so every gallery image
-is on the page.
+--model. On runs larger than --max-galaxies the page holds --max-galaxies galaxies in total: the
+listed outliers and a random draw (--seed) of the rest; each gallery still shows a galaxy's --k
+nearest neighbours among all galaxies (the run's neighbour graph, VAE_model/neighbours.py), those not
+drawn named with their distance but without an image.
 
 READS   RUN/latents/names.csv, latents_config.json, mu.npy (analysis/decals_2_2.py)
         RUN/similarity/latents_<model>[_orientation_average].npy (+ .json) (analysis/decals_6.py;
             only for --model adapted or --orientation-average)
         RUN/maps/embeddings.csv (analysis/decals_3.py), RUN/train.txt + RUN/cache/ (thumbnails)
         RUN/selection/class_index.csv, catalog_index.csv (analysis/decals_2_1.py; optional: labels, RA/Dec)
-        RUN/similarity/index_positions.csv (analysis/decals_6.py; optional), else FITS headers RA/DEC
+        RUN/images.csv (make_datatxt.py; RA/Dec read from the headers once), else
+            RUN/similarity/index_positions.csv (analysis/decals_6.py; optional), else FITS headers RA/DEC
+        RUN/neighbours/<latents>_graph.npz (VAE_model/neighbours.py; built and stored here when absent)
         RUN/outliers/outlier_scores.csv (analysis/decals_4.py; optional)
         RUN/transfer/pairs.csv, decals_pairs.txt, bass_pairs.txt, distances_before.csv,
             adapted.json, <method>/distances.csv (transfer/; optional)
@@ -52,15 +55,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from VAE_model import readers, runfiles
+from VAE_model import provenance, readers, runfiles
 from VAE_model.data import image_cache
 from VAE_model.errors import StaleInputError
 from VAE_model.files import write_text
-from VAE_model.explorer import (ExplorerData, PairGallery, all_neighbours, build_page, categorical_colouring,
+from VAE_model.explorer import (ExplorerData, PairGallery, build_page, categorical_colouring,
                                 continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
 from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
                                seed_everything, write_json)
-from VAE_model.similarity import DEFAULT_K, latent_scale
+from VAE_model.neighbours import run_neighbours
+from VAE_model.similarity import DEFAULT_K, latent_scale, run_image_positions
 from VAE_model.stage import Stage
 
 MODEL_CHOICES = ("auto", "part1", "adapted")
@@ -96,9 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- inputs
-def search_latents(run: Path, choice: str, orientation_average: bool, n: int) -> tuple[np.ndarray, str, str]:
-    """(latents searched, model label, distance description): the latents analysis/decals_6.py searches
-    for the same --model / --orientation-average, scaled as its LatentTable is."""
+def search_latents(run: Path, choice: str, orientation_average: bool, n: int) -> tuple[np.ndarray, str, str, str]:
+    """(latents searched, model label, distance description, run-relative latents file): the latents
+    analysis/decals_6.py searches for the same --model / --orientation-average, scaled as its LatentTable is."""
     adapted = run / runfiles.TRANSFER_ADAPTED
     label = ("adapted" if adapted.exists() else "part1") if choice == "auto" else choice
     checkpoint = adapted if label == "adapted" else run / runfiles.BEST_CHECKPOINT
@@ -107,7 +111,7 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
     if label == "part1" and not orientation_average:
         latents = readers.read_latents(run)
         readers.check_latents_model(latents, readers.checkpoint_path(run), run)
-        path = run / runfiles.LATENT_MU
+        name = runfiles.LATENT_MU
     else:
         made_by = f"analysis/decals_6.py --run {run} --name auto {flags}"
         readers.checkpoint_path(run, *((runfiles.TRANSFER_ADAPTED, readers.EVALUATE) if label == "adapted" else ()))
@@ -122,7 +126,7 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
     if orientation_average:   # as decals_6.decals_table: averaged mu divided by its per-dimension std
         mu = mu / latent_scale(mu)
         distance = "Euclidean distance on mu averaged over the 8 flips/quarter-turns, standardised per dimension"
-    return mu.astype(np.float32), label, f"{distance} ({label} model, as analysis/decals_6.py {flags})"
+    return mu.astype(np.float32), label, f"{distance} ({label} model, as analysis/decals_6.py {flags})", name
 
 
 def read_maps(run: Path, n: int) -> dict[str, np.ndarray]:
@@ -144,8 +148,9 @@ def read_maps(run: Path, n: int) -> dict[str, np.ndarray]:
 
 
 def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """RA/Dec of the images ``rows``: catalog_index.csv, then decals_6's index_positions.csv, then the FITS
-    headers (WCS centre, else RA/DEC cards)."""
+    """RA/Dec of the images ``rows``: catalog_index.csv, then make_datatxt's images.csv (the headers read
+    once), else (a list make_datatxt did not write) decals_6's index_positions.csv, then the FITS headers
+    (WCS centre, else RA/DEC cards)."""
     from tqdm import tqdm
 
     from VAE_model.imageio import image_position
@@ -160,6 +165,11 @@ def positions(run: Path, names: pd.DataFrame, rows: np.ndarray, progress: bool) 
         ra[table["image_index"].to_numpy(int)] = table["ra"].to_numpy(float)
         dec[table["image_index"].to_numpy(int)] = table["dec"].to_numpy(float)
         sources.append("catalog")
+    listed = None if np.isfinite(ra[rows]).all() else run_image_positions(run, names["path"].astype(str).tolist())
+    if listed is not None:   # the headers' positions as make_datatxt.py read them, once (RUN/images.csv)
+        use = ~np.isfinite(ra)
+        ra[use], dec[use] = listed[0][use], listed[1][use]
+        return ra[rows], dec[rows], " + ".join([*sources, "images.csv"])
     cached = readers.read_index_positions(run) if not np.isfinite(ra[rows]).all() else None
     if cached is not None:
         table = cached
@@ -242,13 +252,17 @@ def pair_galleries(run: Path, pairs: pd.DataFrame, image_size: int, n_pairs: int
     return galleries
 
 
-def page_rows(n: int, max_galaxies: int, seed: int, neighbour_rows: np.ndarray, must: np.ndarray) -> np.ndarray:
-    """The galaxies drawn on the page: all, or a random subset + ``must`` + their neighbours (sorted)."""
+def page_rows(n: int, max_galaxies: int, seed: int, must: np.ndarray) -> np.ndarray:
+    """The galaxies drawn on the page (sorted): all of them, or ``max_galaxies`` in total: ``must`` (the
+    listed outliers, most unusual first, at most ``max_galaxies`` of them) and a random draw (``seed``) of the others. A
+    drawn galaxy's neighbours that are not drawn are named in its gallery, not added: the page stays
+    within --max-galaxies at any N (adding them made 5,000 drawn into ~30,000 at 40k)."""
     if n <= max_galaxies:
         return np.arange(n)
-    drawn = np.random.default_rng(seed).choice(n, max_galaxies, replace=False)
-    chosen = np.union1d(drawn, must)
-    return np.union1d(chosen, neighbour_rows[chosen].ravel())
+    must = np.array(list(dict.fromkeys(int(row) for row in must)), dtype=int)[:max_galaxies]   # rank order kept
+    others = np.setdiff1d(np.arange(n), must, assume_unique=True)
+    drawn = np.random.default_rng(seed).choice(others, max_galaxies - len(must), replace=False)
+    return np.sort(np.concatenate([must, drawn]))
 
 
 # ----------------------------------------------------------------------------- main
@@ -266,18 +280,21 @@ def explore(args) -> dict:
         raise StaleInputError(f"{run / runfiles.LATENT_NAMES} does not match {list_path}; "
                               f"re-run `analysis/decals_2_2.py --run {run}`")
     image_size = int(latents.config["image_size"])
-    mu, model_label, distance_note = search_latents(run, args.model, args.orientation_average, n)
+    mu, model_label, distance_note, latents_name = search_latents(run, args.model, args.orientation_average, n)
     maps = read_maps(run, n)
 
     steps = ["neighbours", "positions", "colours", "thumbnails", "pairs", "page"]
     from tqdm import tqdm
 
     bar = tqdm(total=len(steps), desc="explorer", unit="step", disable=not progress)
-    neighbour_rows, neighbour_distances = all_neighbours(mu, args.k)
+    # the run's neighbour graph of these latents (built once per latents file, shared with decals_4/decals_6)
+    graph = run_neighbours(run, latents_name, mu, args.k, "analysis/explore.py", standardised=args.orientation_average,
+                           progress=progress)
+    neighbour_rows, neighbour_distances = graph.neighbours(min(args.k, n - 1))
     bar.update()
     outliers = outlier_table(run, n)
     top = outliers.head(args.outliers) if outliers is not None else None
-    rows = page_rows(n, args.max_galaxies, args.seed, neighbour_rows,
+    rows = page_rows(n, args.max_galaxies, args.seed,
                      top["image_index"].to_numpy(int) if top is not None else np.array([], int))
     page_of = np.full(n, -1)
     page_of[rows] = np.arange(len(rows))
@@ -332,7 +349,7 @@ def explore(args) -> dict:
                "Hover a point for its image, click it (or search a name) for its neighbours; "
                "wheel: zoom, drag: pan. Nothing on this page is fetched from the network; sky-viewer links open "
                "legacysurvey.org."])
-    # with a --max-galaxies subset, a neighbour of an added neighbour may be off the page: named, no image
+    # with a --max-galaxies subset, a neighbour that was not drawn is named in the gallery, without an image
     off = np.argwhere(data.neighbour_rows < 0)
     data.off_page_names = {f"{i}:{j}": str(names["name"].iloc[neighbour_rows[rows[i], j]]) for i, j in off}
     page = build_page(data, args.k, distance_note)
@@ -351,6 +368,7 @@ def explore(args) -> dict:
 
 
 @cli_main
+@provenance.memoised      # each image set stat'ed once in this stage
 def main(argv=None) -> int:
     args = parse_args(argv)
     seed_everything(args.seed)

@@ -239,11 +239,11 @@ def test_page_in_chromium_draws_every_galaxy_and_shows_decals_6_neighbours(explo
         print(f"README screenshot {target} from {demo if demo.exists() else page}")
 
 
-def test_a_subset_page_keeps_every_drawn_galaxys_neighbours(explored_run, tmp_path):
+def test_a_subset_page_holds_max_galaxies_and_names_the_neighbours_not_drawn(explored_run, tmp_path):
     out = tmp_path / "subset.html"
     assert explore.main(["--run", str(explored_run), "--max-galaxies", "6", "--outliers", "2", "--output", str(out), "--quiet"]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
-    assert 6 < record["n_on_page"] <= N_GALAXIES
+    assert record["n_on_page"] == 6            # in total: the drawn galaxies' neighbours are not added
     page = out.read_text()
     embedded = json.loads(page.split('id="explorer-neighbours">')[1].split("</script>")[0])
     datalist = page.split('<datalist id="galaxy-names">')[1].split("</datalist>")[0]
@@ -251,9 +251,14 @@ def test_a_subset_page_keeps_every_drawn_galaxys_neighbours(explored_run, tmp_pa
     names = pd.read_csv(explored_run / runfiles.LATENT_NAMES, dtype={"name": str})["name"].tolist()
     mu = np.load(explored_run / runfiles.LATENT_MU)
     rows, _ = nearest(build_index(mu), mu, mu, 10, exclude=np.arange(len(mu)))
+    assert len(page_names) == 6 and len(embedded["rows"]) == 6
+    outliers = pd.read_csv(explored_run / runfiles.OUTLIER_SCORES_CSV, dtype={"name": str}).sort_values("rank")
+    assert set(outliers["name"].head(2)) <= set(page_names)      # the listed outliers are among the drawn
     for i, name in enumerate(page_names):
+        # every gallery still holds the galaxy's 10 nearest among all 48: drawn ones by page row, the others named
         shown = [page_names[r] if r >= 0 else embedded["off"][f"{i}:{j}"] for j, r in enumerate(embedded["rows"][i])]
         assert shown == [names[r] for r in rows[names.index(name)]]
+    assert embedded["off"], "with 6 of 48 drawn, some neighbours must be off the page"
 
 
 def test_with_an_adapted_model_the_neighbours_are_decals_6s_and_a_changed_model_is_refused(explored_run, tmp_path, capsys):
