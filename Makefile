@@ -163,6 +163,14 @@ $(RUN)/scorecard/scorecard.csv: $(RUN)/best.pt $(RUN)/classification/results.csv
 feature-variants: $(RUN)/train.txt
 	$(PY) bench/feature_variants.py $(COMMON) --mock-dir $(MOCK_DIR) --epochs $(DEMO_SWEEP_EPOCHS) --batch-size $(DEMO_BATCH) --lr $(DEMO_LR) --beta $(DEMO_BETA) --quiet
 
+# Scale benchmark: every stage at 1k/3k/9k fake 64 px cutouts, extrapolated to 300k and 1e7 (~20 min wall on 2 busy cores)
+.PHONY: scale gpu-check
+scale: venv
+	OMP_NUM_THREADS=1 $(PY) bench/scale.py --sizes 1000,3000,9000 --epochs 1 --out $(RUN)/scale
+# One GPU (not yet run: no GPU lent): benchmark rows at 256 px/batch 512/bf16/channels-last/--compile, scale at 256 px, 2-epoch torchrun
+gpu-check: venv
+	PY=$(PY) OUT=$(RUN)/gpu_check bash bench/gpu_check.sh
+
 # Notebooks -----------------------------------------------------------------------------------
 # Each notebook is executed after the stages it reads (analysis/notebooks.py) into RUN/notebooks/<name>.ipynb,
 # figures included, and <name>.html; REPORT.md links them. A notebook re-runs when it, what it reads, the
