@@ -42,7 +42,7 @@ COMMON := --run $(RUN) --seed $(SEED)
 # package modules it imports: uses, below), or when the provenance check (RUN/provenance/,
 # VAE_model/provenance.py) finds its output out of date: e.g. an image replaced on disk, or a
 # checkpoint re-made by hand. STALE lists those outputs (run-relative).
-STAGE_SCRIPTS := make_datatxt.py Galaxy_VAE_n.py $(wildcard analysis/decals_*.py analysis/explore.py analysis/report.py transfer/*.py)
+STAGE_SCRIPTS := make_datatxt.py Galaxy_VAE_n.py $(wildcard analysis/decals_*.py analysis/explore.py analysis/notebooks.py analysis/report.py transfer/*.py)
 comma := ,
 STAGE_USES := $(shell $(PYTHON_SYSTEM) -m VAE_model.deps --make $(STAGE_SCRIPTS))
 uses = $(subst $(comma), ,$(patsubst $(1):%,%,$(filter $(1):%,$(STAGE_USES))))
@@ -154,7 +154,7 @@ $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/em
 
 # Feature scorecard: the run's latents against pixel PCA, aligned-pixel PCA, morphology and a contrastive
 # encoder trained as long as the VAE (analysis/decals_7.py); REPORT.md shows its table
-$(RUN)/scorecard/scorecard.csv: $(RUN)/best.pt $(RUN)/classification/results.csv $(RUN)/transfer/pairs.csv analysis/decals_7.py $(PKG) $(call stale,scorecard/scorecard.csv)
+$(RUN)/scorecard/scorecard.csv: $(RUN)/best.pt $(RUN)/classification/results.csv $(RUN)/transfer/pairs.csv analysis/decals_7.py $(call uses,analysis/decals_7.py) $(call stale,scorecard/scorecard.csv)
 	$(PY) analysis/decals_7.py $(COMMON) --mock-dir $(MOCK_DIR) --quiet
 
 # The variants' table (plain, pose-separated, consistency, both, contrastive; 3 seeds) on the demo data:
@@ -188,7 +188,7 @@ NB_READS_outline := $(RUN)/transfer/metrics_before.json
 NB_READS_ts_resu2 := $(RUN)/transfer/before_after.csv
 NOTEBOOK_FILES := $(foreach name,$(NOTEBOOK_NAMES),$(RUN)/notebooks/$(name).ipynb)
 
-$(RUN)/notebooks/%.ipynb: $$(NB_SOURCE_$$*) $$(NB_READS_$$*) analysis/notebooks.py $(PKG) $$(call stale,notebooks/$$*.ipynb) $$(call stale,notebooks/$$*.html)
+$(RUN)/notebooks/%.ipynb: $$(NB_SOURCE_$$*) $$(NB_READS_$$*) analysis/notebooks.py $(call uses,analysis/notebooks.py) $$(call stale,notebooks/$$*.ipynb) $$(call stale,notebooks/$$*.html)
 	$(PY) analysis/notebooks.py $(COMMON) --only $*
 
 # JupyterLab on the repository; the notebooks read RUN (VS Code: open a notebook, pick .venv's Python as kernel)

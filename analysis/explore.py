@@ -115,8 +115,9 @@ def search_latents(run: Path, choice: str, orientation_average: bool, n: int) ->
     else:
         made_by = f"analysis/decals_6.py --run {run} --name auto {flags}"
         readers.checkpoint_path(run, *((runfiles.TRANSFER_ADAPTED, readers.EVALUATE) if label == "adapted" else ()))
-        path = run / runfiles.SIMILARITY_LATENTS.format(model=key)
+        name = runfiles.SIMILARITY_LATENTS.format(model=key)
         mu = readers.read_similarity_latents(run, key, checkpoint, made_by)
+    path = run / name
     if label == "part1" and not orientation_average:
         mu = latents.mu
     if mu.ndim != 2 or len(mu) != n:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from VAE_model.cli_args import cli_main
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (300_000, 10_000_000)
 STAGES = ("make_datatxt", "train", "latents", "maps", "outliers", "query_first", "query_later", "explorer", "stale")
@@ -287,6 +289,7 @@ def neighbour_scaling(sizes: list[int], latent_dim: int, seed: int, k: int = 20)
     return "\n".join(lines)
 
 
+@cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.neighbours:
