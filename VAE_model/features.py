@@ -94,7 +94,7 @@ def encode_pose_arrays(model, images: np.ndarray, device, batch_size: int = 1024
         return None
     out = np.zeros((len(images), 4), np.float32)
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        chunk = torch.from_numpy(np.array(images[start:start + batch_size]))
         x = to_float(chunk, device) if chunk.dtype == torch.uint8 else chunk.float().to(device)
         out[start:start + len(x)] = pose_table_values(model.pose(x)).cpu().numpy()
     return out

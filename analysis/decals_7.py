@@ -66,14 +66,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="galaxies whose turned/shifted/survey copies give the ratios (default: %(default)s)")
     parser.add_argument("--max-galaxies", type=positive_int, default=20000,
                         help="galaxies scored (a seeded random subset above it) (default: %(default)s)")
+    parser.add_argument("--questions", default=None,
+                        help="comma list of the class_index.csv questions / label columns to score (default: all; "
+                             "the forest on every question is the slow part: about a minute per 2,000 galaxies)")
     parser.add_argument("--no-morphology", action="store_true", help="leave out the classical morphology set")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
 
 
-def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage) -> dict[str, np.ndarray]:
+def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage,
+              questions: list[str] | None = None) -> dict[str, np.ndarray]:
     """label name -> label per scored galaxy (None where it has none): the mock's true type, then every
-    question / label column of class_index.csv."""
+    question / label column of class_index.csv (or those named in ``questions``)."""
     out = {}
     truth_path = readers.mock_truth_path(mock_dir)
     if truth_path is not None:
@@ -85,6 +89,8 @@ def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage) -
         index = readers.read_class_index(run)
         position = {int(r): i for i, r in enumerate(rows)}
         for question, group in index.groupby("question", sort=False):
+            if questions is not None and str(question) not in questions:
+                continue
             labels = np.full(len(rows), None, dtype=object)
             for image_index, label in zip(group["image_index"], group["label"]):
                 if int(image_index) in position:
@@ -214,7 +220,8 @@ def _score(args, stage: Stage) -> dict:
     rows = np.arange(len(cache)) if len(cache) <= args.max_galaxies else \
         np.sort(rng.choice(len(cache), args.max_galaxies, replace=False))
     images = feature_sets.as_float(cache[rows])
-    labels = labelings(run, paths, rows, args.mock_dir, stage)
+    questions = None if args.questions is None else [q.strip() for q in args.questions.split(",") if q.strip()]
+    labels = labelings(run, paths, rows, args.mock_dir, stage, questions)
     name_to_row = {image_name(paths[i]): k for k, i in enumerate(rows)}
     pair_label_name = "true_type" if "true_type" in labels else (max(labels, key=lambda q: sum(v is not None for v in labels[q]))
                                                                  if labels else None)
