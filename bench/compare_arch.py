@@ -163,7 +163,8 @@ def compare(args, log=print) -> dict:
         f"{device} {precision.describe()}, {torch.get_num_threads()} threads")
     record = describe_args(args, image_size=image_size, device_used=str(device), precision=precision.describe(),
                            torch_threads=torch.get_num_threads(), n_train=len(train_idx), n_val=len(val_idx))
-    configs = {arch: VAEConfig(latent_dim=args.latent_dim, image_size=image_size, arch=arch) for arch in archs}
+    # the decoders compared as the reference study has them: in the plain VAE (no pose separation)
+    configs = {arch: VAEConfig(latent_dim=args.latent_dim, image_size=image_size, arch=arch, pose="none") for arch in archs}
     histories, seconds = {arch: [] for arch in archs}, {arch: 0.0 for arch in archs}
     from dataclasses import replace
     from tqdm import tqdm
