@@ -37,6 +37,14 @@ def make_cutouts(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[Pa
     return paths
 
 
+def one_error_line(capsys) -> str:
+    """The one stderr line a script printed for bad input: 'error: ...', no traceback."""
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
 @pytest.fixture
 def tiny_run(tmp_path):
     """A run directory whose train.txt lists 48 fake 64 px cutouts."""

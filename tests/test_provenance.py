@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import blob_image
+from conftest import blob_image, one_error_line
 
 import Galaxy_VAE_n
 from analysis import decals_2_2, decals_4, decals_6
@@ -26,13 +26,6 @@ from VAE_model.runtime import run_lock
 
 TRAIN = ["--device", "cpu", "--image-size", "64", "--batch-size", "16", "--lr", "1e-3", "--latent-dim", "4",
          "--epochs", "1", "--quiet"]
-
-
-def one_error_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert err[0].startswith("error: ") and "Traceback" not in err[0]
-    return err[0]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_cutouts, write_hand_made_latents
+from conftest import make_cutouts, one_error_line, write_hand_made_latents
 
 import Galaxy_VAE_n
 import make_datatxt
@@ -27,13 +27,6 @@ from VAE_model.readers import write_train_list
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["--device", "cpu", "--image-size", "64", "--batch-size", "8", "--lr", "1e-3", "--latent-dim", "4",
          "--epochs", "1", "--quiet"]
-
-
-def one_error_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert err[0].startswith("error: ") and "Traceback" not in err[0]
-    return err[0]
 
 
 def small_run(tmp_path, n: int) -> Path:
