@@ -55,11 +55,18 @@ def contrastive_features(model) -> Extractor:
     return lambda images: batched(lambda x: model.features(x).float().cpu().numpy(), images)
 
 
-def _pixels(images: torch.Tensor, max_px: int = PCA_MAX_PX) -> np.ndarray:
-    side = images.shape[-1]
-    factor = next(f for f in range(max(1, math.ceil(side / max_px)), side + 1) if side % f == 0)
-    array = images.numpy()
-    return np.stack([resize(image, side // factor).ravel() for image in array]) if factor > 1 else array.reshape(len(array), -1)
+def block_averaged_pixels(images: np.ndarray, max_px: int = PCA_MAX_PX) -> np.ndarray:
+    """(N, 3 * s * s) float32 pixels of float images (N, 3, S, S), block-averaged to the largest s <= max_px
+    that divides S (whole blocks: imageio.resize averages them, flux per area kept). The pixel-PCA
+    baseline of decals_5 and of the scorecard."""
+    images = np.asarray(images, dtype=np.float32)
+    size = images.shape[-1]
+    factor = next(f for f in range(max(1, math.ceil(size / max_px)), size + 1) if size % f == 0)
+    return np.stack([resize(image, size // factor).ravel() for image in images]).reshape(len(images), -1)
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    return block_averaged_pixels(images.numpy())
 
 
 def _aligned(images: torch.Tensor) -> torch.Tensor:

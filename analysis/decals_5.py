@@ -215,13 +215,10 @@ def morphology_table(cache, image_indices: np.ndarray, paths: list[str], progres
 
 def pixel_table(cache, image_indices: np.ndarray, max_px: int) -> np.ndarray:
     """(N, 3 * s * s) float32 pixels in [0, 1] of the cached images, block-averaged to s <= max_px a side."""
-    from VAE_model.imageio import resize
+    from VAE_model.feature_sets import block_averaged_pixels
 
-    size = cache.shape[-1]
-    factor = next(f for f in range(max(1, int(np.ceil(size / max_px))), size + 1) if size % f == 0)
-    side = size // factor            # whole blocks: resize() averages them (flux per area kept)
-    rows = [resize(np.asarray(cache[i], dtype=np.float32) / 255.0, side).ravel() for i in image_indices]
-    return np.asarray(rows, dtype=np.float32).reshape(len(image_indices), -1)
+    rows = np.asarray(image_indices, dtype=int)
+    return block_averaged_pixels(np.asarray(cache[rows], dtype=np.float32) / 255.0, max_px)
 
 
 # ----------------------------------------------------------------------------- one question
