@@ -165,6 +165,15 @@ def mock_truth_path(mock_dir) -> Path | None:
     return path if path.exists() else None
 
 
+def mock_true_types(truth_path, paths) -> np.ndarray:
+    """The mock's true morphology type of each image (matched by galaxy name), None where the truth has none."""
+    from .imageio import image_stem
+
+    truth = pd.read_parquet(truth_path, columns=["decals_iauname", "morph_type"])
+    kind = dict(zip(truth["decals_iauname"], truth["morph_type"]))
+    return np.array([kind.get(image_stem(p)) for p in paths], dtype=object)
+
+
 def latents_inputs(run) -> list[provenance.Input]:
     return [provenance.Input.file(Path(run) / name) for name in (rf.LATENT_MU, rf.LATENT_NAMES)]
 

@@ -29,6 +29,7 @@ WRITES  RUN/scorecard/scorecard.csv    long: feature_set, metric, label, value, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -82,9 +83,7 @@ def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage,
     truth_path = readers.mock_truth_path(mock_dir)
     if truth_path is not None:
         stage.uses(provenance.Input.file(truth_path))
-        truth = pd.read_parquet(truth_path, columns=["decals_iauname", "morph_type"])
-        kind = dict(zip(truth["decals_iauname"], truth["morph_type"]))
-        out["true_type"] = np.array([kind.get(image_name(paths[i])) for i in rows], dtype=object)
+        out["true_type"] = readers.mock_true_types(truth_path, [paths[i] for i in rows])
     if (Path(run) / runfiles.CLASS_INDEX_CSV).exists():
         index = readers.read_class_index(run)
         position = {int(r): i for i, r in enumerate(rows)}
@@ -232,12 +231,12 @@ def _score(args, stage: Stage) -> dict:
                   "aligned_pca": feature_sets.pca_features(images, model.config.latent_dim, aligned=True, seed=args.seed)}
     if not args.no_morphology:
         extractors["morphology"] = feature_sets.morphology_features()
-    seconds = vae_training_seconds(run) if args.contrastive_seconds is None else args.contrastive_seconds
     timings = {"vae_training_s": vae_training_seconds(run)}
+    seconds = timings["vae_training_s"] if args.contrastive_seconds is None else args.contrastive_seconds
     if seconds > 0:
         train_idx, _ = split_indices(len(cache), 0.1, args.seed)
         start = time.perf_counter()
-        contrastive, _ = train_contrastive(cache, train_idx, model.config.__class__(**{**model.config.to_dict(), "pose": "none"}),
+        contrastive, _ = train_contrastive(cache, train_idx, dataclasses.replace(model.config, pose="none"),
                                            device, seconds=seconds, seed=args.seed, spec=spec, progress=not args.quiet)
         timings["contrastive_training_s"] = time.perf_counter() - start
         atomic_torch_save({"model": contrastive.state_dict(), "model_config": contrastive.config.to_dict(),

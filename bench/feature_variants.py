@@ -86,9 +86,7 @@ def truth_types(mock_dir, paths) -> np.ndarray | None:
             raise MissingInputError(f"{mock_dir}: no mock truth table ({runfiles.MOCK_TRUTH}); give the mock's "
                                     "folder, or --mock-dir none for label-free images (ratios and reconstruction only)")
         return None
-    truth = pd.read_parquet(truth_path, columns=["decals_iauname", "morph_type"])
-    kind = dict(zip(truth["decals_iauname"], truth["morph_type"]))
-    return np.array([kind.get(image_name(p)) for p in paths], dtype=object)
+    return readers.mock_true_types(truth_path, paths)
 
 
 def overlap_pairs(mock_dir, paths, types: np.ndarray, image_size: int, cache_dir: Path, seed: int) -> Pairs | None:
