@@ -40,6 +40,7 @@ ARCHITECTURES = ("reference", "light")
 # "none": the plain VAE (the reference study's); "moments": pose-separated, the encoder sees each galaxy
 # in the canonical pose measured from its own light and the decoder's image is turned back (pose.py)
 POSE_MODES = ("none", "moments")
+KLEIN_VIEWS = 4                   # identity, half turn and the two mirrors (klein_view)
 LEGACY_ARCH = "light"
 # LeakyReLU negative slope: the reference uses nn.LeakyReLU() (PyTorch's default 0.01); the light
 # model keeps the 0.2 it was trained with
@@ -174,11 +175,14 @@ class VAE(nn.Module):
         """(N, 4) measured pose (pose.py), or None for the plain VAE."""
         return moment_pose(images) if self.pose_separated else None
 
-    def _encode_posed(self, images: torch.Tensor):
+    def _encode_posed(self, images: torch.Tensor, views: torch.Tensor | None = None):
         pose = self.pose(images)
         if pose is None:
             return (*self.encoder(images), pose)
-        return (*self._encode_pooled(to_canonical(images, pose)), pose)
+        canonical = to_canonical(images, pose)
+        if views is None:
+            return (*self._encode_pooled(canonical), pose)
+        return (*self.encoder(klein_view(canonical, views)), pose)
 
     def _encode_pooled(self, canonical: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) averaged over the canonical image's four views under the choices the moments
@@ -186,12 +190,12 @@ class VAE(nn.Module):
         half turn, the mirror y -> -y and both. The content latents then do not depend on those choices
         when noise decides them (nearly symmetric galaxies; the same galaxy in another survey), while
         the decoder still draws the canonical image, whose convention it learns from the data."""
-        views = torch.cat([canonical, torch.rot90(canonical, 2, dims=(-2, -1)), canonical.flip(-2),
-                           canonical.flip(-1)])
+        views = torch.cat([klein_view(canonical, torch.full((len(canonical),), k, dtype=torch.long))
+                           for k in range(KLEIN_VIEWS)])
         mu, logvar = self.encoder(views.contiguous(memory_format=torch.channels_last)
                                   if canonical.is_contiguous(memory_format=torch.channels_last) else views)
         n = len(canonical)
-        return mu.view(4, n, -1).mean(0), logvar.view(4, n, -1).mean(0)
+        return mu.view(KLEIN_VIEWS, n, -1).mean(0), logvar.view(KLEIN_VIEWS, n, -1).mean(0)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of the content: of the galaxy in its canonical pose when pose-separated."""
@@ -203,15 +207,34 @@ class VAE(nn.Module):
         image = self.decoder(z)
         return image if pose is None else from_canonical(image, pose)
 
-    def forward(self, images: torch.Tensor, noise: torch.Tensor | None = None):
+    def forward(self, images: torch.Tensor, noise: torch.Tensor | None = None, views: torch.Tensor | None = None):
         """Reparameterisation z = mu + noise * exp(logvar / 2); noise ~ N(0, 1) drawn here in
         training unless given (the trainer passes it so results do not depend on the process count);
-        z = mu in eval mode."""
-        mu, logvar, pose = self._encode_posed(images)
+        z = mu in eval mode.
+
+        ``views`` (N,) in 0..3 (pose-separated model only): the trainer's draw of one Klein view per
+        image (``klein_view``), encoded instead of the pooled four. Training on one random view costs a
+        quarter of the encoder passes and teaches the encoder the same invariance that the pooling of
+        ``encode`` makes exact (the decoder must draw the same canonical image from every view); without
+        ``views`` (evaluation, extraction, fine-tuning loops) the four views are pooled."""
+        mu, logvar, pose = self._encode_posed(images, views)
         if noise is None and self.training:
             noise = torch.randn_like(mu)
         z = mu if noise is None else mu + noise.to(mu.dtype) * torch.exp(0.5 * logvar)
         return self.decode(z, pose), mu, logvar
+
+
+def klein_view(canonical: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """Each canonical image (N, C, S, S) under its view (N,) of the Klein group the moments' faint-signal
+    choices span: 0 identity, 1 half turn, 2 mirror y -> -y (rows flipped), 3 mirror x -> -x."""
+    views = views.to(canonical.device)
+    out = canonical.clone()
+    for k, transform in ((1, lambda t: torch.rot90(t, 2, dims=(-2, -1))), (2, lambda t: t.flip(-2)),
+                         (3, lambda t: t.flip(-1))):
+        chosen = views == k
+        if chosen.any():
+            out[chosen] = transform(canonical[chosen])
+    return out
 
 
 def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

@@ -20,7 +20,7 @@ from .errors import GalaxyVAEError
 from .files import atomic_write
 from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
 from .imageio import PIXEL_SCALE_ARCSEC
-from .models import VAE, VAEConfig, vae_loss
+from .models import KLEIN_VIEWS, VAE, VAEConfig, vae_loss
 from .nuisance import NuisanceSpec, random_nuisance
 from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
 
@@ -153,8 +153,11 @@ def _all_reduce_sum(values: list[float], device: torch.device, dist: DistInfo) -
 
 
 def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indices, epoch: int,
-                    settings: TrainSettings, device, dist: DistInfo, latent_dim: int, progress: bool = True) -> dict:
-    """One pass over the training indices; returns per-image means and throughput."""
+                    settings: TrainSettings, device, dist: DistInfo, config: VAEConfig, progress: bool = True) -> dict:
+    """One pass over the training indices; returns per-image means and throughput.
+
+    The pose-separated model encodes one random Klein view of each canonical galaxy (models.klein_view),
+    drawn here with the rest so that results do not depend on the process count."""
     from tqdm import tqdm
 
     module.train()
@@ -169,6 +172,7 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     loader = batch_loader(cache, [b[p] for b, p in zip(batches, parts)], device, settings.workers)
     totals = torch.zeros(4, dtype=torch.float64, device=device)   # summed on the device: no sync per step
     nuisance = NuisanceSpec(pixel_scale_arcsec=settings.pixel_scale_arcsec)
+    pose_separated = config.pose != "none"
     n_images = 0
     start = time.perf_counter()
     bar = tqdm(zip(device_batches(loader, device, settings.channels_last), batches, parts, counts),
@@ -177,7 +181,8 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     for step, (images, batch, part, n_local) in enumerate(bar):
         # draws for the whole global batch, then this process's slice
         flips, turns = draw_augmentation(len(batch), generator)
-        noise = torch.randn(len(batch), latent_dim, generator=generator)
+        noise = torch.randn(len(batch), config.latent_dim, generator=generator)
+        views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator) if pose_separated else None
         if settings.augment:
             images = augment(images, flips[part], turns[part])
         consistency = torch.zeros((), device=device)
@@ -185,15 +190,18 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
             # each galaxy twice, the second time through the nuisance transforms; both are reconstructed
             # and their content latents pulled together (consistency_loss)
             n_here = len(images)
-            other_noise = torch.randn(len(batch), latent_dim, generator=generator)[part]
+            other_noise = torch.randn(len(batch), config.latent_dim, generator=generator)[part]
+            other_views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator)[part] if pose_separated else None
             others = random_nuisance(images, nuisance, generator)
             images = torch.cat([images, others])
             with precision.autocast():
-                reconstruction, mu, logvar = module(images, torch.cat([noise[part], other_noise]).to(device))
+                reconstruction, mu, logvar = module(images, torch.cat([noise[part], other_noise]).to(device),
+                                                    None if views is None else torch.cat([views[part], other_views]))
             consistency = consistency_loss(mu[:n_here], mu[n_here:])
         else:
             with precision.autocast():
-                reconstruction, mu, logvar = module(images, noise[part].to(device, non_blocking=True))
+                reconstruction, mu, logvar = module(images, noise[part].to(device, non_blocking=True),
+                                                    None if views is None else views[part])
         loss, mse, kl = vae_loss(reconstruction, images, mu, logvar, settings.beta)
         loss = loss + settings.consistency * consistency
         _check_finite(loss, epoch, step, device, dist)
@@ -312,7 +320,7 @@ def fit(run_dir: str | Path, cache, train_indices, val_indices, config: VAEConfi
     for epoch in range(start_epoch, settings.epochs + 1):
         row = {"epoch": epoch}
         row.update(train_one_epoch(module, optimizer, scaler, precision, cache, train_indices, epoch, settings,
-                                   device, dist, config.latent_dim, progress))
+                                   device, dist, config, progress))
         if len(val_indices):
             row.update(evaluate(module, precision, cache, val_indices, settings.batch_size, device, dist,
                                 settings.beta, settings.channels_last))

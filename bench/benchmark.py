@@ -321,7 +321,7 @@ class ProjectPipeline:
     def train_epoch(self, epoch: int) -> dict:
         start = time.perf_counter()
         row = train_one_epoch(self.module, self.optimizer, self.scaler, self.precision, self.cache, self.train_idx,
-                              epoch, self.settings, self.device, DistInfo(), self.config.latent_dim,
+                              epoch, self.settings, self.device, DistInfo(), self.config,
                               progress=not self.args.quiet)
         synchronize(self.device)
         return {"images": len(self.train_idx), "seconds": time.perf_counter() - start, "train_loss": row["train_loss"]}
