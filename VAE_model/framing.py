@@ -229,5 +229,67 @@ def crop(image: np.ndarray, box: CropBox | None) -> np.ndarray:
     return image[..., row0:row1, col0:col1]
 
 
-__all__ = ["FRAME_MODES", "MOMENTS_SIDE_FACTOR", "CATALOG_SIDE_FACTOR", "CropBox", "Framing", "FramingError",
+def frame_fill(paths, framing: Framing, image_size: int = 64) -> dict:
+    """How much of the frame the galaxies fill before and after ``framing``: the light radius
+    (``light_moments``) of each loaded image at ``image_size`` as a fraction of its side, whole cutout
+    vs framed; percentiles 10/50/90 and the share of crops clipped to the whole image."""
+    from .imageio import ImageError, load_image
+
+    before, after, whole, n_bad = [], [], 0, 0
+    for path in paths:
+        try:
+            native = load_image(path, None)
+        except ImageError:
+            n_bad += 1
+            continue
+        box, _, _ = frame_box(native, framing)
+        whole += int(box is None or box.side >= min(native.shape[-2:]))
+        for image, out in ((load_image(path, image_size), before), (load_image(path, image_size, frame=box), after)):
+            moments = light_moments(image)
+            out.append(moments.radius / image_size if moments else float("nan"))
+
+    def spread(values):
+        return {f"p{q}": round(float(np.nanpercentile(values, q)), 4) for q in (10, 50, 90)}
+
+    return {"n_images": len(before), "n_unreadable": n_bad, "framing": framing.settings(), "image_size": image_size,
+            "light_radius_fraction_before": spread(before), "light_radius_fraction_after": spread(after),
+            "share_kept_whole": round(whole / max(1, len(before)), 4)}
+
+
+def main(argv=None) -> int:
+    """``python -m VAE_model.framing FOLDER``: the fill before/after framing of the first --n images, as JSON."""
+    import argparse
+    import json
+    import sys
+
+    from .cli_args import cli_main
+    from .image_scan import find_images
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder")
+    parser.add_argument("--n", type=int, default=200, help="images measured, the first in name order (default: %(default)s)")
+    parser.add_argument("--frame", choices=FRAME_MODES[:3], default="moments")
+    parser.add_argument("--frame-fraction", type=float, default=0.5)
+    parser.add_argument("--frame-k", type=float, default=MOMENTS_SIDE_FACTOR)
+    parser.add_argument("--image-size", type=int, default=64)
+    args = parser.parse_args(argv)
+
+    @cli_main
+    def run(_):
+        found, _ = find_images(args.folder)
+        framing = Framing(args.frame, fraction=args.frame_fraction, k=args.frame_k)
+        print(json.dumps(frame_fill(found[: args.n], framing, args.image_size), indent=1))
+        return 0
+
+    return run(None)
+
+
+if __name__ == "__main__":
+    # through the package, so the loader and this command share one CropBox class (not __main__'s)
+    from VAE_model.framing import main as package_main
+
+    raise SystemExit(package_main())
+
+
+__all__ = ["frame_fill", "FRAME_MODES", "MOMENTS_SIDE_FACTOR", "CATALOG_SIDE_FACTOR", "CropBox", "Framing", "FramingError",
            "LightMoments", "light_moments", "frame_box", "crop", "check_fraction"]
