@@ -207,3 +207,14 @@ def test_moments_framing_of_real_sdss_jpegs_puts_the_light_radius_at_one_kth_of_
         after = light_moments(load_image(path, 64, frame=box)).radius / 64
         if framing.k * radius < whole.shape[-1] - 2:        # not clipped: the galaxy fills the crop as asked
             assert after == pytest.approx(1 / framing.k, rel=0.35)
+
+
+def test_a_box_that_does_not_fit_the_file_is_refused_in_one_line(tmp_path):
+    """A box recorded for a larger cutout (the file replaced by a smaller one) never crops silently."""
+    from VAE_model.imageio import ImageError
+
+    path = write(tmp_path, "J000030+000000.0", small_galaxy(size=64, sigma=4, centre=(30, 30)))
+    with pytest.raises(ImageError, match=r"J000030\+000000\.0\.fits: crop box .* lies outside the 64x64 image"):
+        load_image(path, 64, frame=CropBox(150.0, 110.0, 57))
+    with pytest.raises(FramingError, match=r"--frame-fraction 0\.0: must lie in \(0, 1\]"):
+        Framing("center", fraction=0.0)
