@@ -31,7 +31,8 @@ R90 = 3.35 light radii (measured with this function on a noiseless disc).
 Gaussian galaxy to 3 sigma (99% of its light) and an exponential disc to 0.9 R90 (about 90% of its
 light; what lies beyond is at the sky level of a 64 px image), and puts the light radius at 1/6 =
 0.17 of the side. The mock DECaLS cutouts the VAE is tuned on sit a little tighter (light radius
-0.22 of the side, median of 200 demo-mock 64 px cutouts; 10-90%: 0.17-0.28) and Galaxy Zoo 2 frames
+0.22 of the side, median; 10-90%: 0.16-0.29; `python -m VAE_model.framing data/mock/decals` on the
+demo mock's first 200 64 px cutouts) and Galaxy Zoo 2 frames
 much looser (R90 = 50 px of 424 = 0.12 of the side: a disc's light radius is 0.035 of the side);
 a tighter k would cut the outskirts of discs (k = 4.6, the mock's fill, keeps only 0.7 R90),
 a looser one gives the pixels back to the sky.
