@@ -36,6 +36,16 @@ pixel_scale_after_resize_arcsec). They are kept: the warning says what to fix. W
 0.262 arcsec/pixel (``imageio.resample_fits``: same centre and field of view, new WCS) and written
 to RUN/resampled/<path relative to --images>; train.txt then lists those files.
 
+Framing (``VAE_model/framing.py``; default ``--frame none``: the mock and Legacy Survey cutouts are
+centred and sized): Galaxy Zoo 2 / SDSS style JPEGs show the galaxy small in a large frame.
+``--frame center --frame-fraction F`` keeps the central F of the side; ``--frame moments`` a square
+of k = --frame-k (6) light radii around the galaxy's light centroid (windowed second moments of the
+image itself); ``--frame catalog --frame-catalog FILE --frame-radius-column COL`` a square of
+--frame-radius-factor x the catalog radius (arcsec, converted with the image's pixel scale), galaxies
+without a value framed by their moments and counted. Each image's crop box (centre and side, native
+pixels) is written to images.csv and the framing to the summary and the records; the decode-once
+cache (training, latents, transfer, similarity, explorer) crops every image with its recorded box.
+
 READS   --images DIR (FITS/PNG/JPG, searched recursively, links followed), or the mock survey
 WRITES  RUN/train.txt                  accepted image paths, sorted
         RUN/rejected_images.csv        path, reason (skipped renders: reason starts with "skipped:")
@@ -43,12 +53,15 @@ WRITES  RUN/train.txt                  accepted image paths, sorted
                                        pixel_scale_arcsec, scale_source, bands, band_source,
                                        masked_fraction, shape, source_path (before resampling),
                                        pixel_scale_after_resize_arcsec, flux_unit, unit_source,
-                                       saturated_fraction
+                                       saturated_fraction; with --frame also frame_source,
+                                       crop_x_px, crop_y_px, crop_side_px, light_radius_px,
+                                       catalog_radius_arcsec, light_radius_fraction_before/after
         RUN/datatxt_summary.json       counts, pixel scales (min/median/max), warnings, settings, seed
         RUN/resampled/                 with --resample-to-native only
 
     python make_datatxt.py --mock 1500 --image-size 64 --run runs/demo
     python make_datatxt.py --images /data/decals_cutouts --run runs/decals
+    python make_datatxt.py --images /data/gz2_jpegs --image-size 64 --frame moments --run runs/gz2
 """
 from __future__ import annotations
 
@@ -69,6 +82,7 @@ from VAE_model.image_scan import find_images, one_image_per_galaxy, scan_images
 from VAE_model.imageio import (ASINH_MAX_NMGY, DEFAULT_MAX_MASKED_FRACTION, PIXEL_SCALE_ARCSEC, PIXEL_SCALE_TOLERANCE,
                                SATURATED_WARN_FRACTION, ImageError, header_pixel_scale, image_stem, is_fits,
                                read_header, resample_fits)
+from VAE_model.framing import CATALOG_SIDE_FACTOR, FRAME_MODES, MOMENTS_SIDE_FACTOR, Framing, FramingError
 from VAE_model.readers import write_train_list
 
 
@@ -92,8 +106,56 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resample-to-native", action="store_true",
                         help=f"resample FITS cutouts off {PIXEL_SCALE_ARCSEC} arcsec/pixel by more than "
                              f"{PIXEL_SCALE_TOLERANCE:.0%}% to it, into RUN/{runfiles.RESAMPLED_DIR}/, and list those")
+    frame = parser.add_argument_group("framing (VAE_model/framing.py): the crop kept before resizing")
+    frame.add_argument("--frame", choices=FRAME_MODES, default="none",
+                       help="none: the whole cutout (mock, Legacy Survey); center: the central --frame-fraction; "
+                            "moments: --frame-k light radii around the light centroid; catalog: "
+                            "--frame-radius-factor x a catalog radius (default: %(default)s)")
+    frame.add_argument("--frame-fraction", type=float, default=0.5,
+                       help="center: kept fraction of the side, in (0, 1] (default: %(default)s, the central 207 of "
+                            "424 px that Dieleman et al. 2015 kept of Galaxy Zoo 2 images)")
+    frame.add_argument("--frame-k", type=float, default=MOMENTS_SIDE_FACTOR,
+                       help="moments: crop side / light radius (default: %(default)s; see framing.py for why)")
+    frame.add_argument("--frame-catalog", default=None, help="catalog: CSV/Parquet/FITS with the galaxies' radii, "
+                                                              "matched to images by iauname (= file name stem)")
+    frame.add_argument("--frame-radius-column", default=None,
+                       help="catalog: the radius column, in arcsec (e.g. a half-light radius: petroR50_r, PETROTH50)")
+    frame.add_argument("--frame-radius-factor", type=float, default=CATALOG_SIDE_FACTOR,
+                       help="catalog: crop side / catalog radius (default: %(default)s, the moments fill for an "
+                            "exponential disc's half-light radius; ~1.8 for an R90 column)")
+    frame.add_argument("--frame-pixel-scale", type=float, default=PIXEL_SCALE_ARCSEC,
+                       help="catalog: arcsec/pixel of images without a WCS/PIXSCALE of their own, e.g. JPEGs "
+                            "(default: %(default)s, the native Legacy Survey pixel)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+def framing_of(args) -> Framing:
+    """The run's framing from the flags (FramingError, one line, for a bad value or a catalog flag missing)."""
+    framing = Framing(args.frame, fraction=args.frame_fraction, k=args.frame_k,
+                      radius_column=args.frame_radius_column or "", radius_factor=args.frame_radius_factor,
+                      pixel_scale_arcsec=args.frame_pixel_scale)
+    if framing.mode == "catalog" and not (args.frame_catalog and args.frame_radius_column):
+        raise FramingError("--frame catalog needs --frame-catalog FILE and --frame-radius-column COL (arcsec)")
+    return framing
+
+
+def catalog_frames(framing: Framing, catalog_path: str, paths: list) -> tuple[dict, int]:
+    """{absolute path: the framing with that galaxy's catalog radius (arcsec; NaN: none)} and how many
+    images have no radius (no row, an empty value or one <= 0: framed by their moments). A missing
+    column or a non-numeric value is a one-line CatalogError naming the file and column."""
+    from VAE_model.catalog import _as_numbers, read_catalog
+
+    column = framing.radius_column
+    table = read_catalog(catalog_path, required=("iauname", column))
+    radii = dict(zip(table["iauname"], _as_numbers(table, column, f"{catalog_path}")))
+    frames, n_missing = {}, 0
+    for path in paths:
+        radius = radii.get(image_stem(path), float("nan"))
+        if not (np.isfinite(radius) and radius > 0):
+            radius, n_missing = float("nan"), n_missing + 1
+        frames[os.path.abspath(path)] = framing.for_image(radius)
+    return frames, n_missing
 
 
 IMAGE_COLUMNS = ["path", "name", "ra", "dec", "position_source", "pixel_scale_arcsec", "scale_source", "bands",
@@ -135,19 +197,59 @@ def resample_off_native(paths: list[Path], images_dir: str, run: str, progress: 
     return result, source
 
 
-def image_table(infos, source: dict, image_size: int | None = None) -> list[dict]:
+# with --frame: the crop box of each image (framing.CropBox, native pixels) and what made it
+FRAME_COLUMNS = ["frame_source", "crop_x_px", "crop_y_px", "crop_side_px", "light_radius_px", "catalog_radius_arcsec"]
+
+
+def image_table(infos, source: dict, image_size: int | None = None, frames=None) -> list[dict]:
+    """One images.csv row per accepted image; ``frames`` (the scan's framing) adds FRAME_COLUMNS."""
     rows = []
     for info in infos:
         # positions to 1e-8 deg (0.04 mas); scales and fractions to 6 significant digits
         row = {k: (round(v, 8) if k.endswith("_deg") else float(f"{v:.6g}")) if isinstance(v, float) else v
                for k, v in info.row().items()}
-        # the network sees the cutout resized to image_size: its pixels grow by side / image_size
-        factor = info.shape[-1] / image_size if image_size else 1.0
+        # the network sees the cutout (or its crop) resized to image_size: its pixels grow by side / image_size
+        side = info.crop_side_px if np.isfinite(info.crop_side_px) else info.shape[-1]
+        factor = side / image_size if image_size else 1.0
         rows.append({"path": info.path, "name": image_stem(info.path), "ra": row["ra_deg"],
                      "dec": row["dec_deg"], **{k: row[k] for k in IMAGE_COLUMNS[4:-2]},
                      "source_path": source.get(info.path, info.path),
                      "pixel_scale_after_resize_arcsec": float(f"{info.pixel_scale_arcsec * factor:.6g}")})
+        if frames is not None:
+            frame = frames.get(info.path) if isinstance(frames, dict) else frames
+            rows[-1].update({k: row[k] for k in FRAME_COLUMNS[:-1]},
+                            catalog_radius_arcsec=getattr(frame, "radius_arcsec", float("nan")))
     return rows
+
+
+def framing_summary(framing: Framing, rows: list[dict], n_no_catalog_radius: int = 0) -> tuple[dict, list[str]]:
+    """The framing as the records keep it (settings, counts by source, crop sides, the light radius as a
+    fraction of the frame before and after framing) and its note/WARNING lines."""
+    summary = framing.settings()
+    if not framing.active or not rows:
+        return summary, []
+    sides = np.array([r["crop_side_px"] for r in rows], float)
+    native = np.array([int(str(r["shape"]).split("x")[-1]) for r in rows], float)
+    radius = np.array([r["light_radius_px"] for r in rows], float)
+    summary.update(frame_source=dict(Counter(r["frame_source"] for r in rows)),
+                   crop_side_px=dict(zip(("min", "median", "max"), (float(v) for v in np.percentile(sides, [0, 50, 100])))),
+                   crop_fraction_of_side_median=float(np.median(sides / native)))
+    lines = []
+    if np.isfinite(radius).any():
+        known = np.isfinite(radius)
+        summary["light_radius_fraction_median"] = {"before": float(np.median(radius[known] / native[known])),
+                                                   "after": float(np.median(radius[known] / sides[known]))}
+    if framing.mode == "catalog":
+        summary["n_no_catalog_radius"] = n_no_catalog_radius
+        if n_no_catalog_radius:
+            lines.append(f"note: {n_no_catalog_radius} of {len(rows)} images have no {framing.radius_column} value in "
+                         f"the catalog: framed by their light moments (frame_source moments_fallback in "
+                         f"RUN/{runfiles.IMAGES_CSV})")
+    whole = sum(r["frame_source"] == "whole_image" for r in rows)
+    if whole:
+        lines.append(f"WARNING: {whole} images have no light above the sky to measure: kept whole (frame_source "
+                     f"whole_image in RUN/{runfiles.IMAGES_CSV})")
+    return summary, lines
 
 
 def pixel_scale_summary(rows: list[dict]) -> tuple[dict, list[str]]:
@@ -180,7 +282,9 @@ def resized_scale_summary(rows: list[dict], image_size: int | None) -> tuple[dic
     differ across images after resizing (an unknown scale is taken as native, as above)."""
     if not rows or not image_size:
         return {}, []
-    sides = np.array([int(str(r["shape"]).split("x")[-1]) for r in rows])
+    # the side resized: the crop's when the image is framed (--frame), else the cutout's
+    sides = np.array([int(r["crop_side_px"]) if np.isfinite(r.get("crop_side_px", np.nan))
+                      else int(str(r["shape"]).split("x")[-1]) for r in rows])
     header = np.array([r["pixel_scale_arcsec"] for r in rows], dtype=float)
     after = np.where(np.isfinite(header), header, PIXEL_SCALE_ARCSEC) * sides / image_size
     resized = sides != image_size
@@ -231,9 +335,9 @@ def selection_warnings(duplicates: list, skipped: list, not_found: list) -> list
     return lines
 
 
-def write_table(rows: list[dict], path: Path) -> None:
+def write_table(rows: list[dict], path: Path, framed: bool = False) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS + (FRAME_COLUMNS if framed else []))
         writer.writeheader()
         writer.writerows(rows)
 
@@ -248,6 +352,7 @@ def write_rejected(rejected: list[tuple[str, str]], path: Path) -> None:
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
+    framing = framing_of(args)          # a bad framing flag stops before any rendering or scanning
     images = args.images
     if args.mock:
         from VAE_model.mock import build_mock_survey, mock_is_current
@@ -279,17 +384,25 @@ def main(argv=None) -> int:
     source: dict = {}
     if args.resample_to_native:
         paths, source = resample_off_native(paths, images, args.run, progress=not args.quiet)
+    frames, n_no_radius = (framing if framing.active else None), 0
+    if framing.mode == "catalog":
+        frames, n_no_radius = catalog_frames(framing, args.frame_catalog, paths)
     infos, rejected = scan_images(paths, args.image_size, args.workers, args.max_masked_fraction,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, frame=frames)
     rejected = [*not_found, *duplicates, *[(source.get(path, path), reason) for path, reason in rejected]]
     accepted = [info.path for info in infos]
-    rows = image_table(infos, source, args.image_size)
+    rows = image_table(infos, source, args.image_size, frames)
     output = runfiles.run_path(args.run, args.output)
     write_rejected(rejected + skipped, runfiles.run_path(args.run, runfiles.REJECTED_CSV))
-    write_table(rows, runfiles.run_path(args.run, runfiles.IMAGES_CSV))
+    write_table(rows, runfiles.run_path(args.run, runfiles.IMAGES_CSV), framed=framing.active)
     scales, warnings = pixel_scale_summary(rows)
     resized_scales, resize_warnings = resized_scale_summary(rows, args.image_size)
-    warnings = selection_warnings(duplicates, skipped, not_found) + warnings + resize_warnings + flux_warnings(rows)
+    if framing.mode in ("moments", "catalog"):
+        # framing by the galaxy's own size resamples every galaxy to its own scale on purpose
+        resize_warnings = []
+    framed, frame_lines = framing_summary(framing, rows, n_no_radius)
+    warnings = (selection_warnings(duplicates, skipped, not_found) + warnings + resize_warnings + flux_warnings(rows)
+                + frame_lines)
     for line in warnings:
         print(line)
     count = lambda key: dict(Counter(r[key] for r in rows))  # noqa: E731
@@ -300,7 +413,7 @@ def main(argv=None) -> int:
                "native_pixel_scale_arcsec": PIXEL_SCALE_ARCSEC, "unit_source": count("unit_source"),
                "band_source": count("band_source"), "position_source": count("position_source"),
                "n_masked_filled": int(sum(r["masked_fraction"] > 0 for r in rows)),
-               "warnings": warnings, **describe_args(args)}
+               "framing": framed, "warnings": warnings, **describe_args(args)}
     # the list, with its provenance: current while the scanned folder's files and the listed images keep
     # their names, sizes and times
     write_train_list(args.run, accepted, args.image_size, folder=images, summary=summary, name=args.output,

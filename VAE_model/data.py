@@ -3,8 +3,9 @@
 Decode once: the images of an image list (``train.txt``) are loaded with the one loader
 (``imageio.load_image``), stretched to [0, 1] and stored as uint8 in a memory-mapped ``.npy``
 array (N, 3, S, S) under ``RUN/cache``. A JSON next to it records the list's SHA-1, the size and
-modification time of every listed image (``provenance.image_set_identity``), the image size and the
-stretch; the cache is rebuilt automatically when any of them changes (a cutout replaced on disk
+modification time of every listed image (``provenance.image_set_identity``), the image size, the
+stretch and, for a framed run (make_datatxt --frame), the framing and its crop boxes
+(``readers.read_framing``); the cache is rebuilt automatically when any of them changes (a cutout replaced on disk
 under the same name is decoded again; a deleted one stops the build with its name). Every
 later read (training, latent extraction, adaptation) is a slice of that array, so epochs
 never re-read FITS files. uint8 quantisation (1/255 of the stretched range) is the same as
@@ -23,7 +24,7 @@ import torch
 from .imageio import STRETCH, ImageError, load_image
 from .files import atomic_write, write_json
 from .imagelist import DataError, read_image_list, write_image_list
-from .readers import write_train_list  # noqa: F401  (kept importable from here)
+from .readers import read_framing, write_train_list  # noqa: F401  (write_train_list kept importable from here)
 from .provenance import image_set_identity
 
 CACHE_VERSION = 2
@@ -51,8 +52,8 @@ def quantise_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _load_uint8(args) -> np.ndarray:
-    path, image_size = args
-    return quantise_uint8(load_image(path, image_size))
+    path, image_size, frame = args
+    return quantise_uint8(load_image(path, image_size, frame=frame))
 
 
 def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, workers: int | None = None,
@@ -69,24 +70,29 @@ def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, w
     meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
             "images": image_set_identity(paths), "n_images": len(paths), "image_size": image_size,
             "dtype": "uint8", "scale": 255, "stretch": STRETCH}
+    # the crop of each image (make_datatxt --frame, recorded in the run's images.csv): a framed run's
+    # meta names its framing, so another framing rebuilds the cache; an unframed one is as before
+    framing = read_framing(list_path, paths)
+    if framing is not None:
+        meta["framing"] = framing.identity
     if array_path.exists() and meta_path.exists() and _same_content(json.loads(meta_path.read_text()), meta):
         return np.load(array_path, mmap_mode="r")
     # the array under a temporary name per process: two builds at once never write into one file
     with atomic_write(array_path, "path") as tmp_path:
         array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
                                           shape=(len(paths), 3, image_size, image_size))
-        _fill_cache(array, paths, image_size, workers, progress)
+        _fill_cache(array, paths, image_size, workers, progress, framing.frames if framing else None)
         array.flush()
         del array
     write_json(meta, meta_path)
     return np.load(array_path, mmap_mode="r")
 
 
-def _fill_cache(array, paths, image_size, workers, progress) -> None:
+def _fill_cache(array, paths, image_size, workers, progress, frames=None) -> None:
     from tqdm import tqdm
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(p, image_size) for p in paths]
+    jobs = [(p, image_size, frame) for p, frame in zip(paths, frames or [None] * len(paths))]
     bar = dict(total=len(paths), desc=f"decode {len(paths)} images once", unit="img", disable=not progress)
     if workers <= 1 or len(paths) < 64:
         for i, job in enumerate(tqdm(jobs, **bar)):

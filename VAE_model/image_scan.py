@@ -102,18 +102,24 @@ def one_image_per_galaxy(paths: list) -> tuple[list[Path], list[tuple[str, str]]
 
 
 def _check(args) -> tuple[str, ImageInfo | None, str | None]:
-    path, image_size, max_masked_fraction = args
-    info, reason = describe_image(path, image_size, max_masked_fraction)
+    path, image_size, max_masked_fraction, frame = args
+    info, reason = describe_image(path, image_size, max_masked_fraction, frame)
     return path, info, reason
 
 
 def scan_images(paths: list, image_size: int | None, workers: int | None = None,
                 max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION,
-                progress: bool = True) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
-    """Validate files: ([ImageInfo of each usable one], [(path, reason)]); parallel over CPU cores."""
+                progress: bool = True, frame=None) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
+    """Validate files: ([ImageInfo of each usable one], [(path, reason)]); parallel over CPU cores.
+
+    ``frame`` (``VAE_model/framing.py``): None, one Framing for every file, or {path: Framing} (a
+    catalog radius per galaxy); each ImageInfo then holds its crop box, measured in the same read."""
     from tqdm import tqdm
 
-    jobs = [(os.path.abspath(p), image_size, max_masked_fraction) for p in paths]
+    def frame_of(path):
+        return frame.get(os.path.abspath(path)) if isinstance(frame, dict) else frame
+
+    jobs = [(os.path.abspath(p), image_size, max_masked_fraction, frame_of(p)) for p in paths]
     workers = workers or os.cpu_count() or 1
     bar = dict(total=len(jobs), desc="validate images", unit="img", disable=not progress)
     if workers > 1 and len(jobs) >= 200:

@@ -53,7 +53,9 @@ g, r, z colour.
 
 ``load_image`` returns the network input: float32 (3, H, W) in [0, 1]. FITS flux goes
 through the fixed asinh stretch below, the same for every galaxy, so surface brightness
-differences between galaxies survive (a per-image normalisation would erase them).
+differences between galaxies survive (a per-image normalisation would erase them). With a
+``frame`` (``VAE_model/framing.py``: a crop box or a framing rule) the stretched image is cropped
+to the galaxy before it is resized to the training size.
 """
 from __future__ import annotations
 
@@ -109,6 +111,11 @@ class ImageInfo:
     unit_source: str = "none"          # 'BUNIT' | 'assumed' (no BUNIT: Legacy Survey cutouts) | 'none' (raster)
     quantised: bool = False            # tile-compressed float data (lossy): zero sky pixels are not missing coverage
     saturated_fraction: float = 0.0    # share of pixels at the stretch's ceiling (FITS)
+    frame_source: str = "none"         # framing.frame_box: 'none' | 'center' | 'moments' | 'catalog' | ...
+    crop_x_px: float = float("nan")    # crop box (framing.CropBox): centre column, centre row from the
+    crop_y_px: float = float("nan")    #   bottom (FITS orientation) and side, in native pixels
+    crop_side_px: float = float("nan")
+    light_radius_px: float = float("nan")   # framing.light_moments' radius, native px (moments framing)
 
     def row(self) -> dict:
         row = asdict(self)
@@ -524,12 +531,34 @@ def resize(array: np.ndarray, image_size: int) -> np.ndarray:
     return F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)[0].numpy()
 
 
+def _frame(path, image: np.ndarray, info: ImageInfo, frame) -> np.ndarray:
+    """The framed image (``framing``): ``frame`` is None (whole image), a CropBox (recorded for this
+    file) or a Framing (the box measured here); the box and its source go into ``info``."""
+    from .framing import CropBox, crop, frame_box
+
+    if frame is None:
+        return image
+    if isinstance(frame, CropBox):
+        box, source, radius = frame, "recorded", float("nan")
+    else:
+        box, source, radius = frame_box(image, frame, info.pixel_scale_arcsec)
+    info.frame_source, info.light_radius_px = source, radius
+    if box is None:
+        return image
+    info.crop_x_px, info.crop_y_px, info.crop_side_px = box.x, box.y, float(box.side)
+    try:
+        return crop(image, box)
+    except ValueError as error:
+        raise ImageError(f"{path}: {error} (recorded for another file? re-run make_datatxt.py)") from None
+
+
 def inspect_image(path: str | Path, image_size: int | None = None,
-                  max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION) -> tuple[np.ndarray, ImageInfo]:
+                  max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION, frame=None) -> tuple[np.ndarray, ImageInfo]:
     """Read and check a file: (network input float32 (3, S, S) in [0, 1], its ImageInfo).
 
     Masked pixels are filled with 0 after the stretch (the sky level of a background-subtracted
-    image); their worst-band fraction is ``info.masked_fraction``."""
+    image); their worst-band fraction is ``info.masked_fraction``. ``frame`` (``framing``: None, a
+    CropBox or a Framing) crops the stretched image before it is resized to ``image_size``."""
     raw, info = read_cutout(path)
     flux = info.kind == "fits"
     mask = check_pixels(path, raw, image_size, max_masked_fraction, flux=flux, quantised=info.quantised)
@@ -537,19 +566,22 @@ def inspect_image(path: str | Path, image_size: int | None = None,
     image = asinh_stretch(np.where(mask, 0.0, raw)) if flux else np.where(mask, 0.0, raw).astype(np.float32)
     if flux:   # before resizing: the share of stored pixels the stretch flattens at its ceiling
         info.saturated_fraction = float(np.mean(image >= 1.0))
+    image = _frame(path, image, info, frame)
     if image_size is not None:
-        image = resize(image, image_size)
+        image = resize(np.ascontiguousarray(image), image_size)
     return image, info
 
 
 def load_image(path: str | Path, image_size: int | None = None,
-               max_masked_fraction: float | None = None) -> np.ndarray:
+               max_masked_fraction: float | None = None, frame=None) -> np.ndarray:
     """The one loader: file -> validated network input, float32 (3, S, S) in [0, 1].
 
     Masked pixels are filled whatever their fraction unless ``max_masked_fraction`` is given: the
     limit is applied where the image list is made (make_datatxt's --max-masked-fraction), so a
-    list made with another limit is still decoded as it was accepted."""
-    return inspect_image(path, image_size, 1.0 if max_masked_fraction is None else max_masked_fraction)[0]
+    list made with another limit is still decoded as it was accepted. ``frame``: the crop kept
+    before resizing (``VAE_model/framing.py``; None: the whole cutout), e.g. the box make_datatxt
+    recorded for this file in RUN/images.csv (``readers.read_framing``)."""
+    return inspect_image(path, image_size, 1.0 if max_masked_fraction is None else max_masked_fraction, frame)[0]
 
 
 def _reason(path, error: ImageError) -> str:
@@ -568,10 +600,12 @@ def validate_image(path: str | Path, image_size: int | None = None,
 
 
 def describe_image(path: str | Path, image_size: int | None = None,
-                   max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION) -> tuple[ImageInfo | None, str | None]:
-    """(ImageInfo, None) for a usable cutout, else (None, reason without the path)."""
+                   max_masked_fraction: float = DEFAULT_MAX_MASKED_FRACTION,
+                   frame=None) -> tuple[ImageInfo | None, str | None]:
+    """(ImageInfo, None) for a usable cutout, else (None, reason without the path); with ``frame``
+    the ImageInfo holds the crop box (``framing``)."""
     try:
-        return inspect_image(path, image_size, max_masked_fraction)[1], None
+        return inspect_image(path, image_size, max_masked_fraction, frame)[1], None
     except ImageError as error:
         return None, _reason(path, error)
 

@@ -86,6 +86,58 @@ def write_train_list(run, paths, image_size: int | None = None, folder=None, sum
     return output
 
 
+@dataclass
+class ListFraming:
+    """How the images of one image list are framed (make_datatxt.py --frame, ``VAE_model/framing.py``).
+
+    ``frames[i]``: what the loader crops image i with: the CropBox recorded for it in images.csv, or, for
+    an image the table does not hold (e.g. the other survey's image of a transfer pair), the run's
+    framing rule measured on that image. ``identity``: the settings and a digest of the frames, for the
+    decode-once cache's meta (another framing rebuilds the cache)."""
+    settings: dict
+    frames: list
+    identity: dict
+
+
+def read_framing(list_path, paths: list[str]) -> ListFraming | None:
+    """The framing of an image list: from RUN/images.csv of the run the list belongs to (the list's
+    folder, or the folder above for a list in a run's sub-folder such as transfer/decals_pairs.txt),
+    checked current and recorded as an input of the running stage. None when that run does not frame its
+    images (no images.csv there, or one written without --frame: nothing changes for such runs)."""
+    import csv
+    import hashlib
+    import os
+
+    from .framing import CropBox, Framing
+
+    list_path = Path(list_path)
+    for run in (list_path.parent, list_path.parent.parent):
+        table_path = run / rf.IMAGES_CSV
+        if table_path.is_file():
+            break
+    else:
+        return None
+    with open(table_path, newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if "crop_side_px" not in header:
+        return None
+    table = read_table(run, rf.IMAGES_CSV, MAKE_DATATXT, ("path", "crop_x_px", "crop_y_px", "crop_side_px"),
+                       dtype={"path": str})
+    settings = (provenance.read_record(run, rf.IMAGES_CSV) or {}).get("settings", {}).get("framing") or {}
+    framing = Framing.from_settings(settings)
+    if not framing.active:
+        return None
+    boxes = {os.path.abspath(path): CropBox(float(x), float(y), int(side))
+             for path, x, y, side in table[["path", "crop_x_px", "crop_y_px", "crop_side_px"]].itertuples(index=False)
+             if np.isfinite(side)}
+    frames = [boxes.get(os.path.abspath(p), framing) for p in paths]
+    digest = hashlib.sha1()
+    for path, frame in zip(paths, frames):
+        digest.update(f"{path}\t{frame}\n".encode())
+    return ListFraming(framing.settings(), frames, {"settings": framing.settings(), "frames_sha1": digest.hexdigest(),
+                                                    "n_recorded_boxes": sum(isinstance(f, CropBox) for f in frames)})
+
+
 def train_list_input(list_path, paths: list[str]) -> list[provenance.Input]:
     """What a result made from an image list depends on: the list file and the images it names
     (``paths``, as the stage read them)."""
