@@ -102,3 +102,25 @@ def test_old_checkpoints_load_as_plain_vae():
     with pytest.raises(ValueError, match="pose"):
         VAEConfig(pose="learned")
     assert np.isfinite(moment_pose(torch.zeros(2, 3, SIDE, SIDE)).numpy()).all()   # blank: no NaN
+
+
+def test_training_encodes_the_drawn_klein_view_and_encoding_pools_all_four():
+    from VAE_model.models import KLEIN_VIEWS, klein_view
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=4, image_size=SIDE, pose="moments"))
+    images = torch.cat([galaxy(0.4), galaxy(1.1, twist=-0.3), elliptical(0.2, 1.0, 0.5), galaxy(-0.7)])
+    canonical = to_canonical(images, moment_pose(images))
+    views = torch.tensor([0, 1, 2, 3])
+    # the views: identity, half turn, rows flipped, columns flipped
+    expected = torch.stack([canonical[0], torch.rot90(canonical[1], 2, dims=(-2, -1)), canonical[2].flip(-2),
+                            canonical[3].flip(-1)])
+    assert torch.equal(klein_view(canonical, views), expected)
+    with torch.no_grad():
+        _, mu_one_view, _ = model(images, torch.zeros(4, 4), views)
+        assert torch.allclose(mu_one_view, model.encoder(expected)[0], atol=1e-5)
+        per_view = torch.stack([model.encoder(klein_view(canonical, torch.full((4,), k)))[0]
+                                for k in range(KLEIN_VIEWS)])
+        assert torch.allclose(model.encode(images)[0], per_view.mean(0), atol=1e-5)
+        # the pooled content of a mirrored copy is that of the galaxy, whichever view training drew
+        assert torch.allclose(model.encode(images.flip(-1))[0], model.encode(images)[0], atol=1e-3)
