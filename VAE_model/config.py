@@ -1,8 +1,10 @@
-"""The VAE's and the training's settings, as plain dataclasses: every script's defaults come from here.
+"""The settings the scripts' flags default to: the VAE's and the training's dataclasses and the
+constants of the other stages. One source of defaults, imported by the library modules that use them.
 
-Torch-free on purpose: the scripts build their argument parsers from these defaults, so ``--help``
-and a bad flag answer without importing torch (~2 s). ``models.py`` and ``training.py`` re-export
-``VAEConfig`` and ``TrainSettings``; import them from either place.
+Torch-free and pandas-free on purpose: the scripts build their argument parsers from these defaults,
+so ``--help`` and a bad flag answer without importing torch (~2 s) or pandas. The modules that
+defined them before re-export them (``models.VAEConfig``, ``training.TrainSettings``,
+``adaptation.METHODS``, ``morph_classes.DEFAULT_THRESHOLD``...); import them from either place.
 """
 from __future__ import annotations
 
@@ -80,3 +82,19 @@ class TrainSettings:
     consistency: float = 0.0
     # pixel scale of the training images (arcsec/pixel), which sizes the nuisance transforms' blur and noise
     pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC
+
+
+# ---------------------------------------------------------------- Part II: domain adaptation (adaptation/)
+ADAPT_METHODS = ("mmd", "paired")    # adaptation.METHODS: 'mmd' (the reference, unpaired) or 'paired'
+# Bandwidths of the multi-kernel RBF, as multiples of the median heuristic (median pairwise
+# squared distance of the pooled batch): spans a factor 16, so the kernel stays informative
+# whether the two surveys' clouds overlap or sit far apart (DAN uses a similar geometric family).
+DEFAULT_KERNEL_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+# ---------------------------------------------------------------- catalogs and classes (catalog.py, morph_classes.py)
+CAMPAIGNS = ("dr5", "dr8", "dr12")   # Galaxy Zoo DECaLS campaigns whose columns a catalog may carry
+DEFAULT_THRESHOLD = 0.6              # vote-fraction threshold of the class rules, as in the reference study
+
+# ---------------------------------------------------------------- similarity search (similarity.py)
+DEFAULT_K = 10
+DEFAULT_RADIUS_ARCSEC = 1.0       # a galaxy's catalog position is good to << 1 arcsec (Legacy Survey astrometry)
