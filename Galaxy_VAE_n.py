@@ -25,22 +25,10 @@ import contextlib
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from VAE_model import readers, runfiles
-from VAE_model.data import image_cache, read_image_list, split_indices
-from VAE_model.errors import MissingInputError
-from VAE_model.latent_size import read_chosen_latent_dim
-from VAE_model.models import ARCHITECTURES, POSE_MODES, VAEConfig
-from VAE_model.plots import save_image_grid, save_loss_curve
-from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                               add_workers_argument, barrier, cleanup_distributed, cli_main, describe_args,
-                               ensure_run_dir, fraction_below_one, image_side, init_distributed, non_negative_float,
-                               pick_device, pick_precision, positive_float, positive_int, run_lock, seed_everything,
-                               write_json)
-from VAE_model.stage import Stage, note_input
-from VAE_model.training import TrainSettings, data_identity, fit, resume_state
+from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                                add_workers_argument, cli_main, describe_args, fraction_below_one, image_side,
+                                non_negative_float, positive_float, positive_int)
+from VAE_model.config import ARCHITECTURES, POSE_MODES, TrainSettings, VAEConfig
 
 
 def latent_dim_arg(text: str):
@@ -89,6 +77,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-list", default=None, help="image list (default: RUN/train.txt)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import torch
+
+from VAE_model import readers, runfiles
+from VAE_model.data import image_cache, read_image_list, split_indices
+from VAE_model.errors import MissingInputError
+from VAE_model.latent_size import read_chosen_latent_dim
+from VAE_model.plots import save_image_grid, save_loss_curve
+from VAE_model.runtime import (barrier, cleanup_distributed, ensure_run_dir, init_distributed, pick_device,
+                               pick_precision, run_lock, seed_everything, write_json)
+from VAE_model.stage import Stage, note_input
+from VAE_model.training import data_identity, fit, resume_state
 
 
 def save_reconstructions(model, cache, indices, device, path, n: int = 8) -> None:

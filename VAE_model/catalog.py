@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import CAMPAIGNS  # noqa: F401  (re-exported: defined pandas-free there, for the --campaign flag)
 from .errors import GalaxyVAEError
 from .imageio import image_stem
 
@@ -44,7 +45,6 @@ ID_COLUMNS = ("iauname", "ra", "dec")
 # columns holding a cutout's path, whose file stem is the IAU name (Galaxy Zoo DECaLS / zoobot catalogs)
 PATH_COLUMNS = ("file_loc", "fits_loc", "local_fits_loc", "png_loc", "local_png_loc", "jpeg_loc", "jpg_loc",
                 "local_jpeg_loc")
-CAMPAIGNS = ("dr5", "dr8", "dr12")
 # <question>-dr5_<answer>... spelled with underscores: smooth_or_featured_dr5_smooth_fraction
 _CAMPAIGN = re.compile(r"^(?P<question>[a-z_]+?)_(?P<campaign>dr\d+)_(?P<rest>.+)$")
 

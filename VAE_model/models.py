@@ -28,63 +28,13 @@ the light model and load as ``arch='light'`` (``VAEConfig.from_dict``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from .config import ARCHITECTURES, LEAKY_SLOPE, LEGACY_ARCH, POSE_MODES, VAEConfig  # noqa: F401  (defined torch-free)
 from .pose import from_canonical, moment_pose, to_canonical
 
-
-ARCHITECTURES = ("reference", "light")
-# "none": the plain VAE (the reference study's); "moments": pose-separated, the encoder sees each galaxy
-# in the canonical pose measured from its own light and the decoder's image is turned back (pose.py)
-POSE_MODES = ("none", "moments")
 KLEIN_VIEWS = 4                   # identity, half turn and the two mirrors (klein_view)
-LEGACY_ARCH = "light"
-# LeakyReLU negative slope: the reference uses nn.LeakyReLU() (PyTorch's default 0.01); the light
-# model keeps the 0.2 it was trained with
-LEAKY_SLOPE = {"reference": 0.01, "light": 0.2}
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    """Everything needed to rebuild the VAE; saved inside every checkpoint."""
-
-    latent_dim: int = 40              # the one hyper-parameter (reference 40)
-    image_size: int = 256             # pixels per side, divisible by 64
-    in_channels: int = 3              # g, r, z
-    channels: tuple[int, ...] = (32, 64, 128)
-    arch: str = "light"               # decoder variant, one of ARCHITECTURES (see the module docstring)
-    pose: str = "moments"             # one of POSE_MODES; "none" is the reference study's plain VAE
-
-    def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch {self.arch!r}: expected one of {', '.join(ARCHITECTURES)}")
-        if self.pose not in POSE_MODES:
-            raise ValueError(f"pose {self.pose!r}: expected one of {', '.join(POSE_MODES)}")
-        reduction = 4 ** len(self.channels)
-        if self.image_size % reduction:
-            raise ValueError(f"image_size {self.image_size} must be divisible by {reduction}")
-
-    @property
-    def bottleneck_size(self) -> int:
-        return self.image_size // 4 ** len(self.channels)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "VAEConfig":
-        values = dict(values)
-        values["channels"] = tuple(values.get("channels", cls.channels))
-        values.setdefault("arch", LEGACY_ARCH)   # checkpoints from before `arch` hold the light model
-        values.setdefault("pose", "none")        # and those from before `pose` the plain VAE
-        return cls(**values)
-
-    @property
-    def leaky_slope(self) -> float:
-        return LEAKY_SLOPE[self.arch]
 
 
 def _encoder_block(in_channels: int, out_channels: int, slope: float) -> nn.Sequential:

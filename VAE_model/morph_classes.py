@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from .catalog import CatalogError, fraction_column as frac
+from .config import DEFAULT_THRESHOLD
 
-DEFAULT_THRESHOLD = 0.6
 MAX_LABEL_CLASSES = 50      # a --label-column with more distinct values is not categorical
 
 # question -> (class label, answer column)

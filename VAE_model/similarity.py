@@ -39,10 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import DEFAULT_K, DEFAULT_RADIUS_ARCSEC
 from .errors import GalaxyVAEError
-
-DEFAULT_K = 10
-DEFAULT_RADIUS_ARCSEC = 1.0       # a galaxy's catalog position is good to << 1 arcsec (Legacy Survey astrometry)
 
 
 class QueryError(GalaxyVAEError, ValueError):

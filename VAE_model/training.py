@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from . import runfiles
 from .errors import GalaxyVAEError
 from .files import atomic_write
 from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
-from .imageio import PIXEL_SCALE_ARCSEC
+from .config import TrainSettings  # noqa: F401  (defined torch-free, re-exported here)
 from .models import KLEIN_VIEWS, VAE, VAEConfig, vae_loss
 from .nuisance import NuisanceSpec, random_nuisance
 from .runtime import (DistInfo, Precision, atomic_torch_save, load_checkpoint, rng_state)
@@ -31,27 +30,6 @@ class NonFiniteLossError(GalaxyVAEError):
 
 class ResumeError(GalaxyVAEError, ValueError):
     """--resume refused: the checkpoint was made with other settings or data."""
-
-
-@dataclass
-class TrainSettings:
-    """The reference training setting (real DECaLS, 256 px); every script's defaults come from here."""
-
-    epochs: int = 50
-    batch_size: int = 512
-    lr: float = 1e-5
-    beta: float = 1.0
-    val_fraction: float = 0.1
-    augment: bool = True
-    seed: int = 0
-    workers: int = 4
-    # channels-last: faster convolutions with cuDNN and with oneDNN on CPU (bench/benchmark.py)
-    channels_last: bool = True
-    compile: bool = False
-    # weight of the consistency term (consistency_loss); 0 = the plain VAE objective
-    consistency: float = 0.0
-    # pixel scale of the training images (arcsec/pixel), which sizes the nuisance transforms' blur and noise
-    pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC
 
 
 # settings that change the optimisation path: a checkpoint trained with others cannot be resumed

@@ -33,16 +33,9 @@ import re
 import sys
 from pathlib import Path
 
-
-import pandas as pd
-
-from VAE_model import provenance, runfiles
-from VAE_model.catalog import CAMPAIGNS, CatalogError, apply_min_votes, read_catalog
-from VAE_model.morph_classes import (CLASS_QUESTIONS, DEFAULT_THRESHOLD, label_column_classes, select_classes,
-                                     skipped_line)
+from VAE_model import runfiles
 from VAE_model.cli_args import add_runtime_arguments, cli_main, describe_args
-from VAE_model.files import write_json
-from VAE_model.stage import Stage
+from VAE_model.config import CAMPAIGNS, DEFAULT_THRESHOLD
 
 DEFAULT_CATALOG = f"{runfiles.DEFAULT_MOCK_DIR}/{runfiles.MOCK_DECALS_CATALOG}"
 
@@ -67,6 +60,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="rows sharing an iauname at one position (a galaxy uploaded twice): keep the row with the "
                              "most votes (default) or refuse the catalog; rows of one name >1 arcsec apart are refused")
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import pandas as pd
+
+from VAE_model import provenance
+from VAE_model.catalog import CatalogError, apply_min_votes, read_catalog
+from VAE_model.morph_classes import CLASS_QUESTIONS, label_column_classes, select_classes, skipped_line
+from VAE_model.files import write_json
+from VAE_model.stage import Stage
 
 
 def _file_part(text: str) -> str:

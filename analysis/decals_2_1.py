@@ -36,18 +36,8 @@ import os
 import sys
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import NAME_MATCH_TOLERANCE_ARCSEC, cross_match, read_catalog, separation_arcsec
-from VAE_model.errors import GalaxyVAEError
-from VAE_model.imagelist import read_image_list
-from VAE_model.imageio import image_position, image_stem
 from VAE_model.cli_args import add_quiet_argument, add_runtime_arguments, cli_main, describe_args
-from VAE_model.files import write_json
-from VAE_model.stage import Stage
+from VAE_model.errors import GalaxyVAEError
 
 INDEX_COLUMNS = ["image_index", "image_path", "sep_arcsec"]
 
@@ -70,6 +60,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="processes reading FITS headers for position matching (default: all cores)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers, runfiles
+from VAE_model.catalog import NAME_MATCH_TOLERANCE_ARCSEC, cross_match, read_catalog, separation_arcsec
+from VAE_model.imagelist import read_image_list
+from VAE_model.imageio import image_position, image_stem
+from VAE_model.files import write_json
+from VAE_model.stage import Stage
 
 
 # ----------------------------------------------------------------------------- image positions

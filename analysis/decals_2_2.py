@@ -42,22 +42,8 @@ import sys
 import time
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-import torch
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.api import image_positions, latents_table
-from VAE_model.data import image_cache, image_name, read_image_list
-from VAE_model.errors import StaleInputError
-from VAE_model.features import encode_arrays, encode_pose_arrays
-from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.similarity import run_image_positions
-from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                               barrier, cleanup_distributed, cli_main, describe_args, init_distributed, load_model,
-                               pick_device, pick_precision, run_lock, seed_everything, write_json)
-from VAE_model.stage import Stage, note_output
+from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                                cli_main, describe_args)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +57,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="only encode all images; do not write per-class features (no class_index.csv needed)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+import torch
+
+from VAE_model import provenance, readers, runfiles
+from VAE_model.api import image_positions, latents_table
+from VAE_model.data import image_cache, image_name, read_image_list
+from VAE_model.errors import StaleInputError
+from VAE_model.features import encode_arrays, encode_pose_arrays
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.similarity import run_image_positions
+from VAE_model.runtime import (barrier, cleanup_distributed, init_distributed, load_model, pick_device, pick_precision,
+                               run_lock, seed_everything, write_json)
+from VAE_model.stage import Stage, note_output
 
 
 def class_feature_paths(run_dir: str | Path, question: str) -> tuple[Path, Path]:

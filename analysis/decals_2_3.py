@@ -52,22 +52,10 @@ import json
 import sys
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import readers, runfiles
-from VAE_model.data import DataError, image_cache, image_name, split_indices
-from VAE_model.features import encode_arrays, reconstruct_arrays
-from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE, choose_latent_size
-from VAE_model.metrics import reconstruction_metrics
-from VAE_model.models import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, VAEConfig
-from VAE_model.plots import save_image_grid
-from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, non_negative_float,
-                               describe_args, load_checkpoint, load_model, pick_device, pick_precision,
-                               seed_everything, write_json)
-from VAE_model.stage import Stage
-from VAE_model.training import TrainSettings, fit, settings_mismatch
+from VAE_model.cli_args import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args,
+                                non_negative_float)
+from VAE_model.config import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, TrainSettings, VAEConfig
+from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 # the reference defaults, used when the main run left no args.json: from the dataclasses that
@@ -112,6 +100,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on CUDA (default: %(default)s)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import readers, runfiles
+from VAE_model.data import DataError, image_cache, image_name, split_indices
+from VAE_model.features import encode_arrays, reconstruct_arrays
+from VAE_model.latent_size import choose_latent_size
+from VAE_model.metrics import reconstruction_metrics
+from VAE_model.plots import save_image_grid
+from VAE_model.runtime import load_checkpoint, load_model, pick_device, pick_precision, seed_everything, write_json
+from VAE_model.stage import Stage
+from VAE_model.training import fit, settings_mismatch
 
 
 def parse_sizes(text: str) -> list[int]:

@@ -33,18 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import readers, runfiles
-from VAE_model.data import image_cache
-from VAE_model.imageio import resize
-from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.plots import plt, save_figure, to_rgb  # (Agg backend set there)
-from VAE_model.errors import GalaxyVAEError, NotEnoughDataError
-from VAE_model.runtime import add_runtime_arguments, cli_main, describe_args, seed_everything, write_json
-from VAE_model.stage import Stage
+from VAE_model.cli_args import add_runtime_arguments, cli_main, describe_args
 
 METHODS = ("pca", "tsne", "umap")
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -76,6 +65,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="add a panel coloured by the combined outlier score (RUN/outliers/outlier_scores.csv, "
                              "analysis/decals_4.py)")
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import readers, runfiles
+from VAE_model.data import image_cache
+from VAE_model.imageio import resize
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.plots import plt, save_figure, to_rgb  # (Agg backend set there)
+from VAE_model.errors import GalaxyVAEError, NotEnoughDataError
+from VAE_model.runtime import seed_everything, write_json
+from VAE_model.stage import Stage
 
 
 def parse_methods(text: str) -> list[str]:

@@ -40,22 +40,8 @@ import argparse
 import sys
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import read_catalog
-from VAE_model.data import image_cache, image_name
-from VAE_model.errors import NotEnoughDataError, StaleInputError
-from VAE_model.features import reconstruct_arrays
-from VAE_model.neighbours import run_neighbours
-from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
-from VAE_model.plots import save_image_grid
-from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,
-                               add_runtime_arguments, cli_main, describe_args, load_model, pick_device, pick_precision,
-                               positive_int, seed_everything, write_json)
-from VAE_model.stage import Stage
+from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_mock_dir_argument, add_quiet_argument,
+                                add_runtime_arguments, cli_main, describe_args, positive_int)
 
 METHODS = ("iforest_score", "lof_score", "recon_mse", "combined_score")
 SCORE_COLUMNS = ["image_index", "name", "path", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
@@ -76,6 +62,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_amp_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers, runfiles
+from VAE_model.catalog import read_catalog
+from VAE_model.data import image_cache, image_name
+from VAE_model.errors import NotEnoughDataError, StaleInputError
+from VAE_model.features import reconstruct_arrays
+from VAE_model.neighbours import run_neighbours
+from VAE_model.metrics import rank_normalise, reconstruction_metrics, top_k_scores
+from VAE_model.plots import save_image_grid
+from VAE_model.runtime import load_model, pick_device, pick_precision, seed_everything, write_json
+from VAE_model.stage import Stage
 
 
 # ----------------------------------------------------------------------------- scores

@@ -51,22 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import readers, runfiles
-from VAE_model.stage import Stage
-from VAE_model.errors import StaleInputError
-from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
-                                plan_labels, question_labels)
-from VAE_model.data import image_cache, image_name
-from VAE_model.imageio import FITS_SUFFIXES, ImageError
-from VAE_model.models import VAEConfig
-from VAE_model.morph_classes import CLASS_QUESTIONS
-from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments,
-                               cli_main, describe_args, load_checkpoint, pick_device, pick_precision,
-                               seed_everything, write_json)
+from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
 
 RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "folds", "accuracy_mean", "accuracy_std",
                   "macro_f1_mean", "macro_f1_std", "seed"]
@@ -113,6 +98,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_amp_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import readers, runfiles
+from VAE_model.stage import Stage
+from VAE_model.errors import StaleInputError
+from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
+                                plan_labels, question_labels)
+from VAE_model.data import image_cache, image_name
+from VAE_model.imageio import FITS_SUFFIXES, ImageError
+from VAE_model.models import VAEConfig
+from VAE_model.morph_classes import CLASS_QUESTIONS
+from VAE_model.runtime import load_checkpoint, pick_device, pick_precision, seed_everything, write_json
 
 
 # ----------------------------------------------------------------------------- inputs

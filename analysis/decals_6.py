@@ -85,23 +85,10 @@ import sys
 import time
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.errors import StaleInputError
-from VAE_model.catalog import CatalogError
-from VAE_model.data import image_cache, image_name, read_image_list
-from VAE_model.features import encode_arrays
-from VAE_model.imageio import ImageError, image_position, is_fits, load_image
-from VAE_model.neighbours import run_neighbours
-from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument,
-                               add_runtime_arguments, cli_main, describe_args, load_model, pick_device,
-                               seed_everything, write_json)
-from VAE_model.similarity import (DEFAULT_K, DEFAULT_RADIUS_ARCSEC, LatentTable, QueryError, build_index,
-                                  encode_files, latent_scale, load_images_uint8, match_position, nearest,
-                                  precision_at_k, random_expectation, run_image_positions, slug, summarise)
+from VAE_model import runfiles
+from VAE_model.cli_args import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments, cli_main,
+                                describe_args)
+from VAE_model.config import DEFAULT_K, DEFAULT_RADIUS_ARCSEC
 
 STAGE = "analysis/decals_6.py"
 EVAL_K = 10                # precision@10, as named in the output files
@@ -146,6 +133,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.name is None and args.ra is None and args.image is None and not args.evaluate:
         parser.error("give a query (--name, --ra/--dec or --image) and/or --evaluate")
     return args
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers
+from VAE_model.errors import StaleInputError
+from VAE_model.catalog import CatalogError
+from VAE_model.data import image_cache, image_name, read_image_list
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import ImageError, image_position, is_fits, load_image
+from VAE_model.neighbours import run_neighbours
+from VAE_model.runtime import load_model, pick_device, seed_everything, write_json
+from VAE_model.similarity import (LatentTable, QueryError, build_index, encode_files, latent_scale, load_images_uint8,
+                                  match_position, nearest, precision_at_k, random_expectation, run_image_positions,
+                                  slug, summarise)
 
 
 # ----------------------------------------------------------------------------- models and latents

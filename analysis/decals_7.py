@@ -34,18 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from VAE_model import feature_sets, provenance, readers, runfiles
-from VAE_model.stage import Stage
-from VAE_model.contrastive import train_contrastive
-from VAE_model.data import image_cache, image_name, split_indices
-from VAE_model.feature_sets import Pairs
-from VAE_model.nuisance import NuisanceSpec
-from VAE_model.runtime import (add_mock_dir_argument, add_quiet_argument, add_runtime_arguments, atomic_torch_save,
-                               cli_main, describe_args, load_model, non_negative_float, pick_device, positive_int,
-                               seed_everything, write_json)
+from VAE_model.cli_args import (add_mock_dir_argument, add_quiet_argument, add_runtime_arguments, cli_main,
+                                describe_args, non_negative_float, positive_int)
 
 TABLE_COLUMNS = [("precision_at_10", "true_type", "P@10 (true type)"), ("linear", "true_type", "linear (true type)"),
                  ("forest", "true_type", "forest (true type)"), ("gz_forest_mean", "", "forest (GZ mean)"),
@@ -73,6 +63,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-morphology", action="store_true", help="leave out the classical morphology set")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import feature_sets, provenance, readers, runfiles
+from VAE_model.stage import Stage
+from VAE_model.contrastive import train_contrastive
+from VAE_model.data import image_cache, image_name, split_indices
+from VAE_model.feature_sets import Pairs
+from VAE_model.nuisance import NuisanceSpec
+from VAE_model.runtime import atomic_torch_save, load_model, pick_device, seed_everything, write_json
 
 
 def labelings(run, paths: list[str], rows: np.ndarray, mock_dir, stage: Stage,

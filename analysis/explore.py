@@ -52,20 +52,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.data import image_cache
-from VAE_model.errors import StaleInputError
-from VAE_model.files import write_text
-from VAE_model.explorer import (ExplorerData, PairGallery, build_page, categorical_colouring,
-                                continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
-from VAE_model.runtime import (add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int,
-                               seed_everything, write_json)
-from VAE_model.neighbours import run_neighbours
-from VAE_model.similarity import DEFAULT_K, latent_scale, run_image_positions
-from VAE_model.stage import Stage
+from VAE_model import runfiles
+from VAE_model.cli_args import add_quiet_argument, add_runtime_arguments, cli_main, describe_args, positive_int
+from VAE_model.config import DEFAULT_K
 
 MODEL_CHOICES = ("auto", "part1", "adapted")
 
@@ -97,6 +86,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.outliers < 0 or args.pairs < 0:
         parser.error("--outliers and --pairs must be >= 0")
     return args
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers
+from VAE_model.data import image_cache
+from VAE_model.errors import StaleInputError
+from VAE_model.files import write_text
+from VAE_model.explorer import (ExplorerData, PairGallery, build_page, categorical_colouring,
+                                continuous_colouring, plain_colouring, thumbnails, OUTLIER_SCORE_COLUMNS)
+from VAE_model.runtime import seed_everything, write_json
+from VAE_model.neighbours import run_neighbours
+from VAE_model.similarity import latent_scale, run_image_positions
+from VAE_model.stage import Stage
 
 
 # ----------------------------------------------------------------------------- inputs

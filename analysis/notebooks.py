@@ -30,9 +30,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from VAE_model.cli_args import add_runtime_arguments, cli_main, describe_args, positive_int
 from VAE_model.errors import GalaxyVAEError
 from VAE_model.notebooks import BY_NAME, NOTEBOOKS, execute
-from VAE_model.runtime import add_runtime_arguments, cli_main, describe_args, positive_int
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -18,15 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
-
-import pandas as pd
-
-from VAE_model import provenance
 from VAE_model import runfiles as rf
-from VAE_model.cli_args import add_runtime_arguments, git_commit
-from VAE_model.cli_args import cli_main
-from VAE_model.files import write_text
-from VAE_model.scorecard import wilson_interval
+from VAE_model.cli_args import add_runtime_arguments, cli_main, git_commit
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,6 +27,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_runtime_arguments(parser)
     parser.add_argument("--mock-dir", default=rf.DEFAULT_MOCK_DIR, help="mock survey folder (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import pandas as pd
+
+from VAE_model import provenance
+from VAE_model.files import write_text
+from VAE_model.scorecard import wilson_interval
 
 
 def find_command(data) -> str | None:

@@ -43,19 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from VAE_model import runfiles
-from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,
-                            make_batches, split_indices, write_image_list)
-from VAE_model.features import encode_arrays
-from VAE_model.imageio import FITS_SUFFIXES, asinh_stretch, resize, write_fits_cutout
-from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
-from VAE_model.runtime import (DistInfo, add_amp_argument, add_quiet_argument, add_runtime_arguments,
-                               describe_args, pick_device, pick_precision, seed_everything, write_json)
-from VAE_model.training import TrainSettings, build_model, evaluate, train_one_epoch, wrap_model
-from VAE_model.cli_args import cli_main
+from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.config import ARCHITECTURES, TrainSettings, VAEConfig
 
 ROWS = {"a": "reference: reference architecture + reference data path (astropy per epoch, per-image min-max, float32)",
         "b": "project data path (cache, channels-last) + reference architecture",
@@ -119,6 +109,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", default=None, help=f"JSON path (default: RUN/{runfiles.BENCH_JSON})")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import torch
+
+from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,
+                            make_batches, split_indices, write_image_list)
+from VAE_model.features import encode_arrays
+from VAE_model.imageio import FITS_SUFFIXES, asinh_stretch, resize, write_fits_cutout
+from VAE_model.models import VAE, vae_loss
+from VAE_model.runtime import DistInfo, pick_device, pick_precision, seed_everything, write_json
+from VAE_model.training import build_model, evaluate, train_one_epoch, wrap_model
 
 
 # ----------------------------------------------------------------------------- data

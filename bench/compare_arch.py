@@ -36,21 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
-
-from VAE_model import runfiles
-from VAE_model.data import DataError, image_cache, image_name, read_image_list, split_indices
-from VAE_model.errors import GalaxyVAEError
-from VAE_model.features import encode_arrays
-from VAE_model.metrics import reconstruction_metrics
-from VAE_model.models import ARCHITECTURES, VAE, VAEConfig, vae_loss
-from VAE_model.runtime import (add_quiet_argument, describe_args, load_checkpoint, load_model, pick_device,
-                               pick_precision, seed_everything, write_json)
-from VAE_model.runtime import add_runtime_arguments
-from VAE_model.training import TrainSettings, fit
-from VAE_model.cli_args import cli_main
+from VAE_model.cli_args import add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.config import ARCHITECTURES, TrainSettings, VAEConfig
 
 COLUMNS = ["arch", "parameters", "train_gflop_per_image", "train_images_per_s", "val_mse_per_pixel", "val_ssim",
            "rf_accuracy_truth", "rf_accuracy_gz", "epochs", "best_epoch", "train_seconds"]
@@ -80,6 +67,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", default=None, help="output folder (default: RUN/bench/compare_arch)")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+import torch
+
+from VAE_model import runfiles
+from VAE_model.data import DataError, image_cache, image_name, read_image_list, split_indices
+from VAE_model.errors import GalaxyVAEError
+from VAE_model.features import encode_arrays
+from VAE_model.metrics import reconstruction_metrics
+from VAE_model.models import VAE, vae_loss
+from VAE_model.runtime import load_checkpoint, load_model, pick_device, pick_precision, seed_everything, write_json
+from VAE_model.training import fit
 
 
 def training_flops(config: VAEConfig) -> float:

@@ -28,20 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
-
-from VAE_model import feature_sets, readers, runfiles
-from VAE_model.contrastive import train_contrastive
-from VAE_model.data import image_cache, image_name, split_indices
-from VAE_model.errors import MissingInputError
-from VAE_model.feature_sets import Pairs
-from VAE_model.metrics import reconstruction_metrics
-from VAE_model.models import VAEConfig
-from VAE_model.runtime import (DistInfo, pick_precision, add_quiet_argument, cli_main, non_negative_float, pick_device,
-                               positive_int, seed_everything, write_json)
-from VAE_model.training import TrainSettings, fit
+from VAE_model.cli_args import add_quiet_argument, cli_main, non_negative_float, positive_int
 
 VARIANTS = {   # name -> (pose mode, consistency weight multiplier: 1 = --consistency)
     "plain": ("none", 0.0),
@@ -75,6 +62,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "which are then not scored again): a table built over several calls")
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+import torch
+
+from VAE_model import feature_sets, readers, runfiles
+from VAE_model.contrastive import train_contrastive
+from VAE_model.data import image_cache, image_name, split_indices
+from VAE_model.errors import MissingInputError
+from VAE_model.feature_sets import Pairs
+from VAE_model.metrics import reconstruction_metrics
+from VAE_model.models import VAEConfig
+from VAE_model.runtime import DistInfo, pick_precision, pick_device, seed_everything, write_json
+from VAE_model.training import TrainSettings, fit
 
 
 def truth_types(mock_dir, paths) -> np.ndarray | None:

@@ -35,18 +35,9 @@ import argparse
 import sys
 from pathlib import Path
 
-
-import numpy as np
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.adaptation import (DEFAULT_KERNEL_MULTIPLIERS, METHODS, AdaptSettings, adapt, model_quality,
-                                  pair_caches, part1_validation)
-from VAE_model.errors import StaleInputError
-from VAE_model.readers import read_pairs
-from VAE_model.stage import Stage
-from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument,
-                               add_runtime_arguments, cli_main, describe_args, load_checkpoint, load_model,
-                               pick_device, pick_precision, run_lock, seed_everything, write_json)
+from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                                cli_main, describe_args)
+from VAE_model.config import ADAPT_METHODS as METHODS, DEFAULT_KERNEL_MULTIPLIERS
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
 # this factor, or latent variance below this fraction of Part I's, means Part I quality was lost.
@@ -80,6 +71,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_amp_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+
+from VAE_model import provenance, readers, runfiles
+from VAE_model.adaptation import AdaptSettings, adapt, model_quality, pair_caches, part1_validation
+from VAE_model.errors import StaleInputError
+from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
+from VAE_model.runtime import (load_checkpoint, load_model, pick_device, pick_precision, run_lock, seed_everything,
+                               write_json)
 
 
 def adaptation_split(train_pairs: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,21 +26,8 @@ import math
 import sys
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import readers, runfiles
-from VAE_model.adaptation import (METHODS, distance_table, evaluate_model, metrics_row, pair_caches, require_test_pairs,
-                                  part1_validation, random_pair_distances, read_pair_labels,
-                                  save_distance_histograms)
-from VAE_model.errors import MissingInputError
-from VAE_model.files import copy_file
-from VAE_model.readers import read_pairs
-from VAE_model.stage import Stage
-from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
-                               describe_args, load_model, pick_device, pick_precision, seed_everything,
-                               write_json)
+from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.config import ADAPT_METHODS as METHODS
 
 BASELINE = "no transfer"
 # (table row, True if larger is better): the scale-free comparison of the methods
@@ -59,6 +46,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_amp_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import readers, runfiles
+from VAE_model.adaptation import (distance_table, evaluate_model, metrics_row, pair_caches, require_test_pairs,
+                                  part1_validation, random_pair_distances, read_pair_labels, save_distance_histograms)
+from VAE_model.errors import MissingInputError
+from VAE_model.files import copy_file
+from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
+from VAE_model.runtime import load_model, pick_device, pick_precision, seed_everything, write_json
 
 
 def passes_guards(row: dict, baseline: dict) -> bool:

@@ -39,21 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.adaptation import SWEEP_METRICS, AdaptSettings, adapt, sweep_metrics
-from VAE_model.data import image_cache, write_image_list
-from VAE_model.errors import GalaxyVAEError
-from VAE_model.features import encode_arrays, reconstruct_arrays
-from VAE_model.imageio import load_image
-from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels
-from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                               add_workers_argument, cli_main, load_model, pick_device, pick_precision,
-                               seed_everything)
-from VAE_model.files import write_json
-from VAE_model.stage import Stage, note_input, note_output
+from VAE_model import runfiles
+from VAE_model.cli_args import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
+                                add_workers_argument, cli_main)
 
 SWEEP_DIR = "gap_sweep"
 METHODS = ("none", "mmd", "paired")
@@ -79,6 +67,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_workers_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers
+from VAE_model.adaptation import SWEEP_METRICS, AdaptSettings, adapt, sweep_metrics
+from VAE_model.data import image_cache, write_image_list
+from VAE_model.errors import GalaxyVAEError
+from VAE_model.features import encode_arrays, reconstruct_arrays
+from VAE_model.imageio import load_image
+from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels
+from VAE_model.runtime import load_model, pick_device, pick_precision, seed_everything
+from VAE_model.files import write_json
+from VAE_model.stage import Stage, note_input, note_output
 
 
 def gap_label(gap: float) -> str:

@@ -34,19 +34,9 @@ import os
 import sys
 from pathlib import Path
 
-
-import numpy as np
-import pandas as pd
-
-from VAE_model import provenance, readers, runfiles
-from VAE_model.catalog import CatalogError, cross_match, read_catalog
-from VAE_model.data import write_image_list
-from VAE_model.image_scan import validate_all
-from VAE_model.imageio import ImageError, is_image_file, load_image
-from VAE_model.morph_classes import DEFAULT_THRESHOLD, available_questions, class_labels, skipped_line
-from VAE_model.stage import Stage
-from VAE_model.runtime import (CheckpointError, add_runtime_arguments, add_workers_argument, cli_main,
-                               describe_args, load_checkpoint, write_json)
+from VAE_model import runfiles
+from VAE_model.cli_args import add_runtime_arguments, add_workers_argument, cli_main, describe_args
+from VAE_model.config import DEFAULT_THRESHOLD
 
 MOCK = runfiles.DEFAULT_MOCK_DIR
 IMAGE_SUFFIXES = (".fits", ".fits.gz", ".fits.fz", ".fz", ".fit", ".png", ".jpg", ".jpeg")
@@ -75,6 +65,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--examples", type=int, default=8, help="pairs shown in pairs_examples.png (default: %(default)s)")
     add_workers_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+import pandas as pd
+
+from VAE_model import provenance, readers
+from VAE_model.catalog import CatalogError, cross_match, read_catalog
+from VAE_model.data import write_image_list
+from VAE_model.image_scan import validate_all
+from VAE_model.imageio import ImageError, is_image_file, load_image
+from VAE_model.morph_classes import available_questions, class_labels, skipped_line
+from VAE_model.stage import Stage
+from VAE_model.runtime import CheckpointError, load_checkpoint, write_json
 
 
 def match_catalogs(decals: pd.DataFrame, bass: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:

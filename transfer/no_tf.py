@@ -33,18 +33,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-import numpy as np
-
-from VAE_model import readers, runfiles
-from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, part1_validation, require_test_pairs,
-                                  random_pair_distances, read_pair_labels, save_distance_histograms,
-                                  save_pair_gallery)
-from VAE_model.readers import read_pairs
-from VAE_model.stage import Stage
-from VAE_model.runtime import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main,
-                               describe_args, load_model, pick_device, pick_precision, seed_everything,
-                               write_json)
+from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,6 +44,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_amp_argument(parser)
     add_quiet_argument(parser)
     return parser.parse_args(argv)
+
+
+# Parsed before the imports below, so that --help and a mistyped flag answer at once, without loading
+# torch, pandas and the rest (seconds); main() parses the same arguments again.
+if __name__ == "__main__":
+    parse_args()
+
+import numpy as np
+
+from VAE_model import readers, runfiles
+from VAE_model.adaptation import (distance_table, evaluate_model, pair_caches, part1_validation, require_test_pairs,
+                                  random_pair_distances, read_pair_labels, save_distance_histograms,
+                                  save_pair_gallery)
+from VAE_model.readers import read_pairs
+from VAE_model.stage import Stage
+from VAE_model.runtime import load_model, pick_device, pick_precision, seed_everything, write_json
 
 
 def summary_line(name: str, metrics: dict) -> str:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import torch
 
-# Bandwidths of the multi-kernel RBF, as multiples of the median heuristic (median pairwise
-# squared distance of the pooled batch): spans a factor 16, so the kernel stays informative
-# whether the two surveys' clouds overlap or sit far apart (DAN uses a similar geometric family).
-DEFAULT_KERNEL_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
+from ..config import DEFAULT_KERNEL_MULTIPLIERS  # noqa: F401  (the multi-kernel bandwidths; torch-free there)
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

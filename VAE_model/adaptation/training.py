@@ -23,8 +23,7 @@ from ..runtime import Precision, load_checkpoint
 from ..training import NonFiniteLossError, epoch_seed, save_training_checkpoint, write_csv_rows
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss
 from .metrics import paired_distances, random_pair_distances
-
-METHODS = ("mmd", "paired")
+from ..config import ADAPT_METHODS as METHODS
 
 
 @dataclass
