@@ -150,7 +150,8 @@ def main(argv=None) -> int:
             latent_dim, _ = read_chosen_latent_dim(run)
             args.latent_dim = latent_dim      # args.json records the size used
             print(f"--latent-dim auto: {latent_dim}, chosen by the latent-size study ({run}/{runfiles.LATENT_SIZE_JSON})")
-        config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch, pose=args.pose)
+        config = VAEConfig(latent_dim=latent_dim, image_size=image_size, arch=args.arch, pose=args.pose,
+                           framing=readers.model_framing(list_path, paths))
         # a split that leaves nothing to train on is refused before any image is decoded
         train_idx, val_idx = split_indices(len(paths), args.val_fraction, args.seed)
         cache_dir = f"{run}/{runfiles.CACHE_DIR}"

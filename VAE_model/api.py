@@ -108,7 +108,7 @@ def encode(model, files, batch_size: int = 256, progress: bool = True) -> pd.Dat
     from .similarity import load_images_uint8
 
     paths, left_out = _image_paths(files)
-    images, ok, errors = load_images_uint8(paths, model.config.image_size, progress)
+    images, ok, errors = load_images_uint8(paths, model.config.image_size, progress, model.config.framing)
     skipped = left_out + list(zip([p for p, good in zip(paths, ok) if not good], errors))
     if not ok.any():
         first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""

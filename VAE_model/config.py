@@ -33,6 +33,9 @@ class VAEConfig:
     channels: tuple[int, ...] = (32, 64, 128)
     arch: str = "light"               # decoder variant, one of ARCHITECTURES (see models.py's docstring)
     pose: str = "moments"             # one of POSE_MODES; "none" is the reference study's plain VAE
+    # the framing of the images it was trained on (framing.Framing.settings() as JSON; "" = whole cutouts), so
+    # that images encoded later from files (api.encode, similarity queries) are framed the same way
+    framing: str = ""
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:

@@ -128,6 +128,18 @@ class Framing:
         known = {k: v for k, v in (settings or {}).items() if k in cls.__dataclass_fields__ and k != "radius_arcsec"}
         return cls(**known)
 
+    def to_json(self) -> str:
+        """The settings as VAEConfig.framing keeps them ("" when nothing is framed)."""
+        import json
+
+        return json.dumps(self.settings(), sort_keys=True) if self.active else ""
+
+    @classmethod
+    def from_json(cls, text: str) -> "Framing":
+        import json
+
+        return cls.from_settings(json.loads(text)) if text else cls()
+
     def for_image(self, radius_arcsec: float | None) -> "Framing":
         """This framing with one image's catalog radius (NaN: none, framed by its moments)."""
         return replace(self, radius_arcsec=float("nan") if radius_arcsec is None else float(radius_arcsec))

@@ -99,6 +99,15 @@ class ListFraming:
     identity: dict
 
 
+def model_framing(list_path, paths: list[str]) -> str:
+    """VAEConfig.framing of a model trained on an image list: its run's framing rule as JSON ("" when the
+    run does not frame), so that files encoded later by the model are framed as its training images were."""
+    from .framing import Framing
+
+    framing = read_framing(list_path, paths)
+    return "" if framing is None else Framing.from_settings(framing.settings).to_json()
+
+
 def read_framing(list_path, paths: list[str]) -> ListFraming | None:
     """The framing of an image list: from RUN/images.csv of the run the list belongs to (the list's
     folder, or the folder above for a list in a run's sub-folder such as transfer/decals_pairs.txt),

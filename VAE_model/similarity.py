@@ -227,15 +227,23 @@ def run_image_positions(run, paths) -> tuple[np.ndarray, np.ndarray] | None:
     return table["ra"].to_numpy(float), table["dec"].to_numpy(float)
 
 
-def load_images_uint8(paths, image_size: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_images_uint8(paths, image_size: int, progress: bool = False,
+                      framing: str = "") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load images with the one loader, quantised as in the cache: (uint8 (N, 3, S, S), ok mask, errors).
+
+    ``framing``: the model's VAEConfig.framing; each file is framed by that rule, measured on the file
+    (a catalog-radius framing falls back to the image's own light moments: a file has no catalog row).
 
     An unusable file (ImageError) leaves a zero image, ok False and its one-line reason in errors.
     """
     from tqdm import tqdm
 
     from .data import quantise_uint8
+    from .framing import Framing
     from .imageio import ImageError, load_image
+
+    frame = Framing.from_json(framing)
+    frame = frame.for_image(None) if frame.active else None
 
     paths = list(paths)
     images = np.zeros((len(paths), 3, image_size, image_size), np.uint8)
@@ -243,7 +251,7 @@ def load_images_uint8(paths, image_size: int, progress: bool = False) -> tuple[n
     errors = []
     for i, path in enumerate(tqdm(paths, desc="load images", unit="img", disable=not progress or len(paths) < 64)):
         try:
-            images[i] = quantise_uint8(load_image(path, image_size))
+            images[i] = quantise_uint8(load_image(path, image_size, frame=frame))
             ok[i] = True
         except ImageError as error:
             errors.append(str(error))
@@ -258,7 +266,7 @@ def encode_files(model, paths, device, orientation_average: bool = False) -> np.
     """
     from .features import encode_arrays
 
-    images, ok, errors = load_images_uint8(paths, model.config.image_size)
+    images, ok, errors = load_images_uint8(paths, model.config.image_size, framing=model.config.framing)
     if not ok.all():
         raise QueryError(errors[0])
     mu, _ = encode_arrays(model, images, device, orientation_average=orientation_average)

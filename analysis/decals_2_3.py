@@ -338,7 +338,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         for k in sizes:
             sub_run = run / runfiles.LATENT_SIZE_SUBRUN.format(latent_dim=k)
             config = VAEConfig(latent_dim=k, image_size=int(training["image_size"]), arch=str(training["arch"]),
-                               pose=str(training["pose"]))
+                               pose=str(training["pose"]), framing=readers.model_framing(list_path, paths))
             epochs, status = train_or_reuse(sub_run, cache, train_idx, val_idx, config, settings, device, precision,
                                             dict(record, latent_dim=k), progress=not args.quiet, log=log)
             stage.wrote(*(sub_run / name for name in (runfiles.TRAIN_ARGS, runfiles.CHECKPOINT, runfiles.BEST_CHECKPOINT,

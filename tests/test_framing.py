@@ -218,3 +218,36 @@ def test_a_box_that_does_not_fit_the_file_is_refused_in_one_line(tmp_path):
         load_image(path, 64, frame=CropBox(150.0, 110.0, 57))
     with pytest.raises(FramingError, match=r"--frame-fraction 0\.0: must lie in \(0, 1\]"):
         Framing("center", fraction=0.0)
+
+
+def test_a_model_trained_on_framed_images_frames_the_files_it_encodes_later(tmp_path):
+    import torch
+
+    from VAE_model import api
+    from VAE_model.config import VAEConfig
+    from VAE_model.models import VAE
+
+    images = tmp_path / "images"
+    images.mkdir()
+    path = write(images, "J000010+000000.0", small_galaxy(centre=(100.0, 140.0)))
+    run = tmp_path / "run"
+    assert run_datatxt(images, run, "--frame", "moments") == 0
+    list_path = run / runfiles.TRAIN_TXT
+    framing = readers.model_framing(list_path, read_image_list(list_path))
+    assert Framing.from_json(framing) == Framing("moments")
+    assert readers.model_framing(list_path, []) == framing
+    torch.manual_seed(0)
+    framed_model = VAE(VAEConfig(latent_dim=4, image_size=64, pose="none", framing=framing)).eval()
+    whole_model = VAE(VAEConfig(latent_dim=4, image_size=64, pose="none")).eval()
+    whole_model.load_state_dict(framed_model.state_dict())
+    cache = np.array(image_cache(list_path, 64, run / runfiles.CACHE_DIR, progress=False))
+    with torch.no_grad():
+        expected = framed_model.encode(torch.from_numpy(cache).float() / 255)[0].numpy()
+    framed = api.encode(framed_model, path, progress=False)
+    whole = api.encode(whole_model, path, progress=False)
+    mu = framed[[c for c in framed.columns if c.startswith("mu_")]].to_numpy()
+    # the file is framed as the run framed it (moments, measured on the file: the same box)
+    np.testing.assert_allclose(mu, expected, atol=1e-4)
+    assert not np.allclose(whole[[c for c in whole.columns if c.startswith("mu_")]].to_numpy(), expected, atol=1e-3)
+    # a checkpoint keeps the framing (VAEConfig round trip)
+    assert VAEConfig.from_dict(framed_model.config.to_dict()).framing == framing
