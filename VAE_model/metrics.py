@@ -98,13 +98,21 @@ def reconstruction_metrics(model, cache: np.ndarray, indices, device, batch_size
 
     Streams the memory-mapped cache in batches, so it works on 10^5 galaxies at 256 px.
     Reconstructions are clipped to [0, 1] (the range of the stretched inputs).
-    Returns {"mse_per_pixel": (n,), "ssim": (n,) or absent}, in the order of ``indices``.
+    Returns {"mse_per_pixel": (n,), "mse_per_pixel_inner": (n,), "ssim": (n,) or absent}, in the order
+    of ``indices``. ``mse_per_pixel_inner``: over the pixels within the inscribed circle (radius S/2),
+    the part of the image that a turned square frame keeps; the pose-separated VAE's canonical frame
+    cannot cover the corners outside it (their neighbours and sky), so the two say where its error is.
     """
     from tqdm import tqdm
 
     model.eval()
     indices = np.asarray(indices, dtype=np.int64)
     mse = np.zeros(len(indices))
+    mse_inner = np.zeros(len(indices))
+    side = cache.shape[-1]
+    centre = (side - 1) / 2
+    rows, columns = np.mgrid[:side, :side]
+    inner = torch.from_numpy(np.hypot(rows - centre, columns - centre) < side / 2).to(device)
     ssim_values = np.zeros(len(indices))
     starts = range(0, len(indices), batch_size)
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress, leave=False):
@@ -120,10 +128,12 @@ def reconstruction_metrics(model, cache: np.ndarray, indices, device, batch_size
         else:
             reconstruction = model(x)[0]
         reconstruction = reconstruction.float().clamp(0, 1)
-        mse[start:start + len(part)] = (reconstruction - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
+        squared = (reconstruction - x).pow(2)
+        mse[start:start + len(part)] = squared.flatten(1).mean(1).double().cpu().numpy()
+        mse_inner[start:start + len(part)] = squared[:, :, inner].flatten(1).mean(1).double().cpu().numpy()
         if ssim:
             ssim_values[start:start + len(part)] = ssim_torch(x, reconstruction).cpu().numpy()
-    result = {"mse_per_pixel": mse}
+    result = {"mse_per_pixel": mse, "mse_per_pixel_inner": mse_inner}
     if ssim:
         result["ssim"] = ssim_values
     return result

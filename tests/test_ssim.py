@@ -45,3 +45,25 @@ def test_ssim_of_identical_images_is_one_and_uint8_is_scaled():
 def test_ssim_rejects_images_smaller_than_the_window():
     with pytest.raises(ValueError, match="at least 11 px"):
         ssim_torch(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_reconstruction_mse_within_the_inscribed_circle_leaves_the_corners_out():
+    import torch
+
+    from VAE_model.metrics import reconstruction_metrics
+
+    side = 16
+    images = np.random.default_rng(0).integers(0, 255, (3, 3, side, side)).astype(np.uint8)
+    rows, columns = np.mgrid[:side, :side]
+    corners = np.hypot(rows - (side - 1) / 2, columns - (side - 1) / 2) >= side / 2
+
+    class CornersWrong(torch.nn.Module):
+        """Reconstructs every pixel exactly except the corners outside the inscribed circle (set to 0)."""
+        def forward(self, x):
+            return x * torch.from_numpy(~corners).to(x.dtype), None, None
+
+    result = reconstruction_metrics(CornersWrong(), images, np.arange(3), torch.device("cpu"), ssim=False)
+    assert np.all(result["mse_per_pixel"] > 0)
+    np.testing.assert_allclose(result["mse_per_pixel_inner"], 0.0, atol=1e-12)
+    expected = ((images / 255.0) ** 2 * corners).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(result["mse_per_pixel"], expected, rtol=1e-5)
