@@ -39,6 +39,7 @@ LOSS_PNG = "loss_history.png"
 RECON_PNG = "reconstructions.png"
 SPLIT_JSON = "split.json"                # train/validation indices into train.txt
 CACHE_DIR = "cache"                      # decode-once image caches
+CACHE_META = "cache/{list}_{size}px/meta.json"   # a list's cache, complete when this is there (data.cache_folder, shards.py)
 # analysis/decals_1.py
 SELECTION_DIR = "selection"
 CLASS_COUNTS_CSV = "selection/class_counts.csv"
