@@ -17,9 +17,11 @@ build resume: shards already written for the same content are kept.
 
 ``ShardedArray`` reads such a folder like the read-only memory map it replaces (``len``, ``shape``,
 ``dtype``, integer / slice / integer-array / boolean-mask indexing, a tuple whose first index picks
-rows, ``np.asarray``); each read is a plain read of the rows asked for (consecutive rows in one
-read), not a memory map, so a process that streams through the cache does not grow its resident
-memory with it (the operating system's page cache still keeps what was read). No torch here.
+rows, ``np.asarray``); every read returns a new array, gathered from the shards' memory maps (sorted
+rows per shard, consecutive rows as one slice). Plain file reads were measured 4x slower than the
+memory map on the 2-core development machine (~400 MB/s against 1.5-2 GB/s from the page cache).
+A process's resident set counts the mapped pages it has read (the page cache, given back under
+pressure), as with the one-file cache. No torch here.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from .files import atomic_write, write_json
 META = "meta.json"
 BUILDING = "building.json"
 LAYOUT_KEYS = ("shard_images", "n_shards")      # how the rows are laid out, not what they are
+OPEN_SHARDS = 256                                # shards kept memory-mapped at once per process
 
 
 class IncompleteShardsError(GalaxyVAEError):
@@ -93,7 +96,7 @@ class ShardedArray:
         self.shard_images = int(meta["shard_images"])
         self.n_shards = int(meta["n_shards"])
         self._item_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        self._offsets: dict[int, int] = {}      # data offset of each shard read so far (header checked)
+        self._open: dict[int, np.memmap] = {}   # shards mapped so far (least recently used first)
 
     def complete(self) -> bool:
         """Every shard file there with its header and all its bytes (one open per shard)."""
@@ -163,55 +166,62 @@ class ShardedArray:
 
     # ------------------------------------------------------------------ reading
     def _gather(self, rows: np.ndarray) -> np.ndarray:
-        """The given rows (in range, any order, repeats allowed) as a new C-contiguous array; each
-        shard touched is opened once and each run of consecutive rows read in one read."""
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        """The given rows (in range, any order, repeats allowed) as a new array, read in sorted order
+        (sequential reads) from each shard touched and put back in the order asked for."""
         if not len(rows):
-            return out
-        in_order = bool(np.all(rows[1:] >= rows[:-1]))
-        order = None if in_order else np.argsort(rows, kind="stable")
-        ordered = rows if in_order else rows[order]
-        target = out if in_order else np.empty_like(out)
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        order = None if len(rows) == 1 or (rows[1:] >= rows[:-1]).all() else np.argsort(rows, kind="stable")
+        ordered = rows if order is None else rows[order]
         shard_of = ordered // self.shard_images
-        edges = np.flatnonzero(np.diff(shard_of)) + 1
-        for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(ordered)]):
-            self._read_sorted(int(shard_of[lo]), ordered[lo:hi], target[lo:hi])
-        if not in_order:
-            out[order] = target
+        gathered = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        bounds = [0, *(np.flatnonzero(shard_of[1:] != shard_of[:-1]) + 1).tolist(), len(rows)]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            self._rows(int(shard_of[lo]), ordered[lo:hi], gathered[lo:hi])
+        if order is None:
+            return gathered
+        out = np.empty_like(gathered)
+        out[order] = gathered
         return out
 
-    def _read_sorted(self, k: int, rows: np.ndarray, into: np.ndarray) -> None:
+    def _rows(self, k: int, rows: np.ndarray, into: np.ndarray) -> None:
+        """Sorted rows of shard k copied out of its memory map into ``into`` (one copy; consecutive rows
+        as one slice)."""
         local = rows - k * self.shard_images
-        breaks = np.flatnonzero(np.diff(local) != 1) + 1
+        mapped = self._shard(k)
+        if local[-1] - local[0] == len(local) - 1:
+            into[...] = mapped[local[0]:local[-1] + 1]
+        else:
+            np.take(mapped, local, axis=0, out=into)
+
+    def _shard(self, k: int) -> np.ndarray:
+        """Shard k as a read-only memory map (header checked once), at most ``OPEN_SHARDS`` kept mapped:
+        each mapping holds a file descriptor, and ~1,800 shards of 10^7 galaxies would pass the usual limit."""
+        if k in self._open:
+            self._open[k] = self._open.pop(k)          # most recently used last
+            return self._open[k]
         path = self.folder / shard_name(k)
+        rows = min(self.shard_images, len(self) - k * self.shard_images)
+        expected = (rows, *self.shape[1:])
         try:
-            with open(path, "rb", buffering=0) as handle:
-                offset = self._offset(k, path)
-                for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(local)]):
-                    handle.seek(offset + int(local[lo]) * self._item_bytes)
-                    want = (hi - lo) * self._item_bytes
-                    view = memoryview(into[lo:hi]).cast("B")
-                    got = 0
-                    while got < want:
-                        n = handle.readinto(view[got:])
-                        if not n:
-                            raise IncompleteShardsError(f"{path}: shorter than its header says; delete "
-                                                        f"{self.folder} and re-run the stage that builds it")
-                        got += n
+            mapped = np.load(path, mmap_mode="r")
         except FileNotFoundError:
             raise IncompleteShardsError(f"{path}: missing; delete {self.folder} and re-run the stage that "
                                         "builds it") from None
+        except ValueError as error:                    # cut short, or not a .npy file
+            raise IncompleteShardsError(f"{path}: unreadable ({error}); delete {self.folder} and re-run the "
+                                        "stage that builds it") from None
+        if mapped.shape != expected or mapped.dtype != self.dtype:
+            raise IncompleteShardsError(f"{path}: shape {mapped.shape} {mapped.dtype}, expected {expected} "
+                                        f"{self.dtype}; delete {self.folder} and re-run the stage that builds it")
+        while len(self._open) >= OPEN_SHARDS:
+            self._open.pop(next(iter(self._open)))     # least recently used: unmapped, its descriptor closed
+        self._open[k] = mapped
+        return mapped
 
-    def _offset(self, k: int, path: Path) -> int:
-        if k not in self._offsets:
-            rows = min(self.shard_images, len(self) - k * self.shard_images)
-            shape, dtype, offset = _header(path)
-            if tuple(shape) != (rows, *self.shape[1:]) or dtype != self.dtype:
-                raise IncompleteShardsError(f"{path}: shape {tuple(shape)} {dtype}, expected "
-                                            f"{(rows, *self.shape[1:])} {self.dtype}; delete {self.folder} "
-                                            "and re-run the stage that builds it")
-            self._offsets[k] = offset
-        return self._offsets[k]
+    def __getstate__(self):                            # for DataLoader workers started by spawn: no mappings
+        state = dict(self.__dict__)
+        state["_open"] = {}
+        return state
 
 
 def _is_integer(key) -> bool:
