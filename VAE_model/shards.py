@@ -95,7 +95,6 @@ class ShardedArray:
         self.dtype = np.dtype(meta["dtype"])
         self.shard_images = int(meta["shard_images"])
         self.n_shards = int(meta["n_shards"])
-        self._item_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self._open: dict[int, np.memmap] = {}   # shards mapped so far (least recently used first)
 
     def complete(self) -> bool:
