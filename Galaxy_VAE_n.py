@@ -4,7 +4,7 @@ READS   RUN/train.txt (written by make_datatxt.py)
         RUN/latent_size/latent_size.json  only with --latent-dim auto (analysis/decals_2_3.py, run first)
 WRITES  RUN/args.json                 full configuration, seed and git commit
         RUN/split.json                train/validation indices into train.txt
-        RUN/cache/train_<S>px.npy     decode-once uint8 image cache (+ .json)
+        RUN/cache/train_<S>px/        decode-once uint8 image cache (shards + meta.json)
         RUN/checkpoint.pt             last epoch (model, optimizer, epoch, RNG), saved atomically
         RUN/best.pt                   best validation loss
         RUN/loss_history.csv|.png     per-epoch train/validation loss and images/s

@@ -1,20 +1,23 @@
 """The image data path: train.txt lists, the decode-once cache, batches and augmentation.
 
 Decode once: the images of an image list (``train.txt``) are loaded with the one loader
-(``imageio.load_image``), stretched to [0, 1] and stored as uint8 in a memory-mapped ``.npy``
-array (N, 3, S, S) under ``RUN/cache``. A JSON next to it records the list's SHA-1, the size and
-modification time of every listed image (``provenance.image_set_identity``), the image size, the
+(``imageio.load_image``), stretched to [0, 1] and stored as uint8 (N, 3, S, S) under
+``RUN/cache/<list>_<S>px/`` in shards of fixed size (``shards.py``: ``shard_00000.npy``, ... of
+``shard_images`` images each, ~1 GiB per shard by default, ``GALAXY_VAE_CACHE_SHARD_MB``) with a
+``meta.json`` written last. The meta (``cache_meta``) records the list's SHA-1, the size and
+modification time of every listed image (``provenance.image_set_identity``), the image size and the
 stretch and, for a framed run (make_datatxt --frame), the framing and its crop boxes
 (``readers.read_framing``); the cache is rebuilt automatically when any of them changes (a cutout replaced on disk
-under the same name is decoded again; a deleted one stops the build with its name). Every
-later read (training, latent extraction, adaptation) is a slice of that array, so epochs
-never re-read FITS files. uint8 quantisation (1/255 of the stretched range) is the same as
-the 8-bit JPEG cutouts Galaxy Zoo volunteers saw.
+under the same name is decoded again; a deleted one stops the build with its name); an interrupted
+build resumes, keeping the shards it had written. Every later read (training, latent extraction,
+adaptation) indexes that cache like an array (``shards.ShardedArray``), so epochs never re-read
+FITS files. uint8 quantisation (1/255 of the stretched range) is the same as the 8-bit JPEG
+cutouts Galaxy Zoo volunteers saw.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -22,12 +25,14 @@ import numpy as np
 import torch
 
 from .imageio import STRETCH, ImageError, load_image
-from .files import atomic_write, write_json
 from .imagelist import DataError, read_image_list, write_image_list
 from .readers import read_framing, write_train_list  # noqa: F401  (write_train_list kept importable from here)
 from .provenance import image_set_identity
+from .shards import LAYOUT_KEYS, META, ShardedArray, read_meta, write_shards
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3            # 3: sharded folder (2 and before: one .npy, rebuilt and removed)
+SHARD_MB = 1024              # default bytes per cache shard file, in MiB (GALAXY_VAE_CACHE_SHARD_MB overrides)
+SHARD_MB_ENV = "GALAXY_VAE_CACHE_SHARD_MB"
 
 
 def image_name(path: str) -> str:
@@ -42,8 +47,37 @@ def _list_digest(paths: list[str]) -> str:
 
 
 def _same_content(saved: dict, wanted: dict) -> bool:
-    """A cache is current when everything but the list's spelling (relative/absolute path) matches."""
-    return {k: v for k, v in saved.items() if k != "list"} == {k: v for k, v in wanted.items() if k != "list"}
+    """A cache is current when everything but the list's spelling (relative/absolute path) and the shard
+    layout (``shards.LAYOUT_KEYS``, plus the array's shape fields) matches."""
+    ignored = {"list", "n_images", "item_shape", "dtype", *LAYOUT_KEYS}
+
+    def content(meta):
+        return {k: v for k, v in meta.items() if k not in ignored}
+    return content(saved) == content(wanted)
+
+
+def cache_meta(paths: list[str], list_path: str | Path, image_size: int, framing=None) -> dict:
+    """What a cache's pixels are made from, the one place it is built: a cache whose saved meta differs
+    (but for the list's spelling) is rebuilt. A setting that changes the pixels is one more key here.
+    ``framing`` (readers.read_framing): a framed run's meta names its framing and crop boxes, so another
+    framing rebuilds the cache; an unframed run's meta is as before."""
+    meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
+            "images": image_set_identity(paths), "image_size": image_size, "scale": 255, "stretch": STRETCH}
+    if framing is not None:
+        meta["framing"] = framing.identity
+    return meta
+
+
+def cache_folder(list_path: str | Path, image_size: int, cache_dir: str | Path) -> Path:
+    """RUN/cache/<list stem>_<S>px: the folder of a list's cache (its shards and meta.json)."""
+    return Path(cache_dir) / f"{Path(list_path).stem}_{image_size}px"
+
+
+def shard_images(image_size: int) -> int:
+    """Images per cache shard: ``GALAXY_VAE_CACHE_SHARD_MB`` (default 1024 MiB) of (3, S, S) uint8
+    images, at least one (5,461 at 256 px, 87,381 at 64 px)."""
+    megabytes = float(os.environ.get(SHARD_MB_ENV) or SHARD_MB)
+    return max(1, int(megabytes * 2 ** 20) // (3 * image_size * image_size))
 
 
 def quantise_uint8(image: np.ndarray) -> np.ndarray:
@@ -57,46 +91,55 @@ def _load_uint8(args) -> np.ndarray:
 
 
 def image_cache(list_path: str | Path, image_size: int, cache_dir: str | Path, workers: int | None = None,
-                progress: bool = True) -> np.ndarray:
-    """The decode-once cache of an image list: a read-only uint8 memmap (N, 3, S, S).
+                progress: bool = True, images_per_shard: int | None = None) -> ShardedArray:
+    """The decode-once cache of an image list: a read-only uint8 array (N, 3, S, S) in shards.
 
-    Built (in parallel over CPU cores) when absent or stale. A file that fails to load stops
-    the build with an ImageError naming it, before any training step sees a NaN.
+    Built (in parallel over CPU cores) when absent or stale; an interrupted build resumes from the
+    shards it had written. A file that fails to load stops the build with an ImageError naming it,
+    before any training step sees a NaN. ``images_per_shard``: the shard size of a new build (default
+    ``shard_images``); an existing current cache is used whatever its shard size.
     """
     paths = read_image_list(list_path)
-    cache_dir = Path(cache_dir)
-    stem = f"{Path(list_path).stem}_{image_size}px"
-    array_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
-    meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
-            "images": image_set_identity(paths), "n_images": len(paths), "image_size": image_size,
-            "dtype": "uint8", "scale": 255, "stretch": STRETCH}
-    # the crop of each image (make_datatxt --frame, recorded in the run's images.csv): a framed run's
-    # meta names its framing, so another framing rebuilds the cache; an unframed one is as before
+    folder = cache_folder(list_path, image_size, cache_dir)
+    # the crop of each image (make_datatxt --frame, recorded in the run's images.csv; None: unframed)
     framing = read_framing(list_path, paths)
-    if framing is not None:
-        meta["framing"] = framing.identity
-    if array_path.exists() and meta_path.exists() and _same_content(json.loads(meta_path.read_text()), meta):
-        return np.load(array_path, mmap_mode="r")
-    # the array under a temporary name per process: two builds at once never write into one file
-    with atomic_write(array_path, "path") as tmp_path:
-        array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
-                                          shape=(len(paths), 3, image_size, image_size))
-        _fill_cache(array, paths, image_size, workers, progress, framing.frames if framing else None)
-        array.flush()
-        del array
-    write_json(meta, meta_path)
-    return np.load(array_path, mmap_mode="r")
-
-
-def _fill_cache(array, paths, image_size, workers, progress, frames=None) -> None:
+    frames = framing.frames if framing is not None else [None] * len(paths)
+    wanted = cache_meta(paths, list_path, image_size, framing)
+    saved = read_meta(folder / META)
+    if saved is not None and _same_content(saved, wanted):
+        cache = ShardedArray(folder, saved)
+        if cache.complete():      # every shard there, whole (else rebuilt below)
+            return cache
+    for suffix in (".npy", ".json"):   # a one-file cache of version <= 2 (59 GB at 300k at 256 px)
+        (folder.parent / f"{folder.name}{suffix}").unlink(missing_ok=True)
     from tqdm import tqdm
 
+    with tqdm(total=len(paths), desc=f"decode {len(paths)} images once", unit="img", disable=not progress) as bar:
+        with _decoder(workers, len(paths)) as decode:
+            def rows(start, stop):
+                for image in decode([(p, image_size, frame) for p, frame in zip(paths[start:stop], frames[start:stop])]):
+                    bar.update()
+                    yield image
+            return write_shards(folder, wanted, rows, len(paths), (3, image_size, image_size),
+                                images_per_shard or shard_images(image_size), np.uint8,
+                                same=_same_content, on_kept=bar.update)
+
+
+def open_image_cache(path: str | Path) -> ShardedArray:
+    """A built cache as it is (its folder or its meta.json), without the staleness check or a build: for
+    readers that only look (the notebooks). ``shards.IncompleteShardsError`` if the build did not finish."""
+    from .shards import open_shards
+
+    return open_shards(path)
+
+
+@contextlib.contextmanager
+def _decoder(workers: int | None, n_images: int):
+    """``decode(jobs)``: an iterator of the uint8 images of (path, size, frame) jobs, in order; over a pool of
+    ``workers`` processes (default: the CPU cores, at most 8) for 64 images or more."""
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(p, image_size, frame) for p, frame in zip(paths, frames or [None] * len(paths))]
-    bar = dict(total=len(paths), desc=f"decode {len(paths)} images once", unit="img", disable=not progress)
-    if workers <= 1 or len(paths) < 64:
-        for i, job in enumerate(tqdm(jobs, **bar)):
-            array[i] = _load_uint8(job)
+    if workers <= 1 or n_images < 64:
+        yield lambda jobs: map(_load_uint8, jobs)
         return
     from multiprocessing import get_context
 
@@ -104,8 +147,7 @@ def _fill_cache(array, paths, image_size, workers, progress, frames=None) -> Non
 
     # the workers ignore Ctrl-C: the main process alone stops (one line, no traceback per worker)
     with get_context("spawn").Pool(workers, initializer=ignore_interrupts) as pool:
-        for i, image in enumerate(tqdm(pool.imap(_load_uint8, jobs, chunksize=16), **bar)):
-            array[i] = image
+        yield lambda jobs: pool.imap(_load_uint8, jobs, chunksize=16)
 
 
 def to_float(batch_uint8: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
@@ -142,7 +184,7 @@ class CachedBatches(torch.utils.data.Dataset):
     reads with compute on a GPU.
     """
 
-    def __init__(self, cache: np.ndarray, batches: list[np.ndarray]):
+    def __init__(self, cache, batches: list[np.ndarray]):
         self.cache = cache
         self.batches = batches
 
@@ -230,5 +272,6 @@ def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.nda
 
 
 __all__ = ["DataError", "ImageError", "read_image_list", "write_image_list", "image_name", "image_cache",
+           "cache_meta", "cache_folder", "open_image_cache", "shard_images",
            "quantise_uint8", "to_float", "draw_augmentation", "augment", "make_batches", "shard", "batch_loader",
            "device_batches", "split_indices"]

@@ -259,6 +259,21 @@ def read_table(run, name: str, stage: str, columns=(), dtype=None) -> pd.DataFra
     return table
 
 
+def read_outlier_scores(run, columns=(), paths: bool = False) -> pd.DataFrame:
+    """RUN/outliers/outlier_scores.csv (analysis/decals_4.py), current, with image_index and ``columns``.
+    The table keeps image_index and name, not each image's full path (GBs at 10^7 galaxies); ``paths``
+    adds a "path" column from the run's train.txt, line image_index (the list the scores were made from)."""
+    table = read_table(run, rf.OUTLIER_SCORES_CSV, OUTLIERS, ("image_index", *columns), dtype={"name": str})
+    if paths:
+        listed = read_train_list(run)
+        index = table["image_index"].to_numpy(int)
+        if len(index) and (index.min() < 0 or index.max() >= len(listed)):
+            raise StaleInputError(f"{Path(run) / rf.OUTLIER_SCORES_CSV}: image_index beyond the {len(listed)} images "
+                                  f"of train.txt; re-run `{_command(OUTLIERS, run)}`")
+        table["path"] = np.asarray(listed, dtype=object)[index]
+    return table
+
+
 def read_class_index(run) -> pd.DataFrame:
     return read_table(run, rf.CLASS_INDEX_CSV, MATCH, ("image_index", "question", "label"))
 

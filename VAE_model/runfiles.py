@@ -39,6 +39,7 @@ LOSS_PNG = "loss_history.png"
 RECON_PNG = "reconstructions.png"
 SPLIT_JSON = "split.json"                # train/validation indices into train.txt
 CACHE_DIR = "cache"                      # decode-once image caches
+CACHE_META = "cache/{list}_{size}px/meta.json"   # a list's cache, complete when this is there (data.cache_folder, shards.py)
 # analysis/decals_1.py
 SELECTION_DIR = "selection"
 CLASS_COUNTS_CSV = "selection/class_counts.csv"
@@ -100,7 +101,7 @@ LATENT_SIZE_PNG = "latent_size/latent_size.png"
 LATENT_SIZE_JSON = "latent_size/latent_size.json"          # chosen size, rule, config
 LATENT_SIZE_RECON_NPZ = "latent_size/reconstructions.npz"  # originals, recon_<k>, names (same validation galaxies)
 LATENT_SIZE_RECON_PNG = "latent_size/reconstructions_by_size.png"  # the same, as an image grid
-OUTLIER_SCORES_CSV = "outliers/outlier_scores.csv"         # ranked: image_index, name, path, scores, rank
+OUTLIER_SCORES_CSV = "outliers/outlier_scores.csv"         # ranked: image_index, name, scores, rank (path: readers.read_outlier_scores)
 OUTLIER_GALLERY_PNG = "outliers/top_outliers.png"
 OUTLIER_CONFIG_JSON = "outliers/outliers_config.json"
 DEFECT_SCORES_JSON = "outliers/defect_scores.json"         # mock survey: precision/recall of planted defects

@@ -336,7 +336,7 @@ def draw_maps(args, run: Path, methods: list[str], stage) -> str:
         question_classes = map_questions(classes, label_columns)
         score = None
         if args.outlier_score:
-            scores = readers.read_table(run, runfiles.OUTLIER_SCORES_CSV, readers.OUTLIERS, ("image_index", "combined_score"))
+            scores = readers.read_outlier_scores(run, ("combined_score",))
             score = np.full(len(mu), np.nan)
             score[scores["image_index"].to_numpy(dtype=int)] = scores["combined_score"].to_numpy(dtype=float)
     except (ValueError, KeyError, IndexError) as error:

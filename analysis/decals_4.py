@@ -23,8 +23,9 @@ random expectation k/N. The truth table is only read for this score, never for t
 READS   RUN/latents/mu.npy, RUN/latents/names.csv (analysis/decals_2_2.py), RUN/train.txt,
         RUN/best.pt (Galaxy_VAE_n.py; or --checkpoint), RUN/cache (built if absent),
         --mock-dir: MOCK_DIR/truth.parquet (only to score planted defects; 'none' on real data)
-WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, path, iforest_score, lof_score,
-                                           recon_mse, combined_score, rank (1 = most unusual)
+WRITES  RUN/outliers/outlier_scores.csv    ranked: image_index, name, iforest_score, lof_score,
+                                           recon_mse, combined_score, rank (1 = most unusual); the image's
+                                           path is line image_index of train.txt (readers.read_outlier_scores)
         RUN/outliers/top_outliers.png      the top --top images and their reconstructions, with scores
         RUN/outliers/defect_scores.json|.csv   mock survey only: top-k precision/recall per method
         RUN/outliers/outliers_config.json  flags, checkpoint, seed, git commit
@@ -44,7 +45,8 @@ from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_m
                                 add_runtime_arguments, cli_main, describe_args, positive_int)
 
 METHODS = ("iforest_score", "lof_score", "recon_mse", "combined_score")
-SCORE_COLUMNS = ["image_index", "name", "path", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
+# no full path per row (GBs at 10^7 galaxies): image_index is the line of train.txt (readers.read_outlier_scores)
+SCORE_COLUMNS = ["image_index", "name", "iforest_score", "lof_score", "recon_mse", "combined_score", "rank"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -131,7 +133,7 @@ def outlier_table(paths: list[str], mu: np.ndarray, recon_mse: np.ndarray, seed:
     """All scores, sorted by the combined score (rank 1 = most unusual; ties keep train.txt order)."""
     iforest, lof = latent_outlier_scores(mu, seed, n_neighbors, n_estimators, neighbours)
     table = pd.DataFrame({"image_index": np.arange(len(paths)), "name": [image_name(p) for p in paths],
-                          "path": paths, "iforest_score": iforest, "lof_score": lof, "recon_mse": recon_mse,
+                          "iforest_score": iforest, "lof_score": lof, "recon_mse": recon_mse,
                           "combined_score": combine_scores(iforest, lof, recon_mse)})
     table = table.sort_values("combined_score", ascending=False, kind="stable").reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)

@@ -216,8 +216,7 @@ def outlier_table(run: Path, n: int) -> pd.DataFrame | None:
     path = run / runfiles.OUTLIER_SCORES_CSV
     if not path.exists():
         return None
-    table = readers.read_table(run, runfiles.OUTLIER_SCORES_CSV, readers.OUTLIERS, ("image_index", "name", "rank"),
-                               dtype={"name": str})
+    table = readers.read_outlier_scores(run, ("name", "rank"))
     return table[table["image_index"].between(0, n - 1)].sort_values("rank").reset_index(drop=True)
 
 

@@ -14,7 +14,7 @@ READS   outliers/*.ipynb, transfer/*.ipynb (the repository's notebooks) and what
                          pairs_examples.png (transfer/make_pairs.py)
           no_tf          RUN/transfer/metrics_before.json, distances_before.csv, mu_*_before.npy (transfer/no_tf.py)
           outline        RUN/transfer/metrics_before.json, distances_before.csv, pairs_most|least_alike.png,
-                         RUN/cache/{decals,bass}_pairs_<S>px.npy (transfer/no_tf.py)
+                         RUN/cache/{decals,bass}_pairs_<S>px/meta.json + shards (transfer/no_tf.py)
           ts_resu2       RUN/transfer/before_after.md, distance_hist.png, adapted.json (transfer/evaluate.py),
                          <method>/history.csv, adapt_summary.json (transfer/adapt.py)
 WRITES  RUN/notebooks/<name>.ipynb  the executed copy (outputs and figures)

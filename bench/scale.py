@@ -14,9 +14,11 @@ time and peak memory (the process's maximum resident set, from os.wait4):
     explorer        analysis/explore.py                      (the page; its size is reported too)
     stale           python -m VAE_model.provenance stale     (the Makefile's provenance check)
 
-For each stage: CPU seconds (user + system; the wall time is kept in scale.json) and peak MB at
-every size, the growth exponent b of time ~ N^b between the
-two largest sizes (fixed costs such as imports make it low at small N: read it with the times), and
+Before it runs it prints its plan: the disk each size takes (cutouts, the decode-once cache, the run)
+and its expected CPU time, and stops if the disk has not that much free. For each stage: CPU seconds
+(user + system; the wall time is kept in scale.json) and peak MB at every size, the growth exponent b
+of time ~ N^b between the two largest sizes and, with three sizes or more, between the smallest and
+the largest (fixed costs such as imports make it low at small N: read it with the times), and
 the time and the peak memory extrapolated to 300,000 (a Galaxy Zoo DECaLS run) and 10^7 galaxies (the
 Legacy Surveys) along their measured slopes between the two largest sizes, on this machine (a lower
 bound, marked '>=', where the growing part is super-linear: b > 1.15). With three sizes or more, each stage's time is also fitted as
@@ -27,9 +29,11 @@ before a change) on the same fake images, for a before/after table.
 READS   nothing (the cutouts are written here)
 WRITES  OUT/images_<N>/, OUT/run_<N>/   the fake survey and its run, per size (--keep; else removed)
         OUT/scale.json, scale.csv        every measurement, the exponents and extrapolations, settings
-        OUT/scale.md                     the table (as README's "Scale" section shows it)
+        OUT/scale.md                     the table (as README's "Scale" section shows it), with the peak
+                                         memory of each stage (latent extraction named) at 300,000
 
     OMP_NUM_THREADS=1 python bench/scale.py --sizes 1000,4000,16000 --epochs 1      # ~10 min, 1 core
+    OMP_NUM_THREADS=1 python bench/scale.py --sizes 16000,32000,64000 --epochs 1    # issue 19's range: ~40 min CPU, 4.4 GB
     python bench/scale.py --sizes 2000,8000 --code-dir /tmp/before --out runs/scale_before
 """
 from __future__ import annotations
@@ -50,6 +54,13 @@ from VAE_model.cli_args import cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (300_000, 10_000_000)
+# For the plan printed before a run (measured with this script, README "Scale": 1,000 to 9,000 fake 64 px
+# galaxies, one torch/OpenMP thread): the whole chain took ~96 CPU s of fixed costs (imports, model loads)
+# plus ~12 ms per galaxy, and writing a fake 64 px cutout ~5 ms; per-galaxy costs taken to grow with the
+# pixels, (S / 64)^2. The superlinear parts (none expected now) would make it longer.
+CHAIN_FIXED_S, CHAIN_PER_GALAXY_S, CUTOUT_PER_GALAXY_S = 96.0, 0.012, 0.005
+RUN_BYTES_PER_GALAXY = 2_000       # latents, tables, neighbour graph, records of a run (a generous bound)
+MEMORY_TARGET_MB = 4096            # issue 19: every stage's peak under 4 GB at 300,000 galaxies
 STAGES = ("make_datatxt", "train", "latents", "maps", "outliers", "query_first", "query_later", "explorer", "stale")
 
 
@@ -134,17 +145,65 @@ def stage_commands(args, run: Path, images: Path) -> dict[str, list[str]]:
     }
 
 
-def run_stage(command: list[str], env: dict, log: Path) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds, peak resident MB, exit status) of one stage process. CPU time (user +
-    system, the stage and the worker processes it waited for) is what the growth is read from: on a
-    shared machine the wall time also counts the waits for other people's processes."""
+def cutout_bytes(size: int) -> int:
+    """Bytes of one fake cutout on disk (FITS: 2,880-byte blocks of header and data; one written and measured)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return Path(fake_cutouts(Path(folder), 1, size, 0)[0]).stat().st_size
+
+
+def plan(args) -> tuple[list[str], int]:
+    """Lines saying, before anything runs, the disk each size takes (cutouts + the decode-once cache + the
+    run) and the CPU time it is expected to take; and the bytes needed at once (all sizes with --keep,
+    else the largest)."""
+    per_image = cutout_bytes(args.image_size) + 3 * args.image_size ** 2 + RUN_BYTES_PER_GALAXY
+    pixels = (args.image_size / 64) ** 2
+    lines, total_s = [], 0.0
+    for n in args.sizes:
+        seconds = CHAIN_FIXED_S + n * pixels * (CHAIN_PER_GALAXY_S + CUTOUT_PER_GALAXY_S)
+        total_s += seconds
+        lines.append(f"  N = {n:,}: {per_image * n / 1e9:.1f} GB on disk, ~{duration(seconds)} CPU")
+    needed = per_image * (sum(args.sizes) if args.keep else max(args.sizes))
+    lines.append(f"  all sizes: ~{duration(total_s)} CPU (wall about the same on an idle machine with one thread, "
+                 f"2-3x on a loaded one); {needed / 1e9:.1f} GB of disk at most "
+                 f"({'all sizes kept, --keep' if args.keep else 'each size removed after it is measured'})")
+    return lines, needed
+
+
+def anonymous_mb(pid: int) -> float | None:
+    """The process's resident anonymous memory now (RssAnon of /proc/PID/status), None where unreadable.
+    Unlike the resident set it leaves out file pages mapped and read (the memory-mapped image cache,
+    which the page cache gives back under pressure)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def run_stage(command: list[str], env: dict, log: Path) -> tuple[float, float, float, float | None, int]:
+    """(wall seconds, CPU seconds, peak resident MB, peak anonymous MB (sampled every 50 ms; None where
+    /proc is not there), exit status) of one stage process. CPU time (user + system, the stage and the
+    worker processes it waited for) is what the growth is read from: on a shared machine the wall time
+    also counts the waits for other people's processes."""
     start = time.perf_counter()
+    anonymous = None
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=env["SCALE_CWD"])
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            now = anonymous_mb(process.pid)
+            anonymous = now if anonymous is None or (now is not None and now > anonymous) else anonymous
+            time.sleep(0.05)
     process.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return time.perf_counter() - start, cpu, usage.ru_maxrss / 1024.0, process.returncode   # ru_maxrss: KiB on Linux
+    return time.perf_counter() - start, cpu, usage.ru_maxrss / 1024.0, anonymous, process.returncode   # ru_maxrss: KiB
 
 
 # ----------------------------------------------------------------------------- growth
@@ -210,15 +269,20 @@ def summarise(args, measured: dict) -> list[dict]:
         memory = [measured[n][stage]["peak_mb"] for n in args.sizes]
         b = growth(args.sizes, seconds)
         fit = fixed_cost_fit(args.sizes, seconds)
+        whole = growth([args.sizes[0], args.sizes[-1]], [seconds[0], seconds[-1]])
         row = {"stage": stage, **{f"s_{n}": round(s, 2) for n, s in zip(args.sizes, seconds)},
                **{f"mb_{n}": round(m) for n, m in zip(args.sizes, memory)},
                "exponent": None if b is None else round(b, 2),
+               "exponent_whole_range": None if whole is None else round(whole, 2),
                "fixed_s": None if fit is None else round(fit[0], 1),
                "growing_exponent": None if fit is None else round(fit[2], 2)}
+        anonymous = [measured[n][stage].get("peak_anonymous_mb") for n in args.sizes]
         for target in TARGETS:
             t = extrapolate_time(args.sizes, seconds, target)
             row[f"s_at_{target}"] = None if t is None else round(t, 1)
             row[f"mb_at_{target}"] = round(extrapolate_memory(args.sizes, memory, target))
+            row[f"anonymous_mb_at_{target}"] = (None if None in anonymous else
+                                                round(extrapolate_memory(args.sizes, anonymous, target)))
         rows.append(row)
     return rows
 
@@ -238,13 +302,17 @@ def memory(megabytes: float) -> str:
 
 def markdown(args, rows: list[dict], measured: dict) -> str:
     sizes = args.sizes
-    head = (["stage"] + [f"{n:,}: CPU s / peak" for n in sizes] + [f"b ({sizes[-2]:,} to {sizes[-1]:,})",
-                                                                  "fixed s + b of the rest"]
+    whole = len(sizes) >= 3         # with two sizes the whole range is the last step
+    head = (["stage"] + [f"{n:,}: CPU s / peak" for n in sizes] + [f"b ({sizes[-2]:,} to {sizes[-1]:,})"]
+            + ([f"b ({sizes[0]:,} to {sizes[-1]:,})"] if whole else []) + ["fixed s + b of the rest"]
             + [f"at {t:,}: time / peak" for t in TARGETS])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["stage"]] + [f"{row[f's_{n}']:.1f} s / {memory(row[f'mb_{n}'])}" for n in sizes]  # CPU s
         cells.append("-" if row["exponent"] is None else f"{row['exponent']:.2f}")
+        if whole:
+            b = row.get("exponent_whole_range")
+            cells.append("-" if b is None else f"{b:.2f}")
         cells.append("-" if row["growing_exponent"] is None else f"{row['fixed_s']:.0f} s + N^{row['growing_exponent']:.2f}")
         bound = ">= " if superlinear(row) else ""
         cells += [f"{bound}{duration(row[f's_at_{t}'])} / {memory(row[f'mb_at_{t}'])}" for t in TARGETS]
@@ -252,6 +320,17 @@ def markdown(args, rows: list[dict], measured: dict) -> str:
     total = {n: sum(measured[n][s]["seconds"] for s in args.stages) for n in sizes}
     lines.append("")
     lines.append("chain total (CPU): " + ", ".join(f"{n:,}: {duration(t)}" for n, t in total.items()))
+    at = TARGETS[0]
+    for key, what in ((f"mb_at_{at}", "resident set, counting the image-cache pages read"),
+                      (f"anonymous_mb_at_{at}", "anonymous memory, sampled: without the cache pages")):
+        peaks = {row["stage"]: row[key] for row in rows if row.get(key) is not None}
+        if not peaks:
+            continue
+        top = max(peaks, key=peaks.get)
+        extraction = f"latent extraction {memory(peaks['latents'])}, " if "latents" in peaks else ""
+        lines.append(f"peak memory at {at:,} ({what}; along the slope between the two largest sizes): "
+                     f"{extraction}largest {memory(peaks[top])} ({top}); target under {memory(MEMORY_TARGET_MB)}"
+                     f"{'' if peaks[top] < MEMORY_TARGET_MB else ' (NOT met)'}")
     pages = {n: measured[n].get("explorer", {}).get("page_mb") for n in sizes}
     if any(v is not None for v in pages.values()):
         lines.append("explorer page: " + ", ".join(f"{n:,}: {v:.1f} MB" for n, v in pages.items() if v is not None))
@@ -300,6 +379,14 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.from_json:
+        lines, needed = plan(args)
+        print(f"plan ({args.image_size} px, {args.epochs} epoch(s)):", *lines, sep="\n", flush=True)
+        free = shutil.disk_usage(out).free
+        if free < needed * 1.1:
+            print(f"error: {out}: {free / 1e9:.1f} GB free, the benchmark needs ~{needed / 1e9:.1f} GB; free some "
+                  "space, choose smaller --sizes or another --out", file=sys.stderr)
+            return 1
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
         measured = {int(n): stages for n, stages in saved["measured"].items()}
@@ -324,17 +411,19 @@ def main(argv=None) -> int:
         commands = stage_commands(args, run, images)
         measured[n] = {}
         for stage in args.stages:
-            wall, seconds, peak_mb, status = run_stage(commands[stage], env, out / f"log_{n}_{stage}.txt")
+            wall, seconds, peak_mb, anonymous, status = run_stage(commands[stage], env, out / f"log_{n}_{stage}.txt")
             if status != 0:
                 print(f"error: stage {stage} at N = {n} exited with {status}; see {out / f'log_{n}_{stage}.txt'}",
                       file=sys.stderr)
                 return 1
-            measured[n][stage] = {"seconds": round(seconds, 3), "wall_seconds": round(wall, 3), "peak_mb": round(peak_mb, 1)}
+            measured[n][stage] = {"seconds": round(seconds, 3), "wall_seconds": round(wall, 3), "peak_mb": round(peak_mb, 1),
+                                  "peak_anonymous_mb": None if anonymous is None else round(anonymous, 1)}
             if stage == "explorer":
                 page = run / "explorer" / "index.html"
                 measured[n][stage]["page_mb"] = round(page.stat().st_size / 1e6, 2) if page.exists() else None
             if not args.quiet:
-                print(f"  N = {n:,} {stage:12s} {seconds:8.1f} s CPU {wall:8.1f} s wall  peak {peak_mb:7.0f} MB", flush=True)
+                print(f"  N = {n:,} {stage:12s} {seconds:8.1f} s CPU {wall:8.1f} s wall  peak {peak_mb:7.0f} MB"
+                      + ("" if anonymous is None else f" ({anonymous:.0f} MB anonymous)"), flush=True)
         if not args.keep:
             shutil.rmtree(images, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)

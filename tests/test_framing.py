@@ -145,7 +145,7 @@ def test_the_cache_and_later_stages_see_the_framed_image_and_rebuild_when_the_fr
     assert run_datatxt(images, run) == 0                    # the default: no framing, no framing columns
     assert "crop_side_px" not in (run / runfiles.IMAGES_CSV).read_text().splitlines()[0]
     whole = np.array(image_cache(run / runfiles.TRAIN_TXT, 64, cache_dir, progress=False))
-    meta_path = cache_dir / "train_64px.json"
+    meta_path = cache_dir / "train_64px" / "meta.json"
     assert "framing" not in json.loads(meta_path.read_text())
     assert readers.read_framing(run / runfiles.TRAIN_TXT, read_image_list(run / runfiles.TRAIN_TXT)) is None
 

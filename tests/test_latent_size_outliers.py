@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 import Galaxy_VAE_n
 from analysis import decals_2_2, decals_2_3, decals_4
-from VAE_model import runfiles
+from VAE_model import readers, runfiles
 from VAE_model.data import write_train_list
 from VAE_model.imageio import write_fits_cutout
 from VAE_model.latent_size import choose_latent_size, smallest_within_tolerance
@@ -187,7 +188,11 @@ def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, ca
     assert decals_2_2.main(["--run", str(run), "--skip-classes", "--quiet"]) == 0
     assert decals_4.main(["--run", str(run), "--mock-dir", str(tmp_path), "--quiet"]) == 0
     scores = pd.read_csv(run / runfiles.OUTLIER_SCORES_CSV)
-    assert list(scores.columns) == decals_4.SCORE_COLUMNS
+    assert list(scores.columns) == decals_4.SCORE_COLUMNS and "path" not in scores.columns   # no path per row
+    with_paths = readers.read_outlier_scores(run, paths=True)      # the path of each row, from train.txt
+    listed = (run / runfiles.TRAIN_TXT).read_text().split()
+    assert list(with_paths["path"]) == [listed[i] for i in with_paths["image_index"]]
+    assert [Path(p).stem for p in with_paths["path"]] == list(with_paths["name"].astype(str))
     assert len(scores) == 44 and list(scores["rank"]) == list(range(1, 45))
     assert scores["combined_score"].is_monotonic_decreasing
     assert (run / runfiles.OUTLIER_GALLERY_PNG).exists()

@@ -21,6 +21,7 @@ from test_transfer import build_transfer_run
 from analysis import notebooks as notebooks_script
 from VAE_model import provenance, runfiles
 from VAE_model.notebooks import NOTEBOOKS, ROOT, kernel_manager
+from VAE_model.shards import open_shards, write_shards
 
 NAMES = [notebook.name for notebook in NOTEBOOKS]
 # what each notebook must tell a user to run on an empty run directory (written out, not taken from the code)
@@ -113,12 +114,16 @@ def test_visualization_reads_the_run_of_the_variable_and_writes_nothing_into_it(
 def test_executed_copy_is_out_of_date_when_what_it_read_changes(executed, tmp_path):
     run = copy_run(executed["run"], tmp_path / "run")
     assert provenance.stale_files(run) == []
-    cache = run / runfiles.CACHE_DIR / "decals_pairs_64px.npy"     # read by outline.ipynb; no record of its own
-    images = np.load(cache)
-    np.save(cache, 255 - images)
+    # the pairs' cache, read by outline.ipynb (no record of its own), rebuilt from changed images: its
+    # meta.json, written last by every build, says so
+    meta = run / runfiles.CACHE_META.format(list="decals_pairs", size=64)
+    cache = open_shards(meta)
+    made_from = {**cache.meta, "images": {"n": len(cache), "stat_sha1": "other images"}}
+    write_shards(meta.parent, made_from, lambda start, stop: iter(255 - cache[start:stop]), len(cache),
+                 cache.shape[1:], cache.shard_images)
     stale = dict(provenance.stale_files(run))
     assert set(stale) == {"notebooks/outline.ipynb", "notebooks/outline.html"}
-    assert "decals_pairs_64px.npy changed" in stale["notebooks/outline.ipynb"]
+    assert "decals_pairs_64px/meta.json changed" in stale["notebooks/outline.ipynb"]
     # a stage output it read, re-made: the copy is out of date, and re-executing refuses the old output
     (run / runfiles.TRANSFER_BEFORE_AFTER_MD).write_text("edited by hand\n")
     assert "notebooks/ts_resu2.ipynb" in dict(provenance.stale_files(run))

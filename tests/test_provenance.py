@@ -46,7 +46,7 @@ def test_cache_decodes_a_replaced_cutout_again_and_names_a_deleted_one(tiny_run)
     os.remove(paths[5])
     with pytest.raises(ImageError, match=re.escape(Path(paths[5]).name)):
         image_cache(tiny_run / runfiles.TRAIN_TXT, 64, tiny_run / runfiles.CACHE_DIR, progress=False)
-    assert not list((tiny_run / runfiles.CACHE_DIR).glob(".*.tmp")), "temporary cache file left behind"
+    assert not list((tiny_run / runfiles.CACHE_DIR).rglob(".*.tmp")), "temporary cache file left behind"
 
 
 def test_a_replaced_image_makes_train_txt_and_everything_after_it_out_of_date(trained, capsys):

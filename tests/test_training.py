@@ -64,8 +64,8 @@ def test_cache_is_reused_whether_the_list_is_named_by_relative_or_absolute_path(
     from VAE_model.data import image_cache
 
     first = image_cache(tiny_run / "train.txt", 64, tiny_run / "cache", progress=False)
-    stamp = (tiny_run / "cache" / "train_64px.npy").stat().st_mtime_ns
+    stamp = (tiny_run / "cache" / "train_64px" / "meta.json").stat().st_mtime_ns
     monkeypatch.chdir(tiny_run.parent)
     again = image_cache("run/train.txt", 64, "run/cache", progress=False)
-    assert (tiny_run / "cache" / "train_64px.npy").stat().st_mtime_ns == stamp
+    assert (tiny_run / "cache" / "train_64px" / "meta.json").stat().st_mtime_ns == stamp
     assert np.array_equal(first, again)

@@ -21,7 +21,7 @@ WRITES  RUN/transfer/metrics_before.json       metrics + configuration
         RUN/transfer/distance_before.png       paired vs random-pair distance histogram
         RUN/transfer/pairs_most_alike.png      test pairs with the smallest latent distance
         RUN/transfer/pairs_least_alike.png     test pairs with the largest latent distance
-        RUN/cache/{decals,bass}_pairs_<S>px.npy  decode-once caches of the pair images
+        RUN/cache/{decals,bass}_pairs_<S>px/    decode-once caches of the pair images (shards + meta.json)
 
 Next: transfer/adapt.py --method mmd and --method paired.
 

@@ -2,7 +2,7 @@
 
 READS   RUN/transfer/pairs.csv, decals_pairs.txt, bass_pairs.txt, pair_labels.csv (transfer/make_pairs.py),
         RUN/train.txt and RUN/split.json (Part I)
-WRITES  RUN/cache/decals_pairs_<S>px.npy, bass_pairs_<S>px.npy (decode-once caches, via data.image_cache)
+WRITES  RUN/cache/decals_pairs_<S>px/, bass_pairs_<S>px/ (decode-once caches in shards, via data.image_cache)
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def pair_inputs(run_dir: str | Path) -> list[provenance.Input]:
 
 
 def pair_caches(run_dir: str | Path, image_size: int, n_pairs: int, progress: bool = True):
-    """The decode-once caches (uint8 memmaps) of the DECaLS and BASS+MzLS pair images, row-aligned
-    with pairs.csv: RUN/cache/decals_pairs_<S>px.npy and bass_pairs_<S>px.npy."""
+    """The decode-once caches (uint8 (N, 3, S, S), sharded) of the DECaLS and BASS+MzLS pair images, row-aligned
+    with pairs.csv: RUN/cache/decals_pairs_<S>px/ and bass_pairs_<S>px/."""
     from ..data import image_cache
 
     caches = []
