@@ -1,7 +1,7 @@
 """Command-line flags every script shares, and ``cli_main``, the wrapper around every script's main.
 
-No torch and nothing heavy here: ``--help`` and the catalog stages (make_datatxt.py, decals_1,
-decals_2_1) import only this, argparse and the run layout.
+No torch and nothing heavy here: every script builds its parser from this and config.py (the
+defaults) and parses its arguments before importing anything heavy, so ``--help`` answers at once.
 """
 from __future__ import annotations
 
