@@ -101,3 +101,6 @@ DEFAULT_THRESHOLD = 0.6              # vote-fraction threshold of the class rule
 # ---------------------------------------------------------------- similarity search (similarity.py)
 DEFAULT_K = 10
 DEFAULT_RADIUS_ARCSEC = 1.0       # a galaxy's catalog position is good to << 1 arcsec (Legacy Survey astrometry)
+
+# the pixel-PCA baseline (decals_5, the scorecard): images block-averaged to at most this side first
+PCA_MAX_PX = 32

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from . import scorecard
+from .config import PCA_MAX_PX
 from .imageio import resize
 from .nuisance import NuisanceSpec, random_nuisance, turn_and_shift
 from .pose import moment_pose, to_canonical
 
-PCA_MAX_PX = 32
 ENCODE_BATCH = 256
 SHIFT_PX = 0.5
 TRANSFORMS = ("quarter_turn", "any_angle", "mirror", "shift", "survey")

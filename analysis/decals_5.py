@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.config import PCA_MAX_PX
 
 RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "folds", "accuracy_mean", "accuracy_std",
                   "macro_f1_mean", "macro_f1_std", "seed"]
@@ -61,7 +62,6 @@ METHODS = [("latents", "random_forest"), ("latents", "knn"), ("latents", "logist
 METHOD_LABELS = {("latents", "random_forest"): "RF on latents", ("latents", "knn"): "kNN on latents",
                  ("latents", "logistic"): "LR on latents", ("pixel_pca", "random_forest"): "RF on pixel PCA",
                  ("morphology", "random_forest"): "RF on morphology", ("cnn", "encoder_cnn"): "CNN on images"}
-PCA_MAX_PX = 32             # default side of the images the pixel PCA sees (block-averaged from the cache)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
