@@ -146,7 +146,7 @@ $(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/pa
 $(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(call uses,analysis/decals_6.py) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
 
-# Survey-gap sweep (its own target: about 25 minutes on 2 cores, estimated): the north rendered at several
+# Survey-gap sweep (its own target: about 20-25 minutes on 2 cores, estimated): the north rendered at several
 # gaps; at each, no transfer, invariant training alone (consistency), invariant training + MMD, MMD and paired
 # adaptation; table and figure in RUN/gap_sweep/, summarised in REPORT.md. SWEEP_REFERENCE=path/to/best.pt
 # adds the row plain_none: that model (e.g. the plain VAE, Galaxy_VAE_n.py --pose none in a side run) as it is.

@@ -55,7 +55,7 @@ from VAE_model.errors import StaleInputError
 from VAE_model.readers import read_pairs
 from VAE_model.stage import Stage
 from VAE_model.runtime import (add_amp_argument, add_batch_size_argument, add_quiet_argument,
-                               add_runtime_arguments, cli_main, describe_args, load_model,
+                               add_runtime_arguments, cli_main, describe_args, load_model, non_negative_float,
                                pick_device, pick_precision, run_lock, seed_everything, write_json)
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "'consistency_mmd' (invariant training alone / + MMD, unpaired) (default: %(default)s)")
     parser.add_argument("--lambda", dest="align_weight", metavar="LAMBDA", type=float, default=0.1,
                         help="weight of the alignment term, MMD or paired (default: %(default)s)")
-    parser.add_argument("--consistency", dest="consistency_weight", metavar="W", type=float,
+    parser.add_argument("--consistency", dest="consistency_weight", metavar="W", type=non_negative_float,
                         default=AdaptSettings.consistency_weight,
                         help="weight of the consistency term, methods consistency and consistency_mmd "
                              "(default: %(default)s)")

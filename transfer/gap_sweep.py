@@ -61,8 +61,8 @@ from VAE_model.features import encode_arrays, reconstruct_arrays
 from VAE_model.imageio import load_image
 from VAE_model.morph_classes import CLASS_QUESTIONS, DEFAULT_THRESHOLD, class_labels
 from VAE_model.runtime import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                               add_workers_argument, cli_main, load_model, pick_device, pick_precision,
-                               seed_everything)
+                               add_workers_argument, cli_main, load_model, non_negative_float, pick_device,
+                               pick_precision, seed_everything)
 from VAE_model.files import write_json
 from VAE_model.stage import Stage, note_input, note_output
 
@@ -92,7 +92,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_batch_size_argument(parser, 64, "images per survey per step")
     parser.add_argument("--lambda-mmd", type=float, default=0.1, help="weight of the MMD term (default: %(default)s)")
     parser.add_argument("--lambda-paired", type=float, default=0.1, help="weight of the paired term (default: %(default)s)")
-    parser.add_argument("--lambda-consistency", type=float, default=AdaptSettings.consistency_weight,
+    parser.add_argument("--lambda-consistency", type=non_negative_float, default=AdaptSettings.consistency_weight,
                         help="weight of the consistency term, methods consistency and consistency_mmd "
                              "(default: %(default)s)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None,

@@ -148,19 +148,16 @@ def adapt_one_epoch(model: VAE, optimizer, scaler, precision: Precision, decals_
             x_d, x_b = augment(x_d, flips, turns), augment(x_b, flips_b, turns_b)
         images = torch.cat([x_d, x_b])
         consistency = torch.zeros((), device=device)
-        if settings.uses_consistency:
-            # the nuisance copies go through the encoder with the originals (one forward pass); only
-            # the originals' reconstructions enter the VAE terms, the copies only the consistency term
-            others = random_nuisance(images, nuisance, generator)
-            noise = torch.cat([noise, torch.randn(2 * n, model.config.latent_dim, generator=generator)])
-            images = torch.cat([images, others])
         with precision.autocast():
             reconstruction, mu, logvar = model(images, noise.to(device))
+            if settings.uses_consistency:
+                # the nuisance copies only enter the consistency term: encoded, not decoded
+                mu_copies = model.encode(random_nuisance(images, nuisance, generator))[0]
         if settings.uses_consistency:
-            consistency = consistency_loss(mu[:2 * n], mu[2 * n:])
+            consistency = consistency_loss(mu, mu_copies)
         loss_d = vae_loss(reconstruction[:n], x_d, mu[:n], logvar[:n], settings.beta)[0]
-        loss_b = vae_loss(reconstruction[n:2 * n], x_b, mu[n:2 * n], logvar[n:2 * n], settings.beta)[0]
-        align = alignment_loss(mu[:n], mu[n:2 * n], settings)
+        loss_b = vae_loss(reconstruction[n:], x_b, mu[n:], logvar[n:], settings.beta)[0]
+        align = alignment_loss(mu[:n], mu[n:], settings)
         loss = loss_d + loss_b + settings.align_weight * align + settings.consistency_weight * consistency
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"{settings.method} epoch {epoch} step {step}: loss is {loss.item()} "
