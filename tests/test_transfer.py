@@ -344,6 +344,18 @@ def test_invariant_training_pulls_each_galaxy_and_its_nuisance_copy_together(tra
     assert history[-1]["train_consistency"] < history[0]["train_consistency"]    # the term falls while training
 
 
+def test_nuisance_scale_widens_only_the_survey_like_nuisances_of_the_consistency_term():
+    from VAE_model.nuisance import NuisanceSpec
+
+    base, wide = NuisanceSpec(), AdaptSettings(method="consistency", nuisance_scale=3.0, pixel_scale_arcsec=0.5).nuisance()
+    assert (wide.seeing_scale, wide.noise_scale) == (3 * base.seeing_scale, 3 * base.noise_scale)
+    assert wide.band_mag_sd == pytest.approx(3 * base.band_mag_sd) and wide.pixel_scale_arcsec == 0.5
+    assert (wide.rotate, wide.max_shift_px) == (base.rotate, base.max_shift_px)
+    assert AdaptSettings(method="consistency").nuisance() == NuisanceSpec()      # default: Part I's nuisances
+    with pytest.raises(ValueError, match="nuisance_scale"):
+        AdaptSettings(method="consistency", nuisance_scale=-1.0)
+
+
 def test_consistency_mmd_from_the_command_line_records_its_settings_and_provenance(transfer_run, tmp_path):
     import shutil
 
@@ -352,10 +364,10 @@ def test_consistency_mmd_from_the_command_line_records_its_settings_and_provenan
     run = tmp_path / "run"
     shutil.copytree(transfer_run["run"], run)
     assert adapt.main(["--run", str(run), "--device", "cpu", "--method", "consistency_mmd", "--lambda", "1",
-                       "--consistency", "100", "--epochs", "1", *TINY_ADAPT]) == 0
+                       "--consistency", "100", "--nuisance-scale", "2", "--epochs", "1", *TINY_ADAPT]) == 0
     state = load_checkpoint(run / runfiles.ADAPT_BEST.format(method="consistency_mmd"))
     assert state["settings"]["method"] == "consistency_mmd" and state["settings"]["consistency_weight"] == 100.0
-    assert state["settings"]["align_weight"] == 1.0
+    assert state["settings"]["align_weight"] == 1.0 and state["settings"]["nuisance_scale"] == 2.0
     summary = json.loads((run / runfiles.ADAPT_SUMMARY_JSON.format(method="consistency_mmd")).read_text())
     assert summary["config"]["uses_pairs"] is False and summary["config"]["consistency_weight"] == 100.0
     history = pd.read_csv(run / runfiles.ADAPT_HISTORY_CSV.format(method="consistency_mmd"))

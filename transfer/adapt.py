@@ -76,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default=AdaptSettings.consistency_weight,
                         help="weight of the consistency term, methods consistency and consistency_mmd "
                              "(default: %(default)s)")
+    parser.add_argument("--nuisance-scale", type=non_negative_float, default=AdaptSettings.nuisance_scale,
+                        help="multiplies the survey-like nuisances of the consistency term (seeing, depth, "
+                             "calibration; 1 = Part I's) (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     add_batch_size_argument(parser, 128, "images per survey per step")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
@@ -164,6 +167,7 @@ def main(argv=None) -> int:
                                              AdaptSettings.pixel_scale_arcsec)
         settings = AdaptSettings(method=args.method, align_weight=args.align_weight,
                                  consistency_weight=args.consistency_weight, pixel_scale_arcsec=pixel_scale,
+                                 nuisance_scale=args.nuisance_scale,
                                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=beta,
                                  augment=args.augment, seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
                                  mmd_estimator=args.mmd_estimator, paired_distance=args.paired_distance)

@@ -95,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lambda-consistency", type=non_negative_float, default=AdaptSettings.consistency_weight,
                         help="weight of the consistency term, methods consistency and consistency_mmd "
                              "(default: %(default)s)")
+    parser.add_argument("--nuisance-scale", type=non_negative_float, default=AdaptSettings.nuisance_scale,
+                        help="multiplies the survey-like nuisances of the consistency term (seeing, depth, "
+                             "calibration; 1 = Part I's) (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None,
                         help="models to score at each gap (default: all; plain_none only with --reference-checkpoint)")
     parser.add_argument("--reference-checkpoint", default=None, metavar="PATH",
@@ -213,7 +216,8 @@ def adapt_settings(method: str, settings: dict, seed: int) -> AdaptSettings:
     align_weight = (settings["lambda_mmd"] if method in MMD_METHODS
                     else settings["lambda_paired"] if method == "paired" else 0.0)
     return AdaptSettings(method=method, align_weight=align_weight, consistency_weight=settings["lambda_consistency"],
-                         pixel_scale_arcsec=settings["pixel_scale_arcsec"], epochs=settings["epochs"],
+                         pixel_scale_arcsec=settings["pixel_scale_arcsec"], nuisance_scale=settings["nuisance_scale"],
+                         epochs=settings["epochs"],
                          batch_size=settings["batch_size"], lr=settings["lr"], beta=settings["beta"], seed=seed)
 
 
@@ -329,7 +333,8 @@ def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, devic
                                              f"model ({model_path}) {part1.config.image_size} px")
     gaps = sorted({check_gap(g) for g in gaps})
     settings = {"epochs": 8, "lr": 2e-4, "batch_size": 64, "lambda_mmd": 0.1, "lambda_paired": 0.1,
-                "lambda_consistency": AdaptSettings.consistency_weight, "val_fraction": 0.15, **(settings or {})}
+                "lambda_consistency": AdaptSettings.consistency_weight, "nuisance_scale": AdaptSettings.nuisance_scale,
+                "val_fraction": 0.15, **(settings or {})}
     if settings.get("beta") is None:
         settings["beta"] = part1_training_setting(model_path, "beta", 1.0)
     # the nuisance transforms are sized for the images' pixels, as in Part I's training
@@ -376,6 +381,7 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     settings = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "lambda_mmd": args.lambda_mmd,
                 "lambda_paired": args.lambda_paired, "lambda_consistency": args.lambda_consistency,
+                "nuisance_scale": args.nuisance_scale,
                 "val_fraction": args.val_fraction}
     log = (lambda *a: None) if args.quiet else print
     try:

@@ -51,6 +51,10 @@ class AdaptSettings:
     consistency_weight: float = 10.0
     # arcsec/pixel of the images (sizes the nuisance blur and noise): the Part I training's, from its checkpoint
     pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC
+    # multiplies the survey-like nuisances (seeing, depth, calibration; nuisance.NuisanceSpec): at 1 they are
+    # Part I's; on the demo mock the median DECaLS -> BASS+MzLS latent move at gap 1 is ~5x that of a nuisance
+    # copy, and survey-like nuisances x2-3 move the latents about as far
+    nuisance_scale: float = 1.0
     epochs: int = 20
     batch_size: int = 128                # per survey: each step sees 2 x batch_size images
     lr: float = 1e-5
@@ -66,6 +70,8 @@ class AdaptSettings:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.mmd_estimator not in ("biased", "unbiased"):
             raise ValueError(f"mmd_estimator must be 'biased' or 'unbiased', got {self.mmd_estimator!r}")
+        if not self.nuisance_scale >= 0:
+            raise ValueError(f"nuisance_scale must be >= 0, got {self.nuisance_scale!r}")
         if self.paired_distance not in ("squared", "euclidean"):
             raise ValueError(f"paired_distance must be 'squared' or 'euclidean', got {self.paired_distance!r}")
         self.kernel_multipliers = tuple(float(s) for s in self.kernel_multipliers)
@@ -80,7 +86,10 @@ class AdaptSettings:
         return self.method in CONSISTENCY_METHODS
 
     def nuisance(self) -> NuisanceSpec:
-        return NuisanceSpec(pixel_scale_arcsec=self.pixel_scale_arcsec)
+        base = NuisanceSpec()
+        return NuisanceSpec(pixel_scale_arcsec=self.pixel_scale_arcsec, seeing_scale=base.seeing_scale * self.nuisance_scale,
+                            noise_scale=base.noise_scale * self.nuisance_scale,
+                            band_mag_sd=base.band_mag_sd * self.nuisance_scale)
 
 
 def alignment_loss(mu_decals: torch.Tensor, mu_bass: torch.Tensor, settings: AdaptSettings) -> torch.Tensor:
