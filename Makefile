@@ -146,12 +146,17 @@ $(RUN)/transfer/before_after.csv: $(RUN)/transfer/mmd/best.pt $(RUN)/transfer/pa
 $(RUN)/similarity/precision_at_10.csv: $(RUN)/latents/mu.npy $(RUN)/transfer/before_after.csv analysis/decals_6.py $(call uses,analysis/decals_6.py) $(call stale,similarity/precision_at_10.csv)
 	$(PY) analysis/decals_6.py $(COMMON) --evaluate --name auto --quiet --mock-dir $(MOCK_DIR)
 
-# Survey-gap sweep (its own target: about 12 minutes on 2 cores): the north rendered at several gaps,
-# no transfer vs MMD vs paired adaptation at each; table and figure in RUN/gap_sweep/, summarised in REPORT.md
+# Survey-gap sweep (its own target: about 20-25 minutes on 2 cores, estimated): the north rendered at several
+# gaps; at each, no transfer, invariant training alone (consistency), invariant training + MMD, MMD and paired
+# adaptation; table and figure in RUN/gap_sweep/, summarised in REPORT.md. SWEEP_REFERENCE=path/to/best.pt
+# adds the row plain_none: that model (e.g. the plain VAE, Galaxy_VAE_n.py --pose none in a side run) as it is.
+# The consistency weight is the Part I variants' (bench/feature_variants.py --consistency).
+SWEEP_LAMBDA_consistency ?= 10
+SWEEP_REFERENCE ?=
 .PHONY: gap-sweep
 gap-sweep: $(RUN)/gap_sweep/gap_sweep.csv
-$(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt transfer/gap_sweep.py $(call uses,transfer/gap_sweep.py)
-	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --quiet
+$(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt $(SWEEP_REFERENCE) transfer/gap_sweep.py $(call uses,transfer/gap_sweep.py)
+	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --lambda-consistency $(SWEEP_LAMBDA_consistency) $(if $(SWEEP_REFERENCE),--reference-checkpoint $(SWEEP_REFERENCE)) --quiet
 
 # Explorer page: one self-contained HTML file; its neighbours are decals_6's (same model, same latents)
 $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(call uses,analysis/explore.py) $(call stale,explorer/index.html)

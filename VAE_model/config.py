@@ -88,7 +88,9 @@ class TrainSettings:
 
 
 # ---------------------------------------------------------------- Part II: domain adaptation (adaptation/)
-ADAPT_METHODS = ("mmd", "paired")    # adaptation.METHODS: 'mmd' (the reference, unpaired) or 'paired'
+ADAPT_METHODS = ("mmd", "paired", "consistency", "consistency_mmd")    # adaptation.METHODS (adaptation/training.py)
+ADAPT_CONSISTENCY_WEIGHT = 10.0   # AdaptSettings.consistency_weight: bench/feature_variants.py's weight
+ADAPT_NUISANCE_SCALE = 1.0        # AdaptSettings.nuisance_scale: the survey-like nuisances as Part I trains with them
 # Bandwidths of the multi-kernel RBF, as multiples of the median heuristic (median pairwise
 # squared distance of the pooled batch): spans a factor 16, so the kernel stays informative
 # whether the two surveys' clouds overlap or sit far apart (DAN uses a similar geometric family).

@@ -31,7 +31,8 @@ TINY_TRAIN = ["--image-size", "64", "--epochs", "2", "--batch-size", "8", "--lr"
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """A tiny mock (every galaxy in the north, no shared defects), a tiny Part I model trained on its
-    DECaLS images, and the gap sweep at gaps 0 and 2 (which renders the north at both)."""
+    DECaLS images (the default, pose-separated), a tiny plain VAE (--pose none) in a side run as the
+    reference, and the gap sweep of every method at gaps 0 and 2 (which renders the north at both)."""
     root = tmp_path_factory.mktemp("gap")
     mock = root / "mock"
     build_mock_survey(mock, N_GALAXIES, SIZE, seed=3, workers=1, progress=False, defect_fraction=0.0,
@@ -41,9 +42,14 @@ def sweep(tmp_path_factory):
     write_train_list(run, sorted((mock / runfiles.MOCK_DECALS_IMAGES).glob("*.fits")))
     torch.manual_seed(0)
     assert Galaxy_VAE_n.main(["--run", str(run), *TINY_TRAIN]) == 0
+    plain = root / "plain"
+    plain.mkdir()
+    write_train_list(plain, sorted((mock / runfiles.MOCK_DECALS_IMAGES).glob("*.fits")))
+    assert Galaxy_VAE_n.main(["--run", str(plain), *TINY_TRAIN, "--pose", "none"]) == 0
     table = gap_sweep.run_sweep(run, mock, [0.0, 2.0], seed=0, settings={"epochs": 1, "batch_size": 8, "lr": 1e-3},
-                                n_boot=30, workers=1, progress=False, log=lambda *a: None)
-    return {"root": root, "mock": mock, "run": run, "table": table,
+                                n_boot=30, workers=1, progress=False, log=lambda *a: None,
+                                reference_checkpoint=plain / runfiles.BEST_CHECKPOINT)
+    return {"root": root, "mock": mock, "run": run, "plain": plain, "table": table,
             "mocks": {g: run / gap_sweep.SWEEP_DIR / gap_sweep.gap_label(g) / "mock" for g in (0.0, 2.0)}}
 
 
@@ -125,9 +131,47 @@ def test_gap_sweep_writes_table_json_and_figures_with_intervals(sweep):
         assert (out / name).stat().st_size > 1000
     for name in ("gap_sweep.csv", "gap_sweep.json", "gap_sweep.png", "gap_examples.png"):   # the stage contract
         assert provenance.problem(sweep["run"], f"{gap_sweep.SWEEP_DIR}/{name}", "transfer/gap_sweep.py") is None
-    for gap in (0.0, 2.0):                          # both adapted models were trained and kept
-        for method in ("mmd", "paired"):
+    for gap in (0.0, 2.0):                          # every adapted model was trained and kept
+        for method in gap_sweep.ADAPTED:
             assert (out / gap_sweep.gap_label(gap) / runfiles.ADAPT_BEST.format(method=method)).exists()
+
+
+def test_the_sweep_scores_every_method_at_every_gap_in_table_order(sweep):
+    """plain no transfer / no transfer / invariant training alone / + MMD / MMD / paired: a row per
+    metric for each at each gap; the reference row is the plain model's, not a copy of the Part I one."""
+    table = sweep["table"]
+    assert list(dict.fromkeys(table["method"])) == list(gap_sweep.METHODS)
+    counts = table.groupby(["gap", "method"])["metric"].apply(lambda m: sorted(m))
+    assert len(counts) == 2 * len(gap_sweep.METHODS)
+    assert all(metrics == sorted(gap_sweep.SWEEP_METRICS) for metrics in counts)
+    values = table.pivot_table(index=["gap", "metric"], columns="method", values="value")
+    assert not np.allclose(values["plain_none"], values["none"], equal_nan=True)
+    record = json.loads((sweep["run"] / gap_sweep.SWEEP_DIR / "gap_sweep.json").read_text())
+    assert record["settings"]["methods"] == list(gap_sweep.METHODS)
+    assert record["settings"]["reference_model"].endswith("best.pt")
+    from VAE_model.runtime import load_checkpoint
+
+    for method in ("consistency", "consistency_mmd"):      # unpaired, with the consistency weight of the sweep
+        state = load_checkpoint(sweep["run"] / gap_sweep.SWEEP_DIR / "gap_2" / runfiles.ADAPT_BEST.format(method=method))
+        assert state["settings"]["method"] == method and state["settings"]["consistency_weight"] > 0
+    assert load_checkpoint(sweep["run"] / gap_sweep.SWEEP_DIR / "gap_2" / runfiles.ADAPT_BEST.format(
+        method="consistency_mmd"))["settings"]["align_weight"] == record["settings"]["lambda_mmd"]
+
+
+def test_methods_selects_the_rows_and_the_reference_row_needs_its_model(sweep, tmp_path, capsys):
+    import shutil
+
+    from conftest import one_error_line
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep["run"], run)
+    common = ["--run", str(run), "--mock-dir", str(sweep["mock"]), "--gaps", "0", "--epochs", "1", "--batch-size", "8",
+              "--bootstrap", "10", "--workers", "1", "--device", "cpu", "--quiet"]
+    assert gap_sweep.main([*common, "--methods", "plain_none", "none"]) == 1
+    assert "--reference-checkpoint" in one_error_line(capsys)
+    assert gap_sweep.main([*common, "--methods", "consistency", "none"]) == 0
+    table = pd.read_csv(run / gap_sweep.SWEEP_DIR / "gap_sweep.csv")
+    assert list(dict.fromkeys(table["method"])) == ["none", "consistency"] and set(table["gap"]) == {0.0}
 
 
 def test_decals_images_do_not_depend_on_the_gap(sweep):

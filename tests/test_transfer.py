@@ -1,5 +1,5 @@
 """Part II (domain adaptation): cross-match and split, MMD, and the pipeline make_pairs -> no_tf ->
-adapt (mmd, paired) -> evaluate on a tiny two-survey sky made here (blurred, noisier, dimmer copies
+adapt (mmd, paired; consistency and consistency_mmd in their own tests) -> evaluate on a tiny two-survey sky made here (blurred, noisier, dimmer copies
 of fake DECaLS galaxies stand in for BASS+MzLS)."""
 from __future__ import annotations
 
@@ -273,6 +273,107 @@ def test_the_mmd_term_lowers_the_latent_mmd_between_surveys_against_a_lambda_zer
         mu_b, _ = encode_arrays(model, bass[train], device)
         mmd[weight] = float(mmd2(torch.from_numpy(mu_d), torch.from_numpy(mu_b)))
     assert mmd[100.0] < 0.8 * mmd[0.0], mmd
+
+
+# ----------------------------------------------------------------------------- invariant training (consistency)
+class RecordingCache:
+    """A pair image cache that remembers which rows each read asked for (the adaptation reads a batch's
+    rows in one fancy-indexing call)."""
+
+    def __init__(self, cache):
+        self.cache, self.reads = cache, []
+        self.shape, self.dtype = cache.shape, cache.dtype
+
+    def __getitem__(self, rows):
+        self.reads.append(sorted(np.asarray(rows).tolist()))
+        return self.cache[rows]
+
+
+@pytest.mark.parametrize("method", ["consistency", "consistency_mmd", "paired"])
+def test_only_the_paired_method_puts_the_two_images_of_a_galaxy_in_one_step(transfer_run, tmp_path, method):
+    """The unpaired methods draw each survey's batch on its own: no step holds the DECaLS and the
+    BASS+MzLS images of the same galaxies (paired, the control, holds exactly those)."""
+    run = transfer_run["run"]
+    pairs = read_pairs(run)
+    decals, bass = (RecordingCache(cache) for cache in pair_caches(run, 64, len(pairs), progress=False))
+    train = np.flatnonzero(pairs["split"].to_numpy() == "train")
+    settings = AdaptSettings(method=method, align_weight=1.0, consistency_weight=1.0, epochs=1, batch_size=8, lr=1e-3)
+    device = torch.device("cpu")
+    _, history = adapt_model(tmp_path, load_model(run / "best.pt"), decals, bass, train, [], settings, device,
+                             pick_precision(device), progress=False, log=lambda *a: None)
+    assert len(decals.reads) == len(bass.reads) >= 2
+    same_galaxies = [d == b for d, b in zip(decals.reads, bass.reads)]
+    if method == "paired":
+        assert all(same_galaxies)
+    else:
+        assert not any(same_galaxies), same_galaxies
+        assert history[-1]["train_consistency"] > 0            # the consistency term took part
+    assert AdaptSettings(method=method).uses_pairs == (method == "paired")
+
+
+def test_invariant_training_pulls_each_galaxy_and_its_nuisance_copy_together(transfer_run, tmp_path):
+    """The content latents of the test images and of their nuisance copies (nuisance.random_nuisance,
+    a fixed draw) come closer with the consistency term than with the same fine-tuning without it
+    (weight 0, the control) and than in the Part I model."""
+    from VAE_model.data import to_float
+    from VAE_model.nuisance import NuisanceSpec, random_nuisance
+    from VAE_model.training import consistency_loss
+
+    run = transfer_run["run"]
+    pairs = read_pairs(run)
+    decals, bass = pair_caches(run, 64, len(pairs), progress=False)
+    split = pairs["split"].to_numpy()
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    device = torch.device("cpu")
+    images = to_float(torch.from_numpy(np.concatenate([decals[test], bass[test]])), device)
+    copies = random_nuisance(images, NuisanceSpec(), torch.Generator().manual_seed(5))
+
+    @torch.no_grad()
+    def copy_distance(model):
+        model.eval()
+        return float(consistency_loss(model.encode(images)[0], model.encode(copies)[0]))
+
+    distance = {"Part I": copy_distance(load_model(run / "best.pt"))}
+    for weight in (0.0, 1e3):
+        torch.manual_seed(0)
+        settings = AdaptSettings(method="consistency", consistency_weight=weight, epochs=2, batch_size=8, lr=1e-3)
+        model, history = adapt_model(tmp_path / str(weight), load_model(run / "best.pt"), decals, bass, train, [],
+                                     settings, device, pick_precision(device), progress=False, log=lambda *a: None)
+        distance[weight] = copy_distance(model)
+    assert distance[1e3] < 0.6 * distance[0.0] and distance[1e3] < distance["Part I"], distance
+    assert history[-1]["train_consistency"] < history[0]["train_consistency"]    # the term falls while training
+
+
+def test_nuisance_scale_widens_only_the_survey_like_nuisances_of_the_consistency_term():
+    from VAE_model.nuisance import NuisanceSpec
+
+    base, wide = NuisanceSpec(), AdaptSettings(method="consistency", nuisance_scale=3.0, pixel_scale_arcsec=0.5).nuisance()
+    assert (wide.seeing_scale, wide.noise_scale) == (3 * base.seeing_scale, 3 * base.noise_scale)
+    assert wide.band_mag_sd == pytest.approx(3 * base.band_mag_sd) and wide.pixel_scale_arcsec == 0.5
+    assert (wide.rotate, wide.max_shift_px) == (base.rotate, base.max_shift_px)
+    assert AdaptSettings(method="consistency").nuisance() == NuisanceSpec()      # default: Part I's nuisances
+    with pytest.raises(ValueError, match="nuisance_scale"):
+        AdaptSettings(method="consistency", nuisance_scale=-1.0)
+
+
+def test_consistency_mmd_from_the_command_line_records_its_settings_and_provenance(transfer_run, tmp_path):
+    import shutil
+
+    from test_stage_contract import unrecorded_outputs
+
+    run = tmp_path / "run"
+    shutil.copytree(transfer_run["run"], run)
+    assert adapt.main(["--run", str(run), "--device", "cpu", "--method", "consistency_mmd", "--lambda", "1",
+                       "--consistency", "100", "--nuisance-scale", "2", "--epochs", "1", *TINY_ADAPT]) == 0
+    state = load_checkpoint(run / runfiles.ADAPT_BEST.format(method="consistency_mmd"))
+    assert state["settings"]["method"] == "consistency_mmd" and state["settings"]["consistency_weight"] == 100.0
+    assert state["settings"]["align_weight"] == 1.0 and state["settings"]["nuisance_scale"] == 2.0
+    summary = json.loads((run / runfiles.ADAPT_SUMMARY_JSON.format(method="consistency_mmd")).read_text())
+    assert summary["config"]["uses_pairs"] is False and summary["config"]["consistency_weight"] == 100.0
+    history = pd.read_csv(run / runfiles.ADAPT_HISTORY_CSV.format(method="consistency_mmd"))
+    assert {"train_consistency", "val_consistency"} <= set(history.columns)
+    assert (history["val_consistency"] > 0).all()
+    assert unrecorded_outputs(run) == []
 
 
 def test_adaptation_checkpoint_resumes_and_records_the_method(transfer_run, capsys):

@@ -3,6 +3,7 @@
 Starts from the Part I model and minimises, on the TRAIN pairs only,
 
     L = vae_loss(DECaLS batch) + vae_loss(BASS+MzLS batch) + lambda * alignment(mu_DECaLS, mu_BASS)
+        [+ w * consistency(both batches), for the consistency methods]
 
   --method mmd     (reference) alignment = multi-kernel RBF MMD^2 between the two batches' mu
                    (Gaussian kernels at median-heuristic x {0.25, 0.5, 1, 2, 4}; biased estimator
@@ -10,6 +11,14 @@ Starts from the Part I model and minimises, on the TRAIN pairs only,
                    independently: the method does not need pairs.
   --method paired  alignment = mean squared distance between the mu of the two images of one
                    galaxy (uses the pairs; both images get the same flips/rotation).
+  --method consistency      "invariant training alone": no alignment term; each image of both
+                   (independent, unpaired) batches is also seen through the nuisance transforms of
+                   VAE_model/nuisance.py (any rotation, mirror, shift, blur up to the BASS+MzLS -
+                   DECaLS PSF difference, noise, per-band flux scatter) and the consistency term of
+                   Part I's invariant training (training.consistency_loss, weight --consistency) pulls
+                   the content latents of each image and its copy together. Does not need pairs.
+  --method consistency_mmd  "invariant training + MMD": the consistency term and the MMD term
+                   (weight --lambda). Does not need pairs.
 The reconstruction terms keep Part I quality; the guards below are reported before and after.
 A held-out part of the train pairs (--val-fraction) picks the best epoch (never the test pairs).
 
@@ -27,6 +36,7 @@ Next: transfer/evaluate.py (metrics before/after, picks RUN/transfer/adapted.pt)
 
     python transfer/adapt.py --run runs/demo --method mmd
     python transfer/adapt.py --run runs/demo --method paired
+    python transfer/adapt.py --run runs/demo --method consistency_mmd --lambda 100 --consistency 10
     python transfer/adapt.py --run runs/demo --method mmd --resume    # after an interruption
 """
 from __future__ import annotations
@@ -36,8 +46,9 @@ import sys
 from pathlib import Path
 
 from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                                cli_main, describe_args)
-from VAE_model.config import ADAPT_METHODS as METHODS, DEFAULT_KERNEL_MULTIPLIERS
+                                cli_main, describe_args, non_negative_float)
+from VAE_model.config import (ADAPT_CONSISTENCY_WEIGHT, ADAPT_METHODS as METHODS, ADAPT_NUISANCE_SCALE,
+                              DEFAULT_KERNEL_MULTIPLIERS)
 
 # Collapse warnings: Part I reconstruction may degrade a little while the encoder moves; more than
 # this factor, or latent variance below this fraction of Part I's, means Part I quality was lost.
@@ -49,9 +60,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_arguments(parser)
     parser.add_argument("--method", choices=METHODS, default="mmd",
-                        help="alignment: 'mmd' (reference, unpaired) or 'paired' (default: %(default)s)")
+                        help="'mmd' (reference, unpaired), 'paired' (uses the pairs), 'consistency' or "
+                             "'consistency_mmd' (invariant training alone / + MMD, unpaired) (default: %(default)s)")
     parser.add_argument("--lambda", dest="align_weight", metavar="LAMBDA", type=float, default=0.1,
-                        help="weight of the alignment term (default: %(default)s)")
+                        help="weight of the alignment term, MMD or paired (default: %(default)s)")
+    parser.add_argument("--consistency", dest="consistency_weight", metavar="W", type=non_negative_float,
+                        default=ADAPT_CONSISTENCY_WEIGHT,
+                        help="weight of the consistency term, methods consistency and consistency_mmd "
+                             "(default: %(default)s)")
+    parser.add_argument("--nuisance-scale", type=non_negative_float, default=ADAPT_NUISANCE_SCALE,
+                        help="multiplies the survey-like nuisances of the consistency term (seeing, depth, "
+                             "calibration; 1 = Part I's) (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     add_batch_size_argument(parser, 128, "images per survey per step")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
@@ -81,7 +100,8 @@ if __name__ == "__main__":
 import numpy as np
 
 from VAE_model import provenance, readers, runfiles
-from VAE_model.adaptation import AdaptSettings, adapt, model_quality, pair_caches, part1_validation
+from VAE_model.adaptation import (AdaptSettings, adapt, model_quality, pair_caches, part1_training_setting,
+                                  part1_validation)
 from VAE_model.errors import StaleInputError
 from VAE_model.readers import read_pairs
 from VAE_model.stage import Stage
@@ -116,7 +136,11 @@ def save_history_png(history: list[dict], path, method: str) -> None:
     axes[0].set_ylabel("VAE loss per image")
     curve(axes[1], "train_align", "train")
     curve(axes[1], "val_align", "held-out")
-    axes[1].set_ylabel("MMD^2" if method == "mmd" else "paired alignment term")
+    if method in ("consistency", "consistency_mmd"):
+        curve(axes[1], "train_consistency", "train consistency")
+        curve(axes[1], "val_consistency", "held-out consistency")
+    axes[1].set_ylabel({"mmd": "MMD^2", "paired": "paired alignment term", "consistency": "consistency term",
+                        "consistency_mmd": "MMD^2 (align), consistency term"}[method])
     curve(axes[2], "val_distance_ratio")
     axes[2].set_ylabel("held-out paired / random distance")
     for ax in axes:
@@ -127,11 +151,6 @@ def save_history_png(history: list[dict], path, method: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def part1_beta(checkpoint) -> float:
-    """The KL weight the Part I model was trained with (1.0 for checkpoints that do not record it)."""
-    return float(load_checkpoint(checkpoint).get("settings", {}).get("beta", 1.0))
 
 
 @cli_main
@@ -151,10 +170,15 @@ def main(argv=None) -> int:
             # resume only from an adaptation of the Part I model and pairs that exist now
             provenance.check(run, last, f"transfer/adapt.py --run {run} --method {args.method} (without --resume)",
                              own_identity=False)
-        beta = args.beta if args.beta is not None else part1_beta(checkpoint)
-        settings = AdaptSettings(method=args.method, align_weight=args.align_weight, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr, beta=beta, augment=args.augment,
-                                 seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
+        beta = args.beta if args.beta is not None else part1_training_setting(checkpoint, "beta", 1.0)
+        # the nuisance blur and noise are sized for the images' pixels, as in Part I's training
+        pixel_scale = part1_training_setting(checkpoint, "pixel_scale_arcsec",
+                                             AdaptSettings.pixel_scale_arcsec)
+        settings = AdaptSettings(method=args.method, align_weight=args.align_weight,
+                                 consistency_weight=args.consistency_weight, pixel_scale_arcsec=pixel_scale,
+                                 nuisance_scale=args.nuisance_scale,
+                                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=beta,
+                                 augment=args.augment, seed=args.seed, kernel_multipliers=tuple(args.kernel_multipliers),
                                  mmd_estimator=args.mmd_estimator, paired_distance=args.paired_distance)
         model = load_model(checkpoint, device)
         pairs = read_pairs(run)
@@ -167,7 +191,8 @@ def main(argv=None) -> int:
             raise StaleInputError(f"{Path(run) / runfiles.TRANSFER_PAIRS_CSV}: only {len(train_idx)} train pairs; "
                                   "need at least 2")
         before = model_quality(model, decals_cache, test_idx, device, precision, *part1)
-        record = describe_args(args, beta_used=beta, source_checkpoint=str(Path(checkpoint).resolve()),
+        record = describe_args(args, beta_used=beta, pixel_scale_arcsec_used=pixel_scale,
+                               uses_pairs=settings.uses_pairs, source_checkpoint=str(Path(checkpoint).resolve()),
                                source_sha256=provenance.file_digest(checkpoint), device=str(device),
                                precision=precision.describe(), n_train_pairs=len(train_idx), n_val_pairs=len(val_idx))
         stage.settings = record
@@ -178,7 +203,9 @@ def main(argv=None) -> int:
             outputs += [best_name] if (Path(run) / best_name).exists() else []
             stage.record(outputs)
 
-        print(f"adapting ({args.method}, lambda {args.align_weight}) on {len(train_idx)} train pairs "
+        weights = f"lambda {args.align_weight}" + (f", consistency {args.consistency_weight}"
+                                                   if settings.uses_consistency else "")
+        print(f"adapting ({args.method}, {weights}) on {len(train_idx)} train pairs "
               f"({len(val_idx)} held out), {model.config.image_size} px, {device} {precision.describe()}")
         model, history = adapt(run, model, decals_cache, bass_cache, train_idx, val_idx, settings, device, precision,
                                resume=args.resume, args_record=record, progress=not args.quiet,

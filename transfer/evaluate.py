@@ -12,7 +12,8 @@ only chosen when no method passes these guards.
 READS   RUN/transfer/metrics_before.json (transfer/no_tf.py), RUN/transfer/<method>/best.pt
         (transfer/adapt.py), pairs.csv + pair lists + pair_labels.csv, RUN/train.txt + split.json
 WRITES  RUN/transfer/<method>/metrics.json, mu_decals.npy, mu_bass.npy, distances.csv
-        RUN/transfer/before_after.csv|.md    metric x (no transfer, mmd, paired)
+        RUN/transfer/before_after.csv|.md    metric x (no transfer, then each method with a best.pt:
+                                             mmd, paired, consistency, consistency_mmd)
         RUN/transfer/distance_hist.png       paired vs random distances / random median, per model
         RUN/transfer/adapted.pt              copy of the better method's best.pt: THE adapted model
         RUN/transfer/adapted.json            which method, the vote, the configuration

@@ -4,10 +4,17 @@ domain adaptation wins back, as the gap grows.
 For each gap level (``--gaps``, default 0 0.5 1 2) the mock's north (BASS+MzLS) is re-rendered for
 the same galaxies (``VAE_model.mock.build_mock_survey(..., gap=g)``; the DECaLS images do not depend
 on the gap and stay identical): gap 0 identical surveys (up to noise), 1 the realistic north, 2
-harsher. At each gap three models are scored on the same test galaxies:
-  none     the Part I model (no transfer)
-  mmd      Part I fine-tuned with the MMD alignment term   (VAE_model.adaptation.adapt, method mmd)
-  paired   Part I fine-tuned with the paired-latent term    (method paired)
+harsher. At each gap these models are scored on the same test galaxies (``--methods``; default all,
+plain_none only with ``--reference-checkpoint``):
+  plain_none       a reference model as it is, e.g. the plain VAE (Galaxy_VAE_n.py --pose none)
+  none             the Part I model as it is (RUN/best.pt; the pose-separated VAE by default): no transfer
+  consistency      Part I fine-tuned on both surveys, unpaired, with the consistency term of invariant
+                   training and no alignment term: "invariant training alone"
+                   (VAE_model.adaptation.adapt, method consistency; nuisances from VAE_model/nuisance.py)
+  consistency_mmd  the same plus the MMD term: "invariant training + MMD"  (method consistency_mmd)
+  mmd              Part I fine-tuned with the MMD alignment term   (method mmd)
+  paired           Part I fine-tuned with the paired-latent term    (method paired; the only one that
+                   uses the pairs)
 Metrics (VAE_model.adaptation.sweep_metrics), each with a 95% bootstrap interval over the test
 galaxies: retrieval top-1 / top-10 / median rank of the true DECaLS counterpart of each
 BASS+MzLS image, median paired / random-pair latent distance ratio, random forest trained on
@@ -19,7 +26,8 @@ make_pairs reject it), so every gap scores the same galaxies; a seeded random 30
 (``--test-fraction``) are test galaxies at every gap; labels are the DECaLS catalog's
 vote-fraction classes (threshold 0.6).
 
-READS   RUN/best.pt (the Part I model), MOCK_DIR/mock_meta.json (the mock's galaxies, size, seed)
+READS   RUN/best.pt (the Part I model), MOCK_DIR/mock_meta.json (the mock's galaxies, size, seed),
+        the --reference-checkpoint model when given
 WRITES  RUN/gap_sweep/gap_<g>/mock/               the mock rendered at gap g (reused when current)
         RUN/gap_sweep/gap_<g>/pairs.csv, *.txt     the pairs, their split and image lists
         RUN/gap_sweep/gap_<g>/transfer/<method>/   adaptation checkpoints and history
@@ -30,6 +38,8 @@ WRITES  RUN/gap_sweep/gap_<g>/mock/               the mock rendered at gap g (re
 
     python transfer/gap_sweep.py --run runs/demo --mock-dir data/mock
     python transfer/gap_sweep.py --run runs/demo --gaps 0 1 2 --epochs 4      # quicker
+    python transfer/gap_sweep.py --run runs/demo --reference-checkpoint runs/demo_plain/best.pt
+    python transfer/gap_sweep.py --run runs/demo --methods none consistency consistency_mmd
 """
 from __future__ import annotations
 
@@ -41,10 +51,17 @@ from pathlib import Path
 
 from VAE_model import runfiles
 from VAE_model.cli_args import (add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                                add_workers_argument, cli_main)
+                                add_workers_argument, cli_main, non_negative_float)
+from VAE_model.config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE
 
 SWEEP_DIR = "gap_sweep"
-METHODS = ("none", "mmd", "paired")
+# in the order the table and the figure's legend read them
+METHODS = ("plain_none", "none", "consistency", "consistency_mmd", "mmd", "paired")
+REFERENCE = "plain_none"                               # needs --reference-checkpoint
+ADAPTED = ("consistency", "consistency_mmd", "mmd", "paired")   # fine-tuned by VAE_model.adaptation.adapt
+METHOD_LABELS = {"plain_none": "reference (plain VAE), no transfer", "none": "no transfer",
+                 "consistency": "invariant training alone", "consistency_mmd": "invariant training + MMD",
+                 "mmd": "MMD", "paired": "paired (uses the pairs)"}
 DEFAULT_GAPS = (0.0, 0.5, 1.0, 2.0)
 
 
@@ -63,6 +80,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_batch_size_argument(parser, 64, "images per survey per step")
     parser.add_argument("--lambda-mmd", type=float, default=0.1, help="weight of the MMD term (default: %(default)s)")
     parser.add_argument("--lambda-paired", type=float, default=0.1, help="weight of the paired term (default: %(default)s)")
+    parser.add_argument("--lambda-consistency", type=non_negative_float, default=ADAPT_CONSISTENCY_WEIGHT,
+                        help="weight of the consistency term, methods consistency and consistency_mmd "
+                             "(default: %(default)s)")
+    parser.add_argument("--nuisance-scale", type=non_negative_float, default=ADAPT_NUISANCE_SCALE,
+                        help="multiplies the survey-like nuisances of the consistency term (seeing, depth, "
+                             "calibration; 1 = Part I's) (default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=None,
+                        help="models to score at each gap (default: all; plain_none only with --reference-checkpoint)")
+    parser.add_argument("--reference-checkpoint", default=None, metavar="PATH",
+                        help="a second Part I model scored as it is, row plain_none: e.g. the plain VAE "
+                             "(Galaxy_VAE_n.py --pose none into a side run directory)")
     parser.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamplings (default: %(default)s)")
     add_workers_argument(parser)
     add_quiet_argument(parser)
@@ -78,7 +106,7 @@ import numpy as np
 import pandas as pd
 
 from VAE_model import provenance, readers
-from VAE_model.adaptation import SWEEP_METRICS, AdaptSettings, adapt, sweep_metrics
+from VAE_model.adaptation import MMD_METHODS, SWEEP_METRICS, AdaptSettings, adapt, part1_training_setting, sweep_metrics
 from VAE_model.data import image_cache, write_image_list
 from VAE_model.errors import GalaxyVAEError
 from VAE_model.features import encode_arrays, reconstruct_arrays
@@ -177,9 +205,35 @@ def recon_mse(model, images: np.ndarray, device) -> np.ndarray:
     return ((reconstruction - np.asarray(images, np.float32) / 255.0) ** 2).reshape(len(images), -1).mean(axis=1)
 
 
+def sweep_methods(methods, reference) -> list[str]:
+    """The methods to score, in table order: ``methods`` (None: all that apply, plain_none only with a
+    reference checkpoint)."""
+    if methods is None:
+        return [m for m in METHODS if m != REFERENCE or reference is not None]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise runfiles.MissingInputError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if REFERENCE in methods and reference is None:
+        raise runfiles.MissingInputError(f"--methods {REFERENCE}: give the reference model with "
+                                         "--reference-checkpoint PATH (e.g. a Galaxy_VAE_n.py --pose none run's best.pt)")
+    return [m for m in METHODS if m in methods]
+
+
+def adapt_settings(method: str, settings: dict, seed: int) -> AdaptSettings:
+    """The sweep's fine-tuning settings for one method (the MMD weight for both MMD methods)."""
+    align_weight = (settings["lambda_mmd"] if method in MMD_METHODS
+                    else settings["lambda_paired"] if method == "paired" else 0.0)
+    return AdaptSettings(method=method, align_weight=align_weight, consistency_weight=settings["lambda_consistency"],
+                         pixel_scale_arcsec=settings["pixel_scale_arcsec"], nuisance_scale=settings["nuisance_scale"],
+                         epochs=settings["epochs"],
+                         batch_size=settings["batch_size"], lr=settings["lr"], beta=settings["beta"], seed=seed)
+
+
 def score_gap(model_path: Path, folder: Path, pairs: pd.DataFrame, labels: dict, settings: dict, device,
-              seed: int, n_boot: int, progress: bool = True, log=print) -> list[dict]:
-    """Rows (method, metric, value, ci95_low, ci95_high) of the three models at one gap."""
+              seed: int, n_boot: int, progress: bool = True, log=print, methods=METHODS[1:],
+              reference: Path | None = None) -> list[dict]:
+    """Rows (method, metric, value, ci95_low, ci95_high) of each of ``methods`` at one gap
+    (plain_none: the ``reference`` model as it is)."""
     precision = pick_precision(device)
     image_size = int(load_model(model_path).config.image_size)
     decals, bass = pair_images(pairs, folder, image_size, progress)
@@ -190,15 +244,12 @@ def score_gap(model_path: Path, folder: Path, pairs: pd.DataFrame, labels: dict,
     n_val = int(round(len(train) * settings["val_fraction"])) if len(train) >= 10 else 0
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     rows = []
-    for method in METHODS:
-        model = load_model(model_path, device)
-        if method != "none":
-            adapt_settings = AdaptSettings(method=method, align_weight=settings[f"lambda_{method}"],
-                                           epochs=settings["epochs"], batch_size=settings["batch_size"],
-                                           lr=settings["lr"], beta=settings["beta"], seed=seed)
+    for method in methods:
+        model = load_model(reference if method == REFERENCE else model_path, device)
+        if method in ADAPTED:
             seed_everything(seed)
-            adapt(folder, model, decals, bass, train_idx, val_idx, adapt_settings, device, precision,
-                  progress=progress, log=lambda *a: None)
+            adapt(folder, model, decals, bass, train_idx, val_idx, adapt_settings(method, settings, seed), device,
+                  precision, progress=progress, log=lambda *a: None)
             best = folder / runfiles.ADAPT_BEST.format(method=method)
             model = load_model(best, device)
         mu_d, _ = encode_arrays(model, decals, device, precision)
@@ -207,7 +258,7 @@ def score_gap(model_path: Path, folder: Path, pairs: pd.DataFrame, labels: dict,
                                 n_boot=n_boot, seed=seed)
         for metric, (value, low, high) in metrics.items():
             rows.append({"method": method, "metric": metric, "value": value, "ci95_low": low, "ci95_high": high})
-        log(f"  {method:6s} top-1 {metrics['retrieval top-1'][0]:.3f}  ratio "
+        log(f"  {method:15s} top-1 {metrics['retrieval top-1'][0]:.3f}  ratio "
             f"{metrics['paired / random distance ratio'][0]:.3f}  RF cross {metrics[SWEEP_METRICS[4]][0]:.3f}  "
             f"RF DECaLS {metrics['RF within DECaLS'][0]:.3f}")
     return rows
@@ -221,38 +272,48 @@ def save_sweep_figure(table: pd.DataFrame, path: Path) -> Path:
     columns = 4
     n_rows = int(np.ceil(len(metrics) / columns))
     fig, axes = plt.subplots(n_rows, columns, figsize=(3.4 * columns, 2.8 * n_rows), squeeze=False)
+    methods = [m for m in METHODS if m in set(table["method"])]
     for ax, metric in zip(axes.flat, metrics):
-        for k, method in enumerate(METHODS):
+        for k, method in enumerate(methods):
             part = table[(table["metric"] == metric) & (table["method"] == method)].sort_values("gap")
             if part.empty:
                 continue
-            x = part["gap"].to_numpy() + (k - 1) * 0.03
+            x = part["gap"].to_numpy() + (k - (len(methods) - 1) / 2) * 0.03     # side by side, centred on the gap
             error = np.vstack([part["value"] - part["ci95_low"], part["ci95_high"] - part["value"]]).clip(min=0)
             ax.errorbar(x, part["value"], yerr=error, marker="o", ms=3, capsize=2, lw=1,
-                        label="no transfer" if method == "none" else method)
+                        label=METHOD_LABELS[method])
         ax.set_title(metric, fontsize=8)
         ax.set_xlabel("gap (0 identical, 1 realistic north)", fontsize=7)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=7)
+    # one legend for the figure (six lines do not fit inside a panel)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=7, frameon=False)
     fig.suptitle("Part II gap sweep (95% bootstrap intervals over the test galaxies)", fontsize=9)
-    fig.tight_layout()
+    legend_lines = int(np.ceil(len(names) / 3))
+    fig.tight_layout(rect=(0, (0.1 + 0.17 * legend_lines) / fig.get_figheight(), 1, 1))   # room for the legend (inches)
     return save_figure(fig, path)
 
 
 def run_sweep(run_dir: str | Path, mock_dir: str | Path, gaps, seed: int = 0, test_fraction: float = 0.3,
               settings: dict | None = None, n_boot: int = 300, device="cpu", workers=None, progress: bool = True,
-              log=print) -> pd.DataFrame:
+              log=print, methods=None, reference_checkpoint=None) -> pd.DataFrame:
     """The whole sweep as a function (the script's main and the tests call it); returns the table
-    and writes RUN/gap_sweep/gap_sweep.csv/.json/.png, recorded by the stage contract."""
+    and writes RUN/gap_sweep/gap_sweep.csv/.json/.png, recorded by the stage contract. ``methods``:
+    as --methods (None: all that apply); ``reference_checkpoint``: the model of the plain_none row."""
+    methods = sweep_methods(methods, reference_checkpoint)
     with Stage(run_dir, "transfer/gap_sweep.py", settings={"gaps": list(gaps), "seed": seed, "test_fraction": test_fraction,
                                                           "bootstrap": n_boot, "mock_dir": str(mock_dir),
+                                                          "methods": methods,
+                                                          "reference_checkpoint": reference_checkpoint and str(reference_checkpoint),
                                                           **(settings or {})}):
-        return _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log)
+        return _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log,
+                      methods, reference_checkpoint)
 
 
-def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log) -> pd.DataFrame:
+def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, device, workers, progress, log,
+           methods, reference_checkpoint) -> pd.DataFrame:
     from tqdm import tqdm
 
     from VAE_model.mock import check_gap
@@ -267,11 +328,26 @@ def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, devic
     if int(meta["image_size"]) != int(part1.config.image_size):
         raise runfiles.MissingInputError(f"{mock_dir}: mock cutouts are {meta['image_size']} px, the Part I model "
                                          f"({model_path}) takes {part1.config.image_size} px")
+    reference = None
+    if reference_checkpoint is not None and REFERENCE in methods:
+        reference = readers.external_checkpoint(run_dir, reference_checkpoint)
+        reference_config = load_model(reference).config
+        reference_size = int(reference_config.image_size)
+        if reference_config.pose != "none":
+            log(f"note: the reference model {reference} is pose-separated (pose {reference_config.pose}), not the "
+                f"plain VAE; its row is still named {REFERENCE}")
+        if reference_size != int(part1.config.image_size):
+            raise runfiles.MissingInputError(f"{reference}: the reference model takes {reference_size} px, the Part I "
+                                             f"model ({model_path}) {part1.config.image_size} px")
     gaps = sorted({check_gap(g) for g in gaps})
     settings = {"epochs": 8, "lr": 2e-4, "batch_size": 64, "lambda_mmd": 0.1, "lambda_paired": 0.1,
+                "lambda_consistency": AdaptSettings.consistency_weight, "nuisance_scale": AdaptSettings.nuisance_scale,
                 "val_fraction": 0.15, **(settings or {})}
     if settings.get("beta") is None:
-        settings["beta"] = _part1_beta(model_path)
+        settings["beta"] = part1_training_setting(model_path, "beta", 1.0)
+    # the nuisance transforms are sized for the images' pixels, as in Part I's training
+    settings.setdefault("pixel_scale_arcsec", part1_training_setting(model_path, "pixel_scale_arcsec",
+                                                                     AdaptSettings.pixel_scale_arcsec))
     out = runfiles.run_path(run_dir, f"{SWEEP_DIR}/gap_sweep.csv").parent
     rows, mock_dirs, started = [], {}, time.perf_counter()
     for gap in tqdm(gaps, desc="render north", unit="gap", disable=not progress):
@@ -286,13 +362,15 @@ def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, devic
         log(f"gap {gap:g}: {len(unusable[gap])} galaxies with an unusable cutout")
         pairs, labels = gap_pairs(mock_dirs[gap], test_fraction, seed, exclude=dropped)
         pairs.to_csv(folder / "pairs.csv", index=False)
-        for row in score_gap(model_path, folder, pairs, labels, settings, device, seed, n_boot, progress, log):
+        for row in score_gap(model_path, folder, pairs, labels, settings, device, seed, n_boot, progress, log,
+                             methods, reference):
             rows.append({"gap": gap, **row, "n_pairs": len(pairs), "n_test_pairs": int((pairs["split"] == "test").sum()),
                          "n_unusable_at_this_gap": len(unusable[gap])})
     table = pd.DataFrame(rows)
     table.to_csv(out / "gap_sweep.csv", index=False, float_format="%.6g")
     record = {"settings": {**settings, "gaps": gaps, "seed": seed, "test_fraction": test_fraction, "bootstrap": n_boot,
-                           "mock_dir": str(mock_dir), "part1_model": str(model_path)},
+                           "mock_dir": str(mock_dir), "part1_model": str(model_path), "methods": methods,
+                           "reference_model": str(reference) if reference is not None else None},
               "seconds": round(time.perf_counter() - started, 1), "rows": rows}
     write_json(record, out / "gap_sweep.json")
     save_sweep_figure(table, out / "gap_sweep.png")
@@ -304,29 +382,26 @@ def _sweep(run_dir, mock_dir, gaps, seed, test_fraction, settings, n_boot, devic
     return table
 
 
-def _part1_beta(model_path: Path) -> float:
-    """The Part I training's KL weight (saved with its checkpoint's settings), else 1."""
-    from VAE_model.runtime import load_checkpoint
-
-    return float(load_checkpoint(model_path).get("settings", {}).get("beta", 1.0))
-
-
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
     seed_everything(args.seed)
     settings = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "lambda_mmd": args.lambda_mmd,
-                "lambda_paired": args.lambda_paired, "val_fraction": args.val_fraction}
+                "lambda_paired": args.lambda_paired, "lambda_consistency": args.lambda_consistency,
+                "nuisance_scale": args.nuisance_scale,
+                "val_fraction": args.val_fraction}
     log = (lambda *a: None) if args.quiet else print
     try:
         table = run_sweep(args.run, args.mock_dir, args.gaps, args.seed, args.test_fraction, settings, args.bootstrap,
-                          device, args.workers, progress=not args.quiet, log=log)
+                          device, args.workers, progress=not args.quiet, log=log, methods=args.methods,
+                          reference_checkpoint=args.reference_checkpoint)
     except ValueError as error:
         raise GalaxyVAEError(str(error)) from None
     cross = table[table["metric"] == SWEEP_METRICS[4]].pivot(index="gap", columns="method", values="value")
+    methods = [m for m in METHODS if m in cross.columns]
     print(f"gap sweep: {len(cross)} gaps -> {Path(args.run) / SWEEP_DIR}/gap_sweep.csv; RF cross-survey accuracy "
-          + "; ".join(f"gap {g:g}: " + ", ".join(f"{m} {cross.loc[g, m]:.3f}" for m in METHODS) for g in cross.index))
+          + "; ".join(f"gap {g:g}: " + ", ".join(f"{m} {cross.loc[g, m]:.3f}" for m in methods) for g in cross.index))
     return 0
 
 

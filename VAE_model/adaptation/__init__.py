@@ -3,6 +3,7 @@
 Modules (one concern each):
   losses    alignment losses: multi-kernel MMD (``mmd2``), paired latent distance (``paired_loss``)
   training  ``AdaptSettings`` and ``adapt``: fine-tune the Part I model with VAE + lambda * alignment
+            (+ the consistency term of invariant training: methods consistency, consistency_mmd)
   metrics   ``pair_metrics``, ``model_quality``, ``evaluate_model``: distances, retrieval, RF transfer
   pairs     readers of a run's pair data (pairs.csv, the pair image caches, labels, Part I split)
   plots     pair galleries and distance histograms
@@ -16,10 +17,10 @@ from .metrics import (BOOTSTRAP_SAMPLES, MIN_CLASS_MEMBERS, MIN_TEST_PAIRS, RAND
                       sweep_metrics, require_test_pairs)
 from .pairs import pair_caches, pair_inputs, part1_validation, read_pair_labels
 from .plots import save_distance_histograms, save_pair_gallery
-from .training import (ADAPT_HISTORY_FIELDS, METHODS, AdaptSettings, adapt, adapt_one_epoch, adapt_validation,
-                       alignment_loss, write_adapt_history)
+from .training import (ADAPT_HISTORY_FIELDS, CONSISTENCY_METHODS, METHODS, MMD_METHODS, AdaptSettings, adapt,
+                       adapt_one_epoch, adapt_validation, alignment_loss, part1_training_setting, write_adapt_history)
 
-__all__ = ["ADAPT_HISTORY_FIELDS", "BOOTSTRAP_SAMPLES", "DEFAULT_KERNEL_MULTIPLIERS", "METHODS", "MIN_CLASS_MEMBERS",
+__all__ = ["ADAPT_HISTORY_FIELDS", "CONSISTENCY_METHODS", "MMD_METHODS", "part1_training_setting", "BOOTSTRAP_SAMPLES", "DEFAULT_KERNEL_MULTIPLIERS", "METHODS", "MIN_CLASS_MEMBERS",
            "RANDOM_PAIR_SAMPLES", "AdaptSettings", "adapt", "adapt_one_epoch", "adapt_validation", "alignment_loss",
            "bootstrap_intervals", "classification_transfer", "distance_table", "evaluate_model", "metrics_row",
            "mmd2", "model_quality", "pair_caches", "pair_metrics", "paired_distances", "paired_loss",

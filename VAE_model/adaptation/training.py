@@ -1,7 +1,18 @@
 """Part II fine-tuning of the Part I VAE on both surveys with an alignment term.
 
-Training loss per step:  vae_loss(DECaLS batch) + vae_loss(BASS+MzLS batch) + lambda * alignment,
+Training loss per step:  vae_loss(DECaLS batch) + vae_loss(BASS+MzLS batch) + lambda * alignment
+                         [+ w * consistency over both batches, for the consistency methods],
 starting from the Part I model, so the reconstruction terms keep Part I quality.
+
+Methods (``METHODS``; only ``paired`` uses the cross-matched pairs, the others draw the two surveys'
+batches as independent permutations):
+  mmd              alignment = multi-kernel MMD^2 between the two batches' mu (losses.mmd2)
+  paired           alignment = distance between the mu of the two images of one galaxy
+  consistency      no alignment term; every image of both batches is also seen through the nuisance
+                   transforms (nuisance.random_nuisance: orientation, shift, the DECaLS -> BASS+MzLS
+                   PSF difference, noise, flux scatter) and training.consistency_loss pulls the content
+                   latents of each image and of its copy together ("invariant training alone")
+  consistency_mmd  the consistency term and the MMD term ("invariant training + MMD")
 
 READS   RUN/transfer/<method>/checkpoint.pt when resuming
 WRITES  RUN/transfer/<method>/checkpoint.pt, best.pt, history.csv (names from ``runfiles``)
@@ -18,18 +29,32 @@ import torch
 
 from .. import runfiles
 from ..data import augment, draw_augmentation, to_float
+from ..imageio import PIXEL_SCALE_ARCSEC
 from ..models import VAE, vae_loss
+from ..nuisance import NuisanceSpec, random_nuisance
 from ..runtime import Precision, load_checkpoint
-from ..training import NonFiniteLossError, epoch_seed, save_training_checkpoint, write_csv_rows
+from ..training import NonFiniteLossError, consistency_loss, epoch_seed, save_training_checkpoint, write_csv_rows
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss
 from .metrics import paired_distances, random_pair_distances
-from ..config import ADAPT_METHODS as METHODS
+from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS
+
+MMD_METHODS = ("mmd", "consistency_mmd")
+CONSISTENCY_METHODS = ("consistency", "consistency_mmd")
 
 
 @dataclass
 class AdaptSettings:
-    method: str = "mmd"                  # 'mmd' (reference) or 'paired'
-    align_weight: float = 0.1            # lambda
+    method: str = "mmd"                  # one of METHODS (module docstring); 'mmd' is the reference
+    align_weight: float = 0.1            # lambda of the alignment term (MMD or paired; 'consistency' has none)
+    # weight of training.consistency_loss for the consistency methods; the default is the Part I
+    # variants' (bench/feature_variants.py --consistency): the term is ~0..2, the summed-MSE VAE loss tens
+    consistency_weight: float = ADAPT_CONSISTENCY_WEIGHT
+    # arcsec/pixel of the images (sizes the nuisance blur and noise): the Part I training's, from its checkpoint
+    pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC
+    # multiplies the survey-like nuisances (seeing, depth, calibration; nuisance.NuisanceSpec): at 1 they are
+    # Part I's; on the demo mock the median DECaLS -> BASS+MzLS latent move at gap 1 is ~5x that of a nuisance
+    # copy, and survey-like nuisances x2-3 move the latents about as far
+    nuisance_scale: float = ADAPT_NUISANCE_SCALE
     epochs: int = 20
     batch_size: int = 128                # per survey: each step sees 2 x batch_size images
     lr: float = 1e-5
@@ -45,20 +70,45 @@ class AdaptSettings:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.mmd_estimator not in ("biased", "unbiased"):
             raise ValueError(f"mmd_estimator must be 'biased' or 'unbiased', got {self.mmd_estimator!r}")
+        if not self.nuisance_scale >= 0:
+            raise ValueError(f"nuisance_scale must be >= 0, got {self.nuisance_scale!r}")
         if self.paired_distance not in ("squared", "euclidean"):
             raise ValueError(f"paired_distance must be 'squared' or 'euclidean', got {self.paired_distance!r}")
         self.kernel_multipliers = tuple(float(s) for s in self.kernel_multipliers)
+
+    @property
+    def uses_pairs(self) -> bool:
+        """Whether the two surveys' batches hold the same galaxies (only the paired method)."""
+        return self.method == "paired"
+
+    @property
+    def uses_consistency(self) -> bool:
+        return self.method in CONSISTENCY_METHODS
+
+    def nuisance(self) -> NuisanceSpec:
+        base = NuisanceSpec()
+        return NuisanceSpec(pixel_scale_arcsec=self.pixel_scale_arcsec, seeing_scale=base.seeing_scale * self.nuisance_scale,
+                            noise_scale=base.noise_scale * self.nuisance_scale,
+                            band_mag_sd=base.band_mag_sd * self.nuisance_scale)
 
 
 def alignment_loss(mu_decals: torch.Tensor, mu_bass: torch.Tensor, settings: AdaptSettings) -> torch.Tensor:
     if settings.method == "paired":
         return paired_loss(mu_decals, mu_bass, settings.paired_distance)
-    return mmd2(mu_decals, mu_bass, settings.kernel_multipliers, unbiased=settings.mmd_estimator == "unbiased")
+    if settings.method in MMD_METHODS:
+        return mmd2(mu_decals, mu_bass, settings.kernel_multipliers, unbiased=settings.mmd_estimator == "unbiased")
+    return mu_decals.new_zeros((), dtype=torch.float32)        # 'consistency': no alignment term
+
+
+def part1_training_setting(checkpoint, name: str, default: float) -> float:
+    """A setting the Part I model was trained with (its checkpoint's TrainSettings), else ``default``
+    (checkpoints from before the setting existed): the KL weight ``beta``, ``pixel_scale_arcsec``."""
+    return float(load_checkpoint(checkpoint).get("settings", {}).get(name, default))
 
 
 ADAPT_HISTORY_FIELDS = ["epoch", "train_loss", "train_vae_decals", "train_vae_bass", "train_align",
-                        "val_loss", "val_vae_decals", "val_vae_bass", "val_align", "val_distance_ratio",
-                        "images_per_s", "seconds"]
+                        "train_consistency", "val_loss", "val_vae_decals", "val_vae_bass", "val_align",
+                        "val_consistency", "val_distance_ratio", "images_per_s", "seconds"]
 
 
 def _batches(order_decals: np.ndarray, order_bass: np.ndarray, batch_size: int):
@@ -79,8 +129,9 @@ def _read(cache, indices: np.ndarray) -> torch.Tensor:
 
 def adapt_one_epoch(model: VAE, optimizer, scaler, precision: Precision, decals_cache, bass_cache,
                     indices: np.ndarray, epoch: int, settings: AdaptSettings, device, progress: bool = True) -> dict:
-    """One pass over the train pairs. mmd: the two surveys' batches are independent permutations
-    (pairs unused); paired: the same galaxies in the same order, with the same flips/rotation."""
+    """One pass over the train pairs. paired: the same galaxies in the same order, with the same
+    flips/rotation; every other method: the two surveys' batches are independent permutations (pairs
+    unused). Consistency methods also encode each image's nuisance copy (module docstring)."""
     from tqdm import tqdm
 
     model.train()
@@ -88,14 +139,15 @@ def adapt_one_epoch(model: VAE, optimizer, scaler, precision: Precision, decals_
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     order_d = rng.permutation(indices)
-    order_b = order_d if settings.method == "paired" else rng.permutation(indices)
+    order_b = order_d if settings.uses_pairs else rng.permutation(indices)
     batches = list(_batches(order_d, order_b, settings.batch_size))
-    totals, n_images, start = np.zeros(4), 0, time.perf_counter()
+    nuisance = settings.nuisance()
+    totals, n_images, start = np.zeros(5), 0, time.perf_counter()
     for step, (idx_d, idx_b) in enumerate(tqdm(batches, desc=f"{settings.method} epoch {epoch}", unit="batch",
                                                leave=False, disable=not progress)):
         n = len(idx_d)
         flips, turns = draw_augmentation(n, generator)
-        if settings.method == "paired":
+        if settings.uses_pairs:
             flips_b, turns_b = flips, turns            # the two images of a galaxy stay aligned
         else:
             flips_b, turns_b = draw_augmentation(n, generator)
@@ -104,12 +156,18 @@ def adapt_one_epoch(model: VAE, optimizer, scaler, precision: Precision, decals_
         if settings.augment:
             x_d, x_b = augment(x_d, flips, turns), augment(x_b, flips_b, turns_b)
         images = torch.cat([x_d, x_b])
+        consistency = torch.zeros((), device=device)
         with precision.autocast():
             reconstruction, mu, logvar = model(images, noise.to(device))
+            if settings.uses_consistency:
+                # the nuisance copies only enter the consistency term: encoded, not decoded
+                mu_copies = model.encode(random_nuisance(images, nuisance, generator))[0]
+        if settings.uses_consistency:
+            consistency = consistency_loss(mu, mu_copies)
         loss_d = vae_loss(reconstruction[:n], x_d, mu[:n], logvar[:n], settings.beta)[0]
         loss_b = vae_loss(reconstruction[n:], x_b, mu[n:], logvar[n:], settings.beta)[0]
         align = alignment_loss(mu[:n], mu[n:], settings)
-        loss = loss_d + loss_b + settings.align_weight * align
+        loss = loss_d + loss_b + settings.align_weight * align + settings.consistency_weight * consistency
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"{settings.method} epoch {epoch} step {step}: loss is {loss.item()} "
                                      "(non-finite); adaptation stopped, the last good checkpoint is kept")
@@ -117,23 +175,29 @@ def adapt_one_epoch(model: VAE, optimizer, scaler, precision: Precision, decals_
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals += np.array([loss.item(), loss_d.item(), loss_b.item(), align.item()]) * n
+        totals += np.array([loss.item(), loss_d.item(), loss_b.item(), align.item(), consistency.item()]) * n
         n_images += 2 * n
     seconds = time.perf_counter() - start
     n_pairs = max(n_images // 2, 1)
     return {"train_loss": totals[0] / n_pairs, "train_vae_decals": totals[1] / n_pairs,
             "train_vae_bass": totals[2] / n_pairs, "train_align": totals[3] / n_pairs,
-            "images_per_s": n_images / max(seconds, 1e-9), "seconds": seconds}
+            "train_consistency": totals[4] / n_pairs, "images_per_s": n_images / max(seconds, 1e-9),
+            "seconds": seconds}
 
 
 @torch.no_grad()
 def adapt_validation(model: VAE, precision: Precision, decals_cache, bass_cache, indices: np.ndarray,
                      settings: AdaptSettings, device, batch_size: int = 256) -> dict:
     """The adaptation objective on held-out train pairs (z = mu): the epoch with the lowest
-    ``val_loss`` becomes best.pt. The alignment term is evaluated on the whole held-out set."""
+    ``val_loss`` becomes best.pt. The alignment and consistency terms are evaluated on the whole
+    held-out set; the consistency term's nuisance copies are drawn from ``settings.seed`` alone, so
+    every epoch sees the same copies. (``val_distance_ratio``, paired / random distance of the
+    held-out pairs, is reported for every method but enters no method's ``val_loss``.)"""
     model.eval()
     indices = np.sort(np.asarray(indices))
-    sums, mus_d, mus_b = np.zeros(2), [], []
+    generator = torch.Generator().manual_seed(settings.seed)
+    nuisance = settings.nuisance()
+    sums, mus_d, mus_b, copies = np.zeros(2), [], [], ([], [])
     for start in range(0, len(indices), batch_size):
         part = indices[start:start + batch_size]
         for k, cache, mus in ((0, decals_cache, mus_d), (1, bass_cache, mus_b)):
@@ -142,14 +206,22 @@ def adapt_validation(model: VAE, precision: Precision, decals_cache, bass_cache,
                 reconstruction, mu, logvar = model(x)
             sums[k] += vae_loss(reconstruction, x, mu, logvar, settings.beta)[0].item() * len(part)
             mus.append(mu.float())
+            if settings.uses_consistency:
+                copies[0].append(mu.float())
+                with precision.autocast():
+                    copies[1].append(model.encode(random_nuisance(x, nuisance, generator))[0].float())
     mu_d, mu_b = torch.cat(mus_d), torch.cat(mus_b)
     align = alignment_loss(mu_d, mu_b, settings).item() if len(indices) >= 2 else 0.0
+    consistency = (consistency_loss(torch.cat(copies[0]), torch.cat(copies[1])).item()
+                   if settings.uses_consistency and len(indices) >= 2 else 0.0)
     n = max(len(indices), 1)
     d_np, b_np = mu_d.cpu().numpy(), mu_b.cpu().numpy()
     random = random_pair_distances(d_np, b_np, n_samples=20_000, seed=settings.seed)
     ratio = float(np.median(paired_distances(d_np, b_np)) / np.median(random)) if len(random) else float("nan")
-    return {"val_loss": sums[0] / n + sums[1] / n + settings.align_weight * align, "val_vae_decals": sums[0] / n,
-            "val_vae_bass": sums[1] / n, "val_align": align, "val_distance_ratio": ratio}
+    return {"val_loss": (sums[0] / n + sums[1] / n + settings.align_weight * align
+                         + settings.consistency_weight * consistency),
+            "val_vae_decals": sums[0] / n, "val_vae_bass": sums[1] / n, "val_align": align,
+            "val_consistency": consistency, "val_distance_ratio": ratio}
 
 
 def write_adapt_history(history: list[dict], path: str | Path) -> None:
@@ -214,6 +286,7 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
             on_epoch(history)
         log(f"{settings.method} epoch {epoch:3d}/{settings.epochs}  loss {row['train_loss']:.2f}  "
             f"(VAE DECaLS {row['train_vae_decals']:.2f}, BASS+MzLS {row['train_vae_bass']:.2f}, "
-            f"align {row['train_align']:.4f})  val {row.get('val_loss', float('nan')):.2f}  "
+            f"align {row['train_align']:.4f}, consistency {row['train_consistency']:.4f})  "
+            f"val {row.get('val_loss', float('nan')):.2f}  "
             f"val distance ratio {row.get('val_distance_ratio', float('nan')):.3f}  {row['images_per_s']:.0f} images/s")
     return model, history
