@@ -29,7 +29,7 @@ DEMO_LR ?= 1e-3
 # reference, so beta = (64/256)^2 keeps the reference's reconstruction-to-KL balance.
 DEMO_BETA ?= 0.0625
 DEMO_LATENT_SIZES ?= 8,16,32,64
-DEMO_SWEEP_EPOCHS ?= 10
+DEMO_SWEEP_EPOCHS ?= 8
 DEMO_ADAPT_EPOCHS ?= 6
 DEMO_ADAPT_LR ?= 2e-4
 DEMO_ADAPT_BATCH ?= 64
@@ -37,9 +37,9 @@ DEMO_ADAPT_BATCH ?= 64
 # (measured by transfer/gap_sweep.py); the demo and the sweep use the same weights
 DEMO_LAMBDA_mmd ?= 100
 DEMO_LAMBDA_paired ?= 10
-DEMO_CNN_EPOCHS ?= 4
+DEMO_CNN_EPOCHS ?= 3
 # wall time of the scorecard's contrastive encoder (analysis/decals_7.py; the script's default is the VAE's own)
-DEMO_CONTRASTIVE_SECONDS ?= 60
+DEMO_CONTRASTIVE_SECONDS ?= 45
 # (the demo scores two Galaxy Zoo questions in the scorecard; decals_5 classifies all of them)
 
 COMMON := --run $(RUN) --seed $(SEED)
