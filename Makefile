@@ -29,8 +29,13 @@ DEMO_LR ?= 1e-3
 # reference, so beta = (64/256)^2 keeps the reference's reconstruction-to-KL balance.
 DEMO_BETA ?= 0.0625
 DEMO_LATENT_SIZES ?= 8,16,32,64
-DEMO_SWEEP_EPOCHS ?= 8
-DEMO_ADAPT_EPOCHS ?= 6
+DEMO_SWEEP_EPOCHS ?= 6
+# the Galaxy Zoo questions the latent-size study and decals_5 classify in the demo (the forests on every
+# question were a third of its time); `make demo DEMO_QUESTIONS=` classifies all eight
+DEMO_QUESTIONS ?= smooth-or-featured,edge-on,bar,spiral-arms
+DEMO_ADAPT_EPOCHS ?= 4
+# the gap sweep (make gap-sweep, not part of the demo) fine-tunes longer
+SWEEP_ADAPT_EPOCHS ?= 6
 DEMO_ADAPT_LR ?= 2e-4
 DEMO_ADAPT_BATCH ?= 64
 # alignment weights: the VAE loss is a summed MSE (tens per 64 px image), so lambda 0.1 moves nothing
@@ -39,7 +44,7 @@ DEMO_LAMBDA_mmd ?= 100
 DEMO_LAMBDA_paired ?= 10
 DEMO_CNN_EPOCHS ?= 3
 # wall time of the scorecard's contrastive encoder (analysis/decals_7.py; the script's default is the VAE's own)
-DEMO_CONTRASTIVE_SECONDS ?= 45
+DEMO_CONTRASTIVE_SECONDS ?= 30
 # (the demo scores two Galaxy Zoo questions in the scorecard; decals_5 classifies all of them)
 
 COMMON := --run $(RUN) --seed $(SEED)
@@ -60,8 +65,8 @@ TRAIN_FLAGS := --image-size $(DEMO_SIZE) --batch-size $(DEMO_BATCH) --lr $(DEMO_
 # stage re-runs) only when its settings do.
 SETTINGS_data := galaxies=$(DEMO_GALAXIES) size=$(DEMO_SIZE) seed=$(SEED) mock=$(MOCK_DIR) gap=$(DEMO_MOCK_GAP)
 SETTINGS_train := latent=$(DEMO_LATENT) pose=$(DEMO_POSE) epochs=$(DEMO_EPOCHS) batch=$(DEMO_BATCH) lr=$(DEMO_LR) beta=$(DEMO_BETA)
-SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS)
-SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS)
+SETTINGS_sweep := sizes=$(DEMO_LATENT_SIZES) epochs=$(DEMO_SWEEP_EPOCHS) questions=$(DEMO_QUESTIONS)
+SETTINGS_cnn := epochs=$(DEMO_CNN_EPOCHS) questions=$(DEMO_QUESTIONS)
 SETTINGS_adapt := epochs=$(DEMO_ADAPT_EPOCHS) lr=$(DEMO_ADAPT_LR) batch=$(DEMO_ADAPT_BATCH) lambda=$(DEMO_LAMBDA_mmd),$(DEMO_LAMBDA_paired)
 
 .PHONY: demo test venv bench compare-arch clean-demo FORCE
@@ -119,7 +124,7 @@ $(RUN)/latents/mu.npy: $(RUN)/best.pt $(RUN)/selection/class_index.csv analysis/
 	$(PY) analysis/decals_2_2.py $(COMMON)
 
 $(RUN)/latent_size/latent_size.csv: $(RUN)/train.txt $(RUN)/.settings_sweep $(RUN)/.settings_train $(RUN)/selection/class_index.csv analysis/decals_2_3.py $(call uses,analysis/decals_2_3.py) $(call stale,latent_size/latent_size.csv)
-	$(PY) analysis/decals_2_3.py $(COMMON) $(TRAIN_FLAGS) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS)
+	$(PY) analysis/decals_2_3.py $(COMMON) $(TRAIN_FLAGS) --latent-sizes $(DEMO_LATENT_SIZES) --epochs $(DEMO_SWEEP_EPOCHS) $(if $(DEMO_QUESTIONS),--questions $(DEMO_QUESTIONS))
 
 $(RUN)/maps/embeddings.csv: $(RUN)/latents/mu.npy analysis/decals_3.py $(call uses,analysis/decals_3.py) $(call stale,maps/embeddings.csv)
 	$(PY) analysis/decals_3.py $(COMMON)
@@ -128,7 +133,7 @@ $(RUN)/outliers/outlier_scores.csv: $(RUN)/latents/mu.npy analysis/decals_4.py $
 	$(PY) analysis/decals_4.py $(COMMON) --mock-dir $(MOCK_DIR) --quiet
 
 $(RUN)/classification/results.csv: $(RUN)/latents/mu.npy $(RUN)/.settings_cnn analysis/decals_5.py $(call uses,analysis/decals_5.py) $(call stale,classification/results.csv)
-	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 --quiet
+	$(PY) analysis/decals_5.py $(COMMON) --cnn-epochs $(DEMO_CNN_EPOCHS) --cnn-batch-size 16 $(if $(DEMO_QUESTIONS),--questions $(DEMO_QUESTIONS)) --quiet
 
 # Part II -----------------------------------------------------------------------------------
 $(RUN)/transfer/pairs.csv: $(RUN)/best.pt transfer/make_pairs.py $(call uses,transfer/make_pairs.py) $(call stale,transfer/pairs.csv)
@@ -156,7 +161,7 @@ SWEEP_REFERENCE ?=
 .PHONY: gap-sweep
 gap-sweep: $(RUN)/gap_sweep/gap_sweep.csv
 $(RUN)/gap_sweep/gap_sweep.csv: $(RUN)/best.pt $(SWEEP_REFERENCE) transfer/gap_sweep.py $(call uses,transfer/gap_sweep.py)
-	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(DEMO_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --lambda-consistency $(SWEEP_LAMBDA_consistency) $(if $(SWEEP_REFERENCE),--reference-checkpoint $(SWEEP_REFERENCE)) --quiet
+	$(PY) transfer/gap_sweep.py $(COMMON) --mock-dir $(MOCK_DIR) --gaps $(SWEEP_GAPS) --epochs $(SWEEP_ADAPT_EPOCHS) --lr $(DEMO_ADAPT_LR) --batch-size $(DEMO_ADAPT_BATCH) --lambda-mmd $(DEMO_LAMBDA_mmd) --lambda-paired $(DEMO_LAMBDA_paired) --lambda-consistency $(SWEEP_LAMBDA_consistency) $(if $(SWEEP_REFERENCE),--reference-checkpoint $(SWEEP_REFERENCE)) --quiet
 
 # Explorer page: one self-contained HTML file; its neighbours are decals_6's (same model, same latents)
 $(RUN)/explorer/index.html: $(RUN)/similarity/precision_at_10.csv $(RUN)/maps/embeddings.csv $(RUN)/outliers/outlier_scores.csv analysis/explore.py $(call uses,analysis/explore.py) $(call stale,explorer/index.html)

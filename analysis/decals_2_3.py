@@ -92,6 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="disable random flips/rotations (default: as the main run)")
     parser.add_argument("--folds", type=int, default=5,
                         help="cross-validation folds of the classification score (default: %(default)s)")
+    parser.add_argument("--questions", default=None,
+                        help="comma list of the class_index.csv questions the classification score averages "
+                             "(default: all; each costs a 5-fold forest per latent size)")
     parser.add_argument("--ssim-max", type=int, default=2000,
                         help="validation galaxies (evenly spaced) used for SSIM; MSE uses all (default: %(default)s)")
     parser.add_argument("--n-show", type=int, default=8,
@@ -230,7 +233,7 @@ def encode_indices(model, cache, indices: np.ndarray, device, precision, chunk: 
 
 
 def classification_score(model, cache, class_index: pd.DataFrame, device, precision, folds: int,
-                         seed: int) -> tuple[float, dict[str, float], str]:
+                         seed: int, questions: list[str] | None = None) -> tuple[float, dict[str, float], str]:
     """Mean random-forest accuracy over class questions (and per question) on the latents mu.
 
     The protocol (classes smaller than the folds dropped, stratified folds seeded by ``seed``,
@@ -240,10 +243,14 @@ def classification_score(model, cache, class_index: pd.DataFrame, device, precis
         from VAE_model.classify import score_table
     except ImportError:
         return float("nan"), {}, "VAE_model.classify not available; classification score skipped"
+    unknown = sorted(set(questions or ()) - set(class_index["question"]))
+    if unknown:
+        raise ValueError(f"--questions {','.join(unknown)}: not a question of class_index.csv "
+                         f"({', '.join(dict.fromkeys(class_index['question']))})")
     images = np.unique(class_index["image_index"].to_numpy())
     mu = encode_indices(model, cache, images, device, precision)
     local = class_index.assign(image_index=np.searchsorted(images, class_index["image_index"].to_numpy()))
-    scores = score_table(mu, local, folds=folds, seed=seed, models=("random_forest",))
+    scores = score_table(mu, local, folds=folds, seed=seed, models=("random_forest",), questions=questions)
     if scores.empty:
         return float("nan"), {}, "no class question could be cross-validated; classification score skipped"
     per_question = dict(zip(scores["question"], scores["accuracy_mean"].astype(float)))
@@ -307,6 +314,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
     with Stage(run, "analysis/decals_2_3.py", args, resume="re-run the same command: the latent sizes already trained are reused") as stage:
         sizes = parse_sizes(args.latent_sizes)
+        questions = None if args.questions is None else [q.strip() for q in args.questions.split(",") if q.strip()]
         paths = readers.read_train_list(run)
         list_path = run / runfiles.TRAIN_TXT
         training = main_run_settings(run, args)
@@ -351,7 +359,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
             recon[f"recon_{k}"] = reconstruct_arrays(model, recon["originals"], device)
             if class_index is not None:
                 accuracy, per_question[k], note = classification_score(model, cache, class_index, device, precision,
-                                                                       args.folds, args.seed)
+                                                                       args.folds, args.seed, questions)
             else:
                 accuracy, note = float("nan"), class_note
             rows.append({"latent_dim": k, "val_mse_per_pixel": float(mse.mean()), "val_ssim": float(ssim.mean()),

@@ -208,3 +208,24 @@ def test_outlier_screening_finds_planted_defects_better_than_random(tmp_path, ca
     assert decals_4.main(["--run", str(run), "--mock-dir", "none", "--quiet"]) == 0
     assert "no mock-survey truth table" in capsys.readouterr().out
     assert not (run / runfiles.DEFECT_SCORES_JSON).exists()
+
+
+def test_latent_size_classification_score_averages_the_chosen_questions_and_refuses_unknown_ones():
+    import torch
+
+    from VAE_model.models import VAE, VAEConfig
+    from VAE_model.runtime import pick_precision
+
+    rng = np.random.default_rng(0)
+    cache = rng.integers(0, 255, (40, 3, 64, 64)).astype(np.uint8)
+    rows = [{"image_index": i, "question": q, "label": ["a", "b"][i % 2]}
+            for q in ("smooth-or-featured", "edge-on", "bar") for i in range(40)]
+    class_index = pd.DataFrame(rows)
+    model = VAE(VAEConfig(latent_dim=4, image_size=64, pose="none")).eval()
+    device = torch.device("cpu")
+    precision = pick_precision(device, "off")
+    _, per_question, _ = decals_2_3.classification_score(model, cache, class_index, device, precision, 2, 0,
+                                                         ["edge-on", "bar"])
+    assert sorted(per_question) == ["bar", "edge-on"]
+    with pytest.raises(ValueError, match="--questions spiral: not a question of class_index.csv"):
+        decals_2_3.classification_score(model, cache, class_index, device, precision, 2, 0, ["spiral"])
