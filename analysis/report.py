@@ -288,7 +288,7 @@ def section_gap_sweep(report: Report) -> None:
     csv = report.run / "gap_sweep" / "gap_sweep.csv"
     report.add("## 9. Survey-gap sweep (transfer/gap_sweep.py, `make gap-sweep`)", "")
     if not csv.exists():
-        report.add("_Not run in this demo (its own target, about 13 minutes on 2 cores at two gaps, 25 at four): `make gap-sweep`._", "")
+        report.add("_Not run in this demo (its own target, 13 minutes on 2 cores at two gaps, measured; about twice that at the default four): `make gap-sweep`._", "")
         return
     frame = pd.read_csv(csv)
     frame = frame[frame["metric"] != "retrieval median rank"]   # 1 everywhere on the mock: in the CSV
