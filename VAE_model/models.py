@@ -34,7 +34,11 @@ from torch import nn
 from .config import ARCHITECTURES, LEAKY_SLOPE, LEGACY_ARCH, POSE_MODES, VAEConfig  # noqa: F401  (defined torch-free)
 from .pose import from_canonical, moment_pose, to_canonical
 
-KLEIN_VIEWS = 4                   # identity, half turn and the two mirrors (klein_view)
+# the Klein group of views the moments' faint-signal choices span (klein_view): 0 identity, 1 half turn,
+# 2 mirror y -> -y (rows flipped), 3 mirror x -> -x (columns flipped)
+KLEIN_TRANSFORMS = (lambda t: t, lambda t: torch.rot90(t, 2, dims=(-2, -1)), lambda t: t.flip(-2),
+                    lambda t: t.flip(-1))
+KLEIN_VIEWS = len(KLEIN_TRANSFORMS)
 
 
 def _encoder_block(in_channels: int, out_channels: int, slope: float) -> nn.Sequential:
@@ -140,8 +144,7 @@ class VAE(nn.Module):
         half turn, the mirror y -> -y and both. The content latents then do not depend on those choices
         when noise decides them (nearly symmetric galaxies; the same galaxy in another survey), while
         the decoder still draws the canonical image, whose convention it learns from the data."""
-        views = torch.cat([klein_view(canonical, torch.full((len(canonical),), k, dtype=torch.long))
-                           for k in range(KLEIN_VIEWS)])
+        views = torch.cat([transform(canonical) for transform in KLEIN_TRANSFORMS])
         mu, logvar = self.encoder(views.contiguous(memory_format=torch.channels_last)
                                   if canonical.is_contiguous(memory_format=torch.channels_last) else views)
         n = len(canonical)
@@ -175,12 +178,10 @@ class VAE(nn.Module):
 
 
 def klein_view(canonical: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-    """Each canonical image (N, C, S, S) under its view (N,) of the Klein group the moments' faint-signal
-    choices span: 0 identity, 1 half turn, 2 mirror y -> -y (rows flipped), 3 mirror x -> -x."""
+    """Each canonical image (N, C, S, S) under its view (N,) of KLEIN_TRANSFORMS."""
     views = views.to(canonical.device)
     out = canonical.clone()
-    for k, transform in ((1, lambda t: torch.rot90(t, 2, dims=(-2, -1))), (2, lambda t: t.flip(-2)),
-                         (3, lambda t: t.flip(-1))):
+    for k, transform in enumerate(KLEIN_TRANSFORMS[1:], start=1):
         chosen = views == k
         if chosen.any():
             out[chosen] = transform(canonical[chosen])
