@@ -232,14 +232,19 @@ def test_adaptation_brings_the_two_surveys_closer_without_collapse(transfer_run)
     assert before["classification"]["questions"], "the how-rounded classes should take part"
 
 
+def pair_images_and_split(run):
+    """The run's pair caches (DECaLS, BASS+MzLS) and the rows of its train and test pairs."""
+    pairs = read_pairs(run)
+    decals, bass = pair_caches(run, 64, len(pairs), progress=False)
+    split = pairs["split"].to_numpy()
+    return decals, bass, np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+
+
 def test_the_alignment_term_not_extra_training_pulls_the_surveys_together(transfer_run, tmp_path):
     """Control: the same fine-tuning with lambda = 0 leaves the test pairs as far apart (relative
     to random pairs) as before; with the paired term they come closer."""
     run = transfer_run["run"]
-    pairs = read_pairs(run)
-    decals, bass = pair_caches(run, 64, len(pairs), progress=False)
-    split = pairs["split"].to_numpy()
-    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    decals, bass, train, test = pair_images_and_split(run)
     device = torch.device("cpu")
     ratios = {}
     for weight in (0.0, PAIRED_WEIGHT):
@@ -320,10 +325,7 @@ def test_invariant_training_pulls_each_galaxy_and_its_nuisance_copy_together(tra
     from VAE_model.training import consistency_loss
 
     run = transfer_run["run"]
-    pairs = read_pairs(run)
-    decals, bass = pair_caches(run, 64, len(pairs), progress=False)
-    split = pairs["split"].to_numpy()
-    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    decals, bass, train, test = pair_images_and_split(run)
     device = torch.device("cpu")
     images = to_float(torch.from_numpy(np.concatenate([decals[test], bass[test]])), device)
     copies = random_nuisance(images, NuisanceSpec(), torch.Generator().manual_seed(5))
