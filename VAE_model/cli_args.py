@@ -48,6 +48,11 @@ fraction_below_one = _checked("a fraction with 0 <= f < 1", lambda v: 0 <= v < 1
 image_side = _checked("a multiple of 64 (>= 64)", lambda v: v >= 64 and v % 64 == 0, int)
 
 
+def comma_list(text: str | None) -> list[str] | None:
+    """A comma-separated flag value (e.g. --questions a,b) as its non-empty, stripped items; None stays None."""
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
 def add_amp_argument(parser) -> None:
     parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
                         help="mixed precision: auto (bfloat16/float16 on CUDA, float32 on CPU), on, off")

@@ -52,8 +52,8 @@ import json
 import sys
 from pathlib import Path
 
-from VAE_model.cli_args import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args,
-                                non_negative_float)
+from VAE_model.cli_args import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, comma_list,
+                                describe_args, non_negative_float)
 from VAE_model.config import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, TrainSettings, VAEConfig
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE
 
@@ -314,7 +314,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
     run = Path(args.run)
     with Stage(run, "analysis/decals_2_3.py", args, resume="re-run the same command: the latent sizes already trained are reused") as stage:
         sizes = parse_sizes(args.latent_sizes)
-        questions = None if args.questions is None else [q.strip() for q in args.questions.split(",") if q.strip()]
+        questions = comma_list(args.questions)
         paths = readers.read_train_list(run)
         list_path = run / runfiles.TRAIN_TXT
         training = main_run_settings(run, args)

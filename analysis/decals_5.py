@@ -51,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, describe_args
+from VAE_model.cli_args import add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, comma_list, describe_args
 from VAE_model.config import PCA_MAX_PX
 
 RESULT_COLUMNS = ["question", "method", "model", "n_galaxies", "n_classes", "folds", "accuracy_mean", "accuracy_std",
@@ -159,7 +159,7 @@ def choose_questions(classes: pd.DataFrame, requested: str | None, label_columns
         return list(label_columns)
     if not requested:
         return present
-    wanted = [q.strip() for q in requested.split(",") if q.strip()]
+    wanted = comma_list(requested)
     unknown = [q for q in wanted if q not in present]
     if unknown:
         raise ValueError(f"--questions: {', '.join(unknown)} not in class_index.csv (present: {', '.join(present)})")

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from VAE_model.cli_args import (add_mock_dir_argument, add_quiet_argument, add_runtime_arguments, cli_main,
+from VAE_model.cli_args import (add_mock_dir_argument, add_quiet_argument, add_runtime_arguments, cli_main, comma_list,
                                 describe_args, non_negative_float, positive_int)
 
 TABLE_COLUMNS = [("precision_at_10", "true_type", "P@10 (true type)"), ("linear", "true_type", "linear (true type)"),
@@ -226,7 +226,7 @@ def _score(args, stage: Stage) -> dict:
     rows = np.arange(len(cache)) if len(cache) <= args.max_galaxies else \
         np.sort(rng.choice(len(cache), args.max_galaxies, replace=False))
     images = feature_sets.as_float(cache[rows])
-    questions = None if args.questions is None else [q.strip() for q in args.questions.split(",") if q.strip()]
+    questions = comma_list(args.questions)
     labels = labelings(run, paths, rows, args.mock_dir, stage, questions)
     name_to_row = {image_name(paths[i]): k for k, i in enumerate(rows)}
     pair_label_name = "true_type" if "true_type" in labels else (max(labels, key=lambda q: sum(v is not None for v in labels[q]))
