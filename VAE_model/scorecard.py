@@ -49,7 +49,7 @@ def wilson_interval(p: float, n: int) -> tuple[float, float]:
         return float("nan"), float("nan")
     centre = (p + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) / (1 + Z95 ** 2 / n)
-    return centre - half, centre + half
+    return max(centre - half, 0.0), min(centre + half, 1.0)   # rounding can step past 0 or 1 when p is 0 or 1
 
 
 def mean_interval(values: np.ndarray) -> tuple[float, float, float]:

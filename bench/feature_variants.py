@@ -1,9 +1,13 @@
 """Which VAE gives morphology features? The variants' table: plain, pose-separated, consistency,
-pose-separated + consistency, a contrastive encoder, pixel PCA, aligned-pixel PCA, morphology.
+pose-separated + consistency, a contrastive encoder, the supervised CNN, pixel PCA, aligned-pixel PCA,
+morphology.
 
 Each VAE variant is trained on the run's training split with the same settings and seeds
 (Galaxy_VAE_n.py's trainer), the contrastive encoder (VAE_model/contrastive.py) for the plain VAE's
-mean training time, and every feature set is scored by the feature scorecard (VAE_model/scorecard.py,
+mean training time, the supervised CNN of analysis/decals_5.py (VAE_model/supervised.py: the VAE's
+encoder trained end to end on the true type, --epochs epochs, on the probes' five folds; its
+accuracy is given in the linear column, its head being a linear layer trained with its features, and
+it is the ceiling that labels buy), and every feature set is scored by the feature scorecard (VAE_model/scorecard.py,
 VAE_model/feature_sets.py) on all the run's galaxies: precision@10, linear probe and random forest
 on the mock's TRUE type (truth.parquet, no volunteer noise), orientation/shift/survey ratios, and on
 the mock's overlap galaxies the cross-survey retrieval and forest. Reconstruction MSE per pixel and
@@ -37,6 +41,7 @@ VARIANTS = {   # name -> (pose mode, consistency weight multiplier: 1 = --consis
     "consistency": ("none", 1.0),
     "pose_consistency": ("moments", 1.0),
 }
+EXTRA_VARIANTS = ("contrastive", "cnn")   # not VAEs: trained by their own functions
 OUT_DIR = "feature_variants"
 
 
@@ -44,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/demo", help="run directory with train.txt (default: %(default)s)")
     parser.add_argument("--mock-dir", default="data/mock", help="the mock survey (truth.parquet) (default: %(default)s)")
-    parser.add_argument("--variants", default=",".join([*VARIANTS, "contrastive"]),
+    parser.add_argument("--variants", default=",".join([*VARIANTS, *EXTRA_VARIANTS]),
                         help="comma list of %(default)s (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of training seeds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, folds and transforms (default: %(default)s)")
@@ -133,6 +138,24 @@ def train_variant(out: Path, cache, train_idx, val_idx, config: VAEConfig, setti
     return model, seconds, {key: float(np.mean(values)) for key, values in quality.items()}
 
 
+def cnn_accuracy(cache, types: np.ndarray, config: VAEConfig, epochs: int, batch_size: int, lr: float, seed: int,
+                 fold_seed: int, device) -> tuple[float, float, float, int]:
+    """(accuracy, low, high, n): the supervised CNN's 5-fold accuracy on the true type, on the folds and
+    classes the probes use (``classify.plan_labels``, ``fold_indices`` with the split seed)."""
+    from VAE_model.classify import fold_indices, plan_labels
+    from VAE_model.scorecard import wilson_interval
+    from VAE_model.supervised import cross_validate_cnn
+
+    known = np.flatnonzero([value is not None and value == value and value != "" for value in types])
+    labels = types[known].astype(str)
+    plan = plan_labels(labels, 5)
+    rows, labels = known[plan.keep], labels[plan.keep]
+    result = cross_validate_cnn(cache, rows, labels, fold_indices(labels, plan.folds, fold_seed), config, device,
+                                epochs, batch_size, lr, seed, plan.classes)
+    accuracy = result["accuracy_mean"]
+    return accuracy, *wilson_interval(accuracy, len(rows)), len(rows)
+
+
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -154,9 +177,9 @@ def main(argv=None) -> int:
     invariance_rows = np.sort(np.random.default_rng(args.seed).choice(
         len(images), min(args.invariance_galaxies, len(images)), replace=False))
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS) - {"contrastive"})
+    unknown = sorted(set(variants) - set(VARIANTS) - set(EXTRA_VARIANTS))
     if unknown:
-        raise SystemExit(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join([*VARIANTS, 'contrastive'])}")
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join([*VARIANTS, *EXTRA_VARIANTS])}")
     seeds = [int(s) for s in args.seeds.split(",")]
     labelings = {} if types is None else {"true_type": types}
     rows, timings = [], {}
@@ -165,8 +188,9 @@ def main(argv=None) -> int:
         rows = previous[~previous["variant"].isin(variants)].to_dict("records")
 
     def score(variant, seed, extractors, extra=None):
-        for row in feature_sets.score_sets(extractors, images, labelings, invariance_rows, pairs, args.seed,
-                                           progress=not args.quiet):
+        scored = feature_sets.score_sets(extractors, images, labelings, invariance_rows, pairs, args.seed,
+                                         progress=not args.quiet) if extractors else []
+        for row in scored:
             rows.append({"variant": variant, "seed": seed, **row})
         for metric, value in (extra or {}).items():
             rows.append({"variant": variant, "seed": seed, "feature_set": variant, "metric": metric, "label": "",
@@ -181,7 +205,7 @@ def main(argv=None) -> int:
         score("baselines", args.seed, baselines)
     for seed in seeds:
         for variant in variants:
-            if variant == "contrastive":
+            if variant in EXTRA_VARIANTS:
                 continue
             pose, weight = VARIANTS[variant]
             config = VAEConfig(latent_dim=args.latent_dim, image_size=image_size, pose=pose)
@@ -208,6 +232,16 @@ def main(argv=None) -> int:
             print(f"contrastive seed {seed}: {timings[f'contrastive_s{seed}']:.0f} s")
             score("contrastive", seed, {"contrastive": feature_sets.contrastive_features(model)},
                   {"train_seconds": timings[f"contrastive_s{seed}"]})
+        if "cnn" in variants and types is not None:
+            start = time.perf_counter()
+            accuracy = cnn_accuracy(cache, types, VAEConfig(latent_dim=args.latent_dim, image_size=image_size),
+                                    args.epochs, args.batch_size, args.lr, seed, args.seed, device)
+            timings[f"cnn_s{seed}"] = time.perf_counter() - start
+            print(f"cnn seed {seed}: {timings[f'cnn_s{seed}']:.0f} s, 5-fold accuracy {accuracy[0]:.3f}")
+            rows.append({"variant": "cnn", "seed": seed, "feature_set": "cnn", "metric": "linear",
+                         "label": "true_type", "value": accuracy[0], "low": accuracy[1], "high": accuracy[2],
+                         "n": accuracy[3]})
+            score("cnn", seed, {}, {"train_seconds": timings[f"cnn_s{seed}"]})
     table = pd.DataFrame(rows)
     write_summary(table, out)
     write_json({"args": vars(args), "timings_s": timings, "n_galaxies": len(images),

@@ -45,3 +45,22 @@ def test_benchmark_rejects_a_split_without_validation_images(tmp_path, capsys):
     assert benchmark.main(["--image-size", "64", "--n-images", "8", "--val-fraction", "0", "--skip-mock", "--quiet",
                            "--device", "cpu", "--tmp-dir", str(tmp_path), "--output", str(tmp_path / "b.json")]) == 1
     assert "--val-fraction" in capsys.readouterr().err
+
+
+def test_variants_cnn_row_scores_the_true_type_on_the_probes_folds():
+    """The variants' table's supervised-CNN row: 5-fold accuracy of the encoder trained end to end, on
+    the classes and folds the probes use (a class too small for 5 folds is left out, unknown types too)."""
+    import numpy as np
+
+    from bench.feature_variants import cnn_accuracy
+    from VAE_model.models import VAEConfig
+
+    rng = np.random.default_rng(0)
+    n = 60
+    types = np.array(["bright"] * 30 + ["faint"] * 26 + ["rare"] * 3 + [None], dtype=object)
+    images = rng.integers(0, 30, (n, 3, 64, 64), dtype=np.uint8)
+    images[:30, :, 28:36, 28:36] = 250                        # a bright core: trivially separable
+    accuracy, low, high, n_scored = cnn_accuracy(images, types, VAEConfig(latent_dim=4, image_size=64), epochs=3,
+                                                 batch_size=8, lr=1e-3, seed=0, fold_seed=0, device="cpu")
+    assert n_scored == 56                                     # 'rare' (3 < 5 folds) and the unknown type left out
+    assert accuracy > 0.9 and 0 < low < accuracy <= high <= 1
