@@ -57,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=25, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="(default: %(default)s)")
-    parser.add_argument("--beta", type=non_negative_float, default=0.0625, help="(default: %(default)s)")
+    parser.add_argument("--beta", type=non_negative_float, default=0.01,
+                        help="KL weight; 0.01 ~ the calibrated value at 64 px, see the Makefile's DEMO_BETA (default: %(default)s)")
     parser.add_argument("--consistency", type=non_negative_float, default=10.0,
                         help="weight of the consistency term for the consistency variants (default: %(default)s)")
     parser.add_argument("--invariance-galaxies", type=positive_int, default=1000,
