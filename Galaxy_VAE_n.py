@@ -27,7 +27,7 @@ from pathlib import Path
 
 from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
                                 add_workers_argument, cli_main, describe_args, fraction_below_one, image_side,
-                                non_negative_float, positive_float, positive_int)
+                                kl_weight, non_negative_float, positive_float, positive_int)
 from VAE_model.config import ARCHITECTURES, POSE_MODES, TrainSettings, VAEConfig
 
 
@@ -62,8 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=TrainSettings.epochs, help="(default: %(default)s)")
     add_batch_size_argument(parser, TrainSettings.batch_size, "global batch size")
     parser.add_argument("--lr", type=positive_float, default=TrainSettings.lr, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--beta", type=non_negative_float, default=TrainSettings.beta,
-                        help="weight of the KL term (default: %(default)s)")
+    parser.add_argument("--beta", type=kl_weight, default=TrainSettings.beta,
+                        help="weight of the KL term, or 'calibrated': twice the batch's reconstruction MSE per pixel, "
+                             "the calibrated Gaussian decoder's (sigma-VAE) (default: %(default)s)")
     parser.add_argument("--val-fraction", type=fraction_below_one, default=TrainSettings.val_fraction,
                         help="held-out fraction, 0 <= f < 1 (default: %(default)s)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="disable random flips/rotations")

@@ -48,6 +48,16 @@ fraction_below_one = _checked("a fraction with 0 <= f < 1", lambda v: 0 <= v < 1
 image_side = _checked("a multiple of 64 (>= 64)", lambda v: v >= 64 and v % 64 == 0, int)
 
 
+def _beta(text: str) -> float | str:
+    from .config import CALIBRATED_BETA
+
+    return CALIBRATED_BETA if str(text).strip().lower() == CALIBRATED_BETA else float(text)
+
+
+# --beta: a KL weight >= 0, or 'calibrated' (models.vae_loss)
+kl_weight = _checked("a number >= 0 or 'calibrated'", lambda v: isinstance(v, str) or (v >= 0 and math.isfinite(v)), _beta)
+
+
 def comma_list(text: str | None) -> list[str] | None:
     """A comma-separated flag value (e.g. --questions a,b) as its non-empty, stripped items; None stays None."""
     return None if text is None else [item.strip() for item in text.split(",") if item.strip()]

@@ -66,6 +66,11 @@ class VAEConfig:
         return LEAKY_SLOPE[self.arch]
 
 
+# --beta calibrated: the KL weight of a calibrated Gaussian decoder, twice the batch's reconstruction MSE per pixel
+# (models.vae_loss; Rybkin et al. 2021, sigma-VAE)
+CALIBRATED_BETA = "calibrated"
+
+
 @dataclass
 class TrainSettings:
     """The reference training setting (real DECaLS, 256 px); every script's defaults come from here."""
@@ -73,7 +78,7 @@ class TrainSettings:
     epochs: int = 50
     batch_size: int = 512
     lr: float = 1e-5
-    beta: float = 1.0
+    beta: float | str = 1.0       # a weight >= 0, or CALIBRATED_BETA
     val_fraction: float = 0.1
     augment: bool = True
     seed: int = 0

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ARCHITECTURES, LEAKY_SLOPE, LEGACY_ARCH, POSE_MODES, VAEConfig  # noqa: F401  (defined torch-free)
+from .config import ARCHITECTURES, CALIBRATED_BETA, LEAKY_SLOPE, LEGACY_ARCH, POSE_MODES, VAEConfig  # noqa: F401  (defined torch-free)
 from .pose import from_canonical, moment_pose, to_canonical
 
 # the Klein group of views the moments' faint-signal choices span (klein_view): 0 identity, 1 half turn,
@@ -189,7 +189,7 @@ def klein_view(canonical: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
 
 
 def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             beta: float | str = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """VAE loss per image, averaged over the batch: (total, reconstruction term, KL term).
 
         L = sum_pixels (x_hat - x)^2  +  beta * KL( N(mu, sigma^2) || N(0, 1) ),
@@ -197,9 +197,16 @@ def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tenso
 
     i.e. the summed squared error of each image (the reference's summed MSE) plus beta times
     the closed-form KL divergence (Kingma & Welling 2014, Appendix B); beta = 1 is the reference.
-    Computed in float32 even under mixed precision.
+    L / (2 s^2) is the negative ELBO of a Gaussian decoder with pixel variance s^2 = beta / 2, so a
+    fixed beta fixes how well the decoder is assumed to draw. ``beta = 'calibrated'`` (config.
+    CALIBRATED_BETA) uses the variance the decoder achieves, the batch's mean squared error per pixel
+    (the optimal shared variance of Rybkin, Daniilidis & Levine 2021, sigma-VAE, with the same
+    gradients as their log-variance form): beta = 2 * MSE per pixel, taken as a constant in the
+    gradient, at any image size. Computed in float32 even under mixed precision.
     """
     batch = images.shape[0]
     squared_error = (reconstruction.float() - images.float()).pow(2).sum() / batch
     kl = -0.5 * torch.sum(1 + logvar.float() - mu.float().pow(2) - logvar.float().exp()) / batch
+    if beta == CALIBRATED_BETA:
+        beta = 2.0 * squared_error.detach() / images[0].numel()
     return squared_error + beta * kl, squared_error, kl

@@ -53,7 +53,7 @@ import sys
 from pathlib import Path
 
 from VAE_model.cli_args import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, comma_list,
-                                describe_args, non_negative_float)
+                                describe_args, kl_weight, non_negative_float)
 from VAE_model.config import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, TrainSettings, VAEConfig
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE
 
@@ -87,7 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the main run's)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="image side in px, divisible by 64 (default: the main run's args.json or checkpoint.pt)")
-    parser.add_argument("--beta", type=float, default=None, help="weight of the KL term (default: the main run's)")
+    parser.add_argument("--beta", type=kl_weight, default=None,
+                        help="weight of the KL term, or 'calibrated' (default: the main run's)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                         help="disable random flips/rotations (default: as the main run)")
     parser.add_argument("--folds", type=int, default=5,
@@ -325,7 +326,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
         eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
         settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
-                                 lr=float(training["lr"]), beta=float(training["beta"]), augment=bool(training["augment"]),
+                                 lr=float(training["lr"]), beta=kl_weight(str(training["beta"])), augment=bool(training["augment"]),
                                  val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
         record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                                training=training, n_train=len(train_idx), n_val=len(val_idx))

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from VAE_model.cli_args import add_quiet_argument, cli_main, non_negative_float, positive_int
+from VAE_model.cli_args import add_quiet_argument, cli_main, kl_weight, non_negative_float, positive_int
 
 VARIANTS = {   # name -> (pose mode, consistency weight multiplier: 1 = --consistency)
     "plain": ("none", 0.0),
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=25, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="(default: %(default)s)")
-    parser.add_argument("--beta", type=non_negative_float, default=0.01,
+    parser.add_argument("--beta", type=kl_weight, default=0.01,
                         help="KL weight; 0.01 ~ the calibrated value at 64 px, see the Makefile's DEMO_BETA (default: %(default)s)")
     parser.add_argument("--consistency", type=non_negative_float, default=10.0,
                         help="weight of the consistency term for the consistency variants (default: %(default)s)")

@@ -46,6 +46,20 @@ def test_loss_is_summed_squared_error_plus_beta_kl():
     assert kl_zero.item() == pytest.approx(0.0)
 
 
+def test_calibrated_beta_is_twice_the_mse_per_pixel_and_moves_no_gradient():
+    """--beta calibrated: the KL weight of a Gaussian decoder whose variance is the achieved MSE per pixel
+    (sigma-VAE); the weight is a constant of the step, so the reconstruction gradient is the summed MSE's."""
+    images = torch.zeros(2, 3, 64, 64)
+    reconstruction = torch.full_like(images, 0.1).requires_grad_()
+    mu, logvar = torch.ones(2, 4), torch.zeros(2, 4)
+    total, mse, kl = vae_loss(reconstruction, images, mu, logvar, beta="calibrated")
+    assert total.item() == pytest.approx(mse.item() + 2 * 0.01 * kl.item())     # MSE per pixel 0.1^2
+    total.backward()
+    fixed = reconstruction.detach().clone().requires_grad_()
+    vae_loss(fixed, images, mu, logvar, beta=0.02)[0].backward()
+    assert torch.allclose(reconstruction.grad, fixed.grad)
+
+
 # ----------------------------------------------------------------------------- the two architectures
 def leaf_layers(model):
     """(type, weight shape or None, extra settings) of every leaf module, in forward order."""

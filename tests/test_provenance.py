@@ -124,7 +124,8 @@ def test_run_lock_is_exclusive_within_one_process_too(tmp_path):
 
 @pytest.mark.parametrize("flags, flag", [
     (["--latent-dim", "0"], "--latent-dim"), (["--latent-dim", "-3"], "--latent-dim"),
-    (["--epochs", "0"], "--epochs"), (["--beta", "-1"], "--beta"), (["--val-fraction", "1.0"], "--val-fraction"),
+    (["--epochs", "0"], "--epochs"), (["--beta", "-1"], "--beta"), (["--beta", "calibrate"], "--beta"),
+    (["--val-fraction", "1.0"], "--val-fraction"),
     (["--batch-size", "0"], "--batch-size"), (["--lr", "0"], "--lr"), (["--image-size", "100"], "--image-size")])
 def test_bad_training_arguments_stop_before_any_work_naming_the_flag(tiny_run, capsys, flags, flag):
     with pytest.raises(SystemExit) as stop:

@@ -69,3 +69,13 @@ def test_cache_is_reused_whether_the_list_is_named_by_relative_or_absolute_path(
     again = image_cache("run/train.txt", 64, "run/cache", progress=False)
     assert (tiny_run / "cache" / "train_64px" / "meta.json").stat().st_mtime_ns == stamp
     assert np.array_equal(first, again)
+
+
+def test_calibrated_beta_is_recorded_and_fine_tuning_takes_it_from_the_checkpoint(tiny_run):
+    from VAE_model.adaptation.training import part1_training_setting
+
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", "--beta", "calibrated", *TINY]) == 0
+    assert load_checkpoint(tiny_run / "checkpoint.pt")["settings"]["beta"] == "calibrated"
+    assert json.loads((tiny_run / "args.json").read_text())["beta"] == "calibrated"
+    assert part1_training_setting(tiny_run / "best.pt", "beta", 1.0) == "calibrated"
+    assert np.isfinite(load_checkpoint(tiny_run / "checkpoint.pt")["history"][0]["val_loss"])

@@ -46,7 +46,7 @@ import sys
 from pathlib import Path
 
 from VAE_model.cli_args import (add_amp_argument, add_batch_size_argument, add_quiet_argument, add_runtime_arguments,
-                                cli_main, describe_args, non_negative_float)
+                                cli_main, describe_args, kl_weight, non_negative_float)
 from VAE_model.config import (ADAPT_CONSISTENCY_WEIGHT, ADAPT_METHODS as METHODS, ADAPT_NUISANCE_SCALE,
                               DEFAULT_KERNEL_MULTIPLIERS)
 
@@ -74,8 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     add_batch_size_argument(parser, 128, "images per survey per step")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--beta", type=float, default=None,
-                        help="weight of the KL term (default: the Part I model's, from its checkpoint)")
+    parser.add_argument("--beta", type=kl_weight, default=None,
+                        help="weight of the KL term, or 'calibrated' (default: the Part I model's, from its checkpoint)")
     parser.add_argument("--val-fraction", type=float, default=0.15,
                         help="train pairs held out to choose the best epoch (default: %(default)s)")
     parser.add_argument("--kernel-multipliers", type=float, nargs="+", default=list(DEFAULT_KERNEL_MULTIPLIERS),

@@ -36,7 +36,7 @@ from ..runtime import Precision, load_checkpoint
 from ..training import NonFiniteLossError, consistency_loss, epoch_seed, save_training_checkpoint, write_csv_rows
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss
 from .metrics import paired_distances, random_pair_distances
-from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS
+from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS, CALIBRATED_BETA
 
 MMD_METHODS = ("mmd", "consistency_mmd")
 CONSISTENCY_METHODS = ("consistency", "consistency_mmd")
@@ -58,7 +58,7 @@ class AdaptSettings:
     epochs: int = 20
     batch_size: int = 128                # per survey: each step sees 2 x batch_size images
     lr: float = 1e-5
-    beta: float = 1.0
+    beta: float | str = 1.0       # or config.CALIBRATED_BETA (models.vae_loss)
     augment: bool = True
     seed: int = 0
     kernel_multipliers: tuple = field(default=DEFAULT_KERNEL_MULTIPLIERS)
@@ -100,10 +100,12 @@ def alignment_loss(mu_decals: torch.Tensor, mu_bass: torch.Tensor, settings: Ada
     return mu_decals.new_zeros((), dtype=torch.float32)        # 'consistency': no alignment term
 
 
-def part1_training_setting(checkpoint, name: str, default: float) -> float:
+def part1_training_setting(checkpoint, name: str, default: float) -> float | str:
     """A setting the Part I model was trained with (its checkpoint's TrainSettings), else ``default``
-    (checkpoints from before the setting existed): the KL weight ``beta``, ``pixel_scale_arcsec``."""
-    return float(load_checkpoint(checkpoint).get("settings", {}).get(name, default))
+    (checkpoints from before the setting existed): the KL weight ``beta`` (a number or 'calibrated'),
+    ``pixel_scale_arcsec``."""
+    value = load_checkpoint(checkpoint).get("settings", {}).get(name, default)
+    return value if value == CALIBRATED_BETA else float(value)
 
 
 ADAPT_HISTORY_FIELDS = ["epoch", "train_loss", "train_vae_decals", "train_vae_bass", "train_align",
