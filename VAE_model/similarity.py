@@ -70,6 +70,7 @@ class LatentTable:
     orientation_average: bool = False
     scale: np.ndarray | None = None
     source: str | None = None          # run-relative latents file ``mu`` was read from (its neighbour index is stored)
+    image_size: int | None = None      # the model's input size, as the latents' record gives it (the gallery's images)
     _rows_by_name: dict = field(default=None, repr=False)
     _rows_by_path: dict = field(default=None, repr=False)
 
