@@ -707,11 +707,11 @@ def evaluate(args, run: str, models: Models) -> dict:
     truth = read_truth(mock_dir)
     have_pairs = (Path(run) / runfiles.TRANSFER_PAIRS_CSV).exists()
     pairs = read_pairs(run) if have_pairs else None
-    models = [resolve_model(run, "part1")]
+    checkpoints = [resolve_model(run, "part1")]
     if (Path(run) / runfiles.TRANSFER_ADAPTED).exists():
-        models.append(resolve_model(run, "adapted"))
+        checkpoints.append(resolve_model(run, "adapted"))
     within, cross, info, inputs = [], [], {}, [provenance.Input.file(Path(mock_dir) / runfiles.MOCK_TRUTH, "mock truth")]
-    for model_path, label in models:
+    for model_path, label in checkpoints:
         decals = decals_table(run, models, model_path, label, args.batch_size, progress=not args.quiet,
                               orientation_average=args.orientation_average)
         graph = search_index(run, decals) if decals.source is not None else None
