@@ -506,12 +506,13 @@ def run_query(args, run: str, table: LatentTable, models: Models, model_path: Pa
     return query
 
 
-def table_image(run: str, table: LatentTable, row: int, image_size: int) -> np.ndarray:
-    """(3, S, S) [0, 1] image of an indexed galaxy (the decode-once cache for DECaLS)."""
+def table_images(run: str, table: LatentTable, rows, image_size: int) -> list[np.ndarray]:
+    """(3, S, S) [0, 1] images of indexed galaxies (the decode-once cache for DECaLS, opened once: opening
+    it checks the list and its images, O(N))."""
     if table.survey == "decals":
         cache = image_cache(Path(run) / runfiles.TRAIN_TXT, image_size, Path(run) / runfiles.CACHE_DIR, progress=False)
-        return np.asarray(cache[table.image_index[row]], dtype=np.float32) / 255.0
-    return load_image(table.paths[row], image_size)
+        return [np.asarray(cache[table.image_index[row]], dtype=np.float32) / 255.0 for row in rows]
+    return [load_image(table.paths[row], image_size) for row in rows]
 
 
 def table_inputs(run: str, table: LatentTable, model_path: Path) -> list:
@@ -535,10 +536,10 @@ def write_query(args, run: str, table: LatentTable, query: dict, model_path: Pat
     csv_path = stem.with_name(stem.name + ".csv")
     result.to_csv(csv_path, index=False)
 
-    image_size = table.image_size
-    query_image = (table_image(run, table, query["vector_row"], image_size) if query["vector_row"] is not None
-                   else load_image(query["query_path"], image_size))
-    images = [query_image] + [table_image(run, table, r, image_size) for r in rows]
+    if query["vector_row"] is not None:
+        images = table_images(run, table, [query["vector_row"], *rows], table.image_size)
+    else:
+        images = [load_image(query["query_path"], table.image_size)] + table_images(run, table, rows, table.image_size)
     labels = [f"query\n{query['query_name']}"] + [f"#{i + 1}  d={d:.2f}\n{n}" for i, (d, n) in
                                                    enumerate(zip(distances, table.names[rows]))]
     survey = {"decals": "DECaLS", "bass": "BASS+MzLS"}[table.survey]
