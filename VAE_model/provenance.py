@@ -237,13 +237,25 @@ def read_record(run: str | Path, name: str) -> dict | None:
         return None
 
 
+def _listed(path: Path) -> tuple[str, ...]:
+    """The images an image list names, read once per stage while the list is unchanged (every record made
+    from a list names it: a query checks train.txt's images for 6-9 records, 64k lines each at 64k)."""
+    from .imagelist import read_image_list
+
+    if _MEMO is None:
+        return tuple(read_image_list(path))
+    info = os.stat(path)
+    key = ("list", os.path.abspath(path), info.st_size, info.st_mtime_ns)
+    if key not in _MEMO:
+        _MEMO[key] = tuple(read_image_list(path))
+    return _MEMO[key]
+
+
 def _unchanged(kind: str, recorded: dict, path: Path) -> bool | None:
     """Whether ``path`` still has the ``recorded`` identity (None: it no longer exists). A file is
     unchanged when its size and content are: its content is hashed only when its time stamp moved."""
     if kind == "images":
-        from .imagelist import read_image_list
-
-        return recorded == image_set_identity(read_image_list(path)) if path.exists() else None
+        return recorded == image_set_identity(_listed(path)) if path.exists() else None
     if kind == "folder":
         from .imageio import is_image_file
 
