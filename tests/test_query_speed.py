@@ -2,8 +2,8 @@
 
 A query by name or position of an indexed galaxy encodes nothing, so it must not import torch (the
 model is loaded only to encode) nor scikit-learn (a few query vectors are searched with NumPy; the
-name query reads its row of the stored neighbour graph), and must give the neighbours exact search
-gives. A query by image still encodes.
+name query reads its row of the stored neighbour graph) nor matplotlib (the gallery is drawn with
+Pillow), and must give the neighbours exact search gives. A query by image still encodes.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def query_in_new_process(run: Path, *query: str) -> dict:
     code = ("import json, sys\nfrom analysis import decals_6\n"
             f"status = decals_6.main({['--run', str(run), '--quiet', '--device', 'cpu', *query]!r})\n"
             "print(json.dumps({'status': status, 'imported': sorted(m for m in ('torch', 'sklearn', "
-            "'matplotlib.pyplot') if m in sys.modules)}))")
+            "'matplotlib') if m in sys.modules)}))")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
