@@ -20,6 +20,11 @@ Across surveys: --image of a BASS+MzLS cutout searches the DECaLS latents; --ind
 (or --reverse) searches the BASS+MzLS images of the transfer pairs instead. --model auto uses the
 adapted model (RUN/transfer/adapted.pt) when it exists, else RUN/best.pt; the index is always
 encoded with the same model as the query (latents of models other than best.pt are cached).
+The model is loaded only to encode (a query file, a name of the other survey, latents to make): a
+query by name or position of an indexed galaxy loads none and never imports torch, and takes the
+checkpoint's digest and image size from the latents' records (latents_config.json, or the cached
+latents' stamp); its neighbours come from the stored neighbour graph (issue 19: a later query under
+2 s of CPU in a new process; its gallery is drawn with Pillow).
 
 Orientation (--orientation-average; off by default): index and queries use mu averaged over the
 8 flips/quarter-turns of each image, each dimension divided by its standard deviation over the
@@ -291,7 +296,10 @@ def decals_table(run: str, models: Models, model_path: Path, label: str, batch_s
     if label == "part1" and not orientation_average:
         # queries encoded with this model must search latents of this model
         readers.check_latents_model(latents, model_path, run)
-        mu, source, image_size = latents.mu, runfiles.LATENT_MU, latents.config["image_size"]
+        mu, source, image_size = latents.mu, runfiles.LATENT_MU, latents.config.get("image_size")
+        if image_size is None:
+            raise StaleInputError(f"{Path(run) / runfiles.LATENT_CONFIG_JSON}: no image_size (written by an older "
+                                  f"version); re-run `analysis/decals_2_2.py --run {run}`")
     else:
         def make():
             from VAE_model.features import encode_arrays
