@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import make_batches, to_float
+from .batches import to_float
+from .data import make_batches
 from .models import Encoder, VAEConfig
 from .nuisance import NuisanceSpec, random_nuisance
 

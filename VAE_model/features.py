@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import make_batches, shard, to_float
+from .batches import to_float
+from .data import make_batches, shard
 from .runtime import DistInfo, Precision, pick_precision
 
 

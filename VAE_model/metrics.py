@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import to_float
+from .batches import to_float
 
 
 # ----------------------------------------------------------------------------- per-image metrics

@@ -6,9 +6,11 @@ and the precision@10 evaluation. Distances are Euclidean on the latents as given
 standardised orientation-averaged mu; see VAE_model/similarity.py).
 
 Two methods, chosen by size:
-  exact  below ``EXACT_MAX_ROWS`` galaxies: scikit-learn ``NearestNeighbors`` (exact; the neighbours
-         of all N galaxies grow like N^1.8-2 for 32-d latents: 9 s of CPU at 40k, 31 s at 80k, ~2 days
-         extrapolated to 10^7);
+  exact  below ``EXACT_MAX_ROWS`` galaxies: scikit-learn ``NearestNeighbors`` for the neighbours of
+         many galaxies (exact; the neighbours of all N grow like N^1.8-2 for 32-d latents: 9 s of CPU
+         at 40k, 31 s at 80k, ~2 days extrapolated to 10^7); up to ``NUMPY_MAX_QUERIES`` query
+         vectors (a similarity query) are searched with NumPy instead (``exact_search``: the same
+         answer, without scikit-learn's ~2 s import in a new process);
   hnsw   from ``EXACT_MAX_ROWS`` on: FAISS ``IndexHNSWFlat`` (Malkov & Yashunin 2018, "Efficient and
          robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs",
          IEEE TPAMI 42, 824): build and the neighbours of all N grow like N log N (measured
@@ -55,6 +57,10 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 QUERY_CHUNK = 8_192         # queries per search call: bounds the (chunk, k, latent_dim) float64 distance work
+# exact search of at most this many vectors in NumPy (no scikit-learn import: ~2 s of a new process's CPU);
+# more go to scikit-learn, whose import is then small against the search
+NUMPY_MAX_QUERIES = 64
+NUMPY_BLOCK_ELEMENTS = 1 << 22  # float64 (query, index row) distances held at once by exact_search: 32 MB
 INDEX_DIR = "neighbours"
 
 
@@ -82,11 +88,7 @@ class NeighbourIndex:
         self.mu = np.ascontiguousarray(mu, dtype=np.float32)
         self.method = method
         self._hnsw = hnsw
-        self._exact = None
-        if method == "exact":
-            from sklearn.neighbors import NearestNeighbors
-
-            self._exact = NearestNeighbors(metric="euclidean").fit(self.mu)
+        self._exact = None        # scikit-learn's index, fitted when many vectors are searched at once
 
     @property
     def n_samples_fit_(self) -> int:
@@ -97,6 +99,12 @@ class NeighbourIndex:
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         k = min(int(k), len(self.mu))
         if self.method == "exact":
+            if len(vectors) <= NUMPY_MAX_QUERIES:
+                return exact_search(self.mu, vectors, k)
+            if self._exact is None:
+                from sklearn.neighbors import NearestNeighbors
+
+                self._exact = NearestNeighbors(metric="euclidean").fit(self.mu)
             return self._exact.kneighbors(vectors, k, return_distance=False)
         self._hnsw.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         parts = [self._hnsw.search(vectors[i:i + QUERY_CHUNK], k)[1] for i in range(0, len(vectors), QUERY_CHUNK)]
@@ -117,7 +125,7 @@ class NeighbourIndex:
         first = np.argsort(~usable, axis=1, kind="stable")      # usable candidates first, in search order
         rows = np.take_along_axis(found, first, 1)[:, :k].astype(np.int64)
         for q in np.flatnonzero(usable.sum(axis=1) < k):        # came back short: this query searched exactly
-            kept = _exact_rows(self.mu, vectors[q], k + 1)
+            kept = exact_search(self.mu, vectors[q], k + 1)[0]
             rows[q] = kept[kept != exclude[q]][:k]
         # gather the rows found, then widen: never a float64 copy of the whole index
         distances = np.linalg.norm(self.mu[rows].astype(np.float64) - vectors.astype(np.float64)[:, None, :], axis=-1)
@@ -138,11 +146,30 @@ class NeighbourIndex:
         return rows, distances
 
 
-def _exact_rows(mu: np.ndarray, vector: np.ndarray, k: int) -> np.ndarray:
-    distance = np.linalg.norm(mu - vector[None], axis=1)
-    k = min(k, len(mu))
-    part = np.argpartition(distance, k - 1)[:k]
-    return part[np.argsort(distance[part], kind="stable")]
+def exact_search(mu: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """Rows (Q, k) of the k nearest rows of ``mu`` (N, d) to each of ``vectors`` (Q, d), nearest first, by
+    exact Euclidean distance (ties: the lower row first). NumPy, in blocks of index rows so that at most
+    ``NUMPY_BLOCK_ELEMENTS`` float64 numbers are held at once."""
+    mu = np.asarray(mu, dtype=np.float32)
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    n, k = len(mu), min(int(k), len(mu))
+    # one block: its (Q, block) distances and a (block, d) float64 difference per query
+    block = max(k, NUMPY_BLOCK_ELEMENTS // (max(len(vectors), 1) * max(mu.shape[1], 1)))
+    best_rows = np.empty((len(vectors), 0), dtype=np.int64)
+    best = np.empty((len(vectors), 0))
+    for start in range(0, n, block):
+        part = mu[start:start + block].astype(np.float64)
+        # squared distances as sums of squared differences, one query at a time: no cancellation
+        # (the |a|^2 - 2ab + |b|^2 expansion loses digits for near neighbours far from the origin)
+        squared = np.stack([((part - v) ** 2).sum(axis=1) for v in vectors])
+        rows = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + len(part)), squared.shape)], axis=1)
+        squared = np.concatenate([best, squared], axis=1)
+        if squared.shape[1] > k:
+            keep = np.argpartition(squared, k - 1, axis=1)[:, :k]
+            rows, squared = np.take_along_axis(rows, keep, 1), np.take_along_axis(squared, keep, 1)
+        best_rows, best = rows, squared
+    order = np.lexsort((best_rows, best), axis=1)     # by distance, then row
+    return np.take_along_axis(best_rows, order, 1)
 
 
 def build(mu: np.ndarray, method: str = "auto", exact_max_rows: int = EXACT_MAX_ROWS) -> NeighbourIndex:
@@ -207,12 +234,15 @@ class RunNeighbours:
     def n_samples_fit_(self) -> int:
         return len(self.mu)
 
-    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and distances (N, k) of every galaxy's k nearest others, from the stored graph."""
+    def _stored_graph(self) -> tuple[np.ndarray, np.ndarray]:
         if self._graph is None:
             with np.load(self.run / self._graph_name) as stored:
                 self._graph = stored["rows"].astype(np.int64), stored["distances"].astype(np.float64)
-        rows, distances = self._graph
+        return self._graph
+
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and distances (N, k) of every galaxy's k nearest others, from the stored graph."""
+        rows, distances = self._stored_graph()
         if k > rows.shape[1]:
             raise NeighbourIndexError(f"{self.run / self._graph_name}: holds {rows.shape[1]} neighbours per galaxy, "
                                       f"{k} asked for")
@@ -220,6 +250,22 @@ class RunNeighbours:
 
     def nearest(self, vectors, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         return self.index.nearest(vectors, k, exclude)
+
+    def nearest_of_rows(self, rows, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest other galaxies of indexed galaxies ``rows``: the answer of ``nearest(mu[rows], k,
+        exclude=rows)``, read from the stored graph when it holds k neighbours (no index to load or search:
+        a query by name at 10^5+ galaxies reads no HNSW file), else searched. The distances are recomputed
+        from ``mu`` in float64 as ``NeighbourIndex.nearest`` computes them (the graph stores float32)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        k = int(k)
+        graph_rows = self._stored_graph()[0]
+        if not 1 <= k <= graph_rows.shape[1]:
+            return self.nearest(self.mu[rows], k, rows)
+        found = graph_rows[rows, :k]
+        distances = np.linalg.norm(self.mu[found].astype(np.float64) - self.mu[rows].astype(np.float64)[:, None, :],
+                                   axis=-1)
+        order = np.argsort(distances, axis=1, kind="stable")
+        return np.take_along_axis(found, order, 1), np.take_along_axis(distances, order, 1)
 
 
 def run_neighbours(run, latents_name: str, mu: np.ndarray, k: int = GRAPH_K, stage: str = "VAE_model.neighbours",
@@ -269,5 +315,5 @@ def _atomic_savez(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["EXACT_MAX_ROWS", "GRAPH_K", "NeighbourIndexError", "NeighbourIndex", "build", "method_for",
+__all__ = ["EXACT_MAX_ROWS", "GRAPH_K", "NeighbourIndexError", "NeighbourIndex", "build", "method_for", "exact_search",
            "index_key", "stored_names", "RunNeighbours", "run_neighbours"]

@@ -7,7 +7,7 @@ to the classes; it starts from random weights (nothing is taken from the trained
 
 Training per cross-validation fold (``classify.fold_indices``, the same folds as the latent and
 morphology classifiers): cross-entropy, Adam (lr 1e-3), random flips and quarter turns
-(``data.draw_augmentation``/``data.augment``), a fixed number of epochs, seeded by
+(``batches.draw_augmentation``/``batches.augment``), a fixed number of epochs, seeded by
 (seed, fold); the model after the last epoch predicts the held-out fold. The input is
 standardised per channel with the training fold's mean and standard deviation (stored as
 buffers): on the stretched images, mostly dark sky, this makes the few hundred galaxies of a
@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from .classify import summarise_folds
-from .data import augment, draw_augmentation, make_batches, to_float
+from .batches import augment, draw_augmentation, to_float
+from .data import make_batches
 from .models import Encoder, VAEConfig
 from .runtime import Precision, pick_precision
 

@@ -17,7 +17,8 @@ import torch
 from . import runfiles
 from .errors import GalaxyVAEError
 from .files import atomic_write
-from .data import augment, batch_loader, device_batches, draw_augmentation, make_batches, shard, to_float
+from .batches import augment, batch_loader, device_batches, draw_augmentation, to_float
+from .data import make_batches, shard
 from .config import TrainSettings  # noqa: F401  (defined torch-free, re-exported here)
 from .models import KLEIN_VIEWS, VAE, VAEConfig, vae_loss
 from .nuisance import NuisanceSpec, random_nuisance

@@ -20,6 +20,11 @@ Across surveys: --image of a BASS+MzLS cutout searches the DECaLS latents; --ind
 (or --reverse) searches the BASS+MzLS images of the transfer pairs instead. --model auto uses the
 adapted model (RUN/transfer/adapted.pt) when it exists, else RUN/best.pt; the index is always
 encoded with the same model as the query (latents of models other than best.pt are cached).
+The model is loaded only to encode (a query file, a name of the other survey, latents to make): a
+query by name or position of an indexed galaxy loads none and never imports torch, and takes the
+checkpoint's digest and image size from the latents' records (latents_config.json, or the cached
+latents' stamp); its neighbours come from the stored neighbour graph (issue 19: a later query under
+2 s of CPU in a new process; its gallery is drawn with Pillow).
 
 Orientation (--orientation-average; off by default): index and queries use mu averaged over the
 8 flips/quarter-turns of each image, each dimension divided by its standard deviation over the
@@ -147,16 +152,43 @@ from VAE_model import provenance, readers
 from VAE_model.errors import StaleInputError
 from VAE_model.catalog import CatalogError
 from VAE_model.data import image_cache, image_name, read_image_list
-from VAE_model.features import encode_arrays
+from VAE_model.files import write_json
 from VAE_model.imageio import ImageError, image_position, is_fits, load_image
-from VAE_model.neighbours import run_neighbours
-from VAE_model.runtime import load_model, pick_device, seed_everything, write_json
+from VAE_model.neighbours import RunNeighbours, run_neighbours
 from VAE_model.similarity import (LatentTable, QueryError, build_index, encode_files, latent_scale, load_images_uint8,
                                   match_position, nearest, precision_at_k, random_expectation, run_image_positions,
                                   slug, summarise)
 
 
 # ----------------------------------------------------------------------------- models and latents
+class Models:
+    """The checkpoints one call of this stage uses, each loaded on first use. A query that encodes nothing
+    (a galaxy of the index by name or position, with its latents current) never loads a model nor imports
+    torch (~2.5 s of CPU per process): what it needs of the model is in the run's records (the latents'
+    checkpoint digest and image size). The device is picked and the seeds set when a model is first needed."""
+
+    def __init__(self, device: str = "auto", seed: int = 0):
+        self._device_choice, self._seed = device, seed
+        self._device, self._loaded = None, {}
+
+    @property
+    def device(self):
+        if self._device is None:
+            from VAE_model.runtime import pick_device, seed_everything
+
+            self._device = pick_device(self._device_choice)
+            seed_everything(self._seed)
+        return self._device
+
+    def load(self, path: Path):
+        key = str(Path(path).resolve())
+        if key not in self._loaded:
+            from VAE_model.runtime import load_model
+
+            self._loaded[key] = load_model(path, self.device)
+        return self._loaded[key]
+
+
 def resolve_model(run: str, choice: str) -> tuple[Path, str]:
     """(checkpoint path, model label): 'part1' = RUN/best.pt, 'adapted' = RUN/transfer/adapted.pt."""
     best, adapted = Path(run) / runfiles.BEST_CHECKPOINT, Path(run) / runfiles.TRANSFER_ADAPTED
@@ -177,11 +209,19 @@ def _paths_digest(paths) -> str:
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()
 
 
-def _checkpoint_stamp(path: Path, model, paths: list[str]) -> dict:
+# keys of a latent cache's stamp that the checkpoint fixes: written when the latents are made, not compared
+# (the same checkpoint digest gives the same image size and latent dimension), so checking a cache loads no model
+MODEL_STAMP_KEYS = ("image_size", "latent_dim")
+
+
+def _checkpoint_stamp(path: Path, paths: list[str]) -> dict:
     """What cached latents were made from: the checkpoint's content, the images (sizes, times)."""
     return {"checkpoint": str(Path(path).resolve()), "checkpoint_sha256": provenance.file_digest(path),
-            "list_sha1": _paths_digest(paths), "images": provenance.image_set_identity(paths),
-            "image_size": model.config.image_size, "latent_dim": model.config.latent_dim}
+            "list_sha1": _paths_digest(paths), "images": provenance.image_set_identity(paths)}
+
+
+def _model_stamp(model) -> dict:
+    return {"image_size": model.config.image_size, "latent_dim": model.config.latent_dim}
 
 
 def latents_key(label: str, orientation_average: bool) -> str:
@@ -216,29 +256,35 @@ def format_note(query_path, index_paths) -> str | None:
             f"format as the index for a meaningful ranking")
 
 
-def cached_latents(run: str, name: str, stamp: dict, make, inputs: list) -> np.ndarray:
-    """Latents saved at RUN/``name`` (+ .json stamp), recomputed by ``make()`` when the stamp differs,
-    with a provenance record (``inputs``: the checkpoint, the image list and its images)."""
+def cached_latents(run: str, name: str, stamp: dict, make, inputs: list) -> tuple[np.ndarray, dict]:
+    """Latents saved at RUN/``name`` (+ .json stamp) and their stamp, recomputed by ``make()`` ->
+    (mu, the model's stamp keys) when the stamp differs, with a provenance record (``inputs``: the
+    checkpoint, the image list and its images). Only ``make`` needs the model."""
     out_path = runfiles.run_path(run, name)
     meta_path = out_path.with_suffix(".json")
-    if out_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == stamp \
-            and provenance.problem(run, name, STAGE) is None:
-        return np.load(out_path)
-    mu = make()
+    if out_path.exists() and meta_path.exists():
+        saved = json.loads(meta_path.read_text())
+        if all(key in saved for key in MODEL_STAMP_KEYS) \
+                and {k: v for k, v in saved.items() if k not in MODEL_STAMP_KEYS} == stamp \
+                and provenance.problem(run, name, STAGE) is None:
+            return np.load(out_path), saved
+    mu, model_keys = make()
+    stamp = stamp | model_keys
     np.save(out_path, mu)
     meta_path.write_text(json.dumps(stamp, indent=2))
     meta_name = str(Path(name).with_suffix(".json"))
     provenance.record(run, [name, meta_name], inputs, STAGE, stamp)
-    return mu
+    return mu, stamp
 
 
-def decals_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
+def decals_table(run: str, models: Models, model_path: Path, label: str, batch_size: int = 1024,
                  progress: bool = True, orientation_average: bool = False) -> LatentTable:
-    """The DECaLS latents (rows of train.txt) under this model.
+    """The DECaLS latents (rows of train.txt) under the model ``model_path`` (loaded only to encode).
 
     Part I model without orientation averaging: RUN/latents/mu.npy as decals_2_2 wrote it. Any
     other model or setting: the decode-once cache encoded with it, saved in
-    RUN/similarity/latents_<model>[_orientation_average].npy (+ .json stamp).
+    RUN/similarity/latents_<model>[_orientation_average].npy (+ .json stamp). The table's image
+    size is the one its latents record (latents_config.json, or the stamp).
     """
     latents = readers.read_latents(run)
     names = latents.names
@@ -250,21 +296,28 @@ def decals_table(run: str, model, model_path: Path, label: str, device, batch_si
     if label == "part1" and not orientation_average:
         # queries encoded with this model must search latents of this model
         readers.check_latents_model(latents, model_path, run)
-        mu, source = latents.mu, runfiles.LATENT_MU
+        mu, source, image_size = latents.mu, runfiles.LATENT_MU, latents.config.get("image_size")
+        if image_size is None:
+            raise StaleInputError(f"{Path(run) / runfiles.LATENT_CONFIG_JSON}: no image_size (written by an older "
+                                  f"version); re-run `analysis/decals_2_2.py --run {run}`")
     else:
         def make():
+            from VAE_model.features import encode_arrays
+
+            model = models.load(model_path)
             cache = image_cache(list_path, model.config.image_size, Path(run) / runfiles.CACHE_DIR, progress=progress)
-            return encode_arrays(model, cache, device, batch_size=batch_size, progress=progress,
-                                 orientation_average=orientation_average)[0]
+            return encode_arrays(model, cache, models.device, batch_size=batch_size, progress=progress,
+                                 orientation_average=orientation_average)[0], _model_stamp(model)
 
         source = runfiles.SIMILARITY_LATENTS.format(model=latents_key(label, orientation_average))
-        stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
-        mu = cached_latents(run, source, stamp, make, [provenance.Input.file(model_path),
-                                                       *readers.train_list_input(list_path, paths)])
+        stamp = _checkpoint_stamp(model_path, paths) | {"orientation_average": orientation_average}
+        mu, stamp = cached_latents(run, source, stamp, make, [provenance.Input.file(model_path),
+                                                              *readers.train_list_input(list_path, paths)])
+        image_size = stamp["image_size"]
     scale = latent_scale(mu) if orientation_average else None
     return LatentTable("decals", label, mu if scale is None else mu / scale, names["name"].to_numpy(),
                        names["path"].to_numpy(), names["image_index"].to_numpy(),
-                       orientation_average=orientation_average, scale=scale, source=source)
+                       orientation_average=orientation_average, scale=scale, source=source, image_size=image_size)
 
 
 def read_pairs(run: str) -> pd.DataFrame:
@@ -276,7 +329,7 @@ def read_pairs(run: str) -> pd.DataFrame:
     return pairs
 
 
-def bass_table(run: str, model, model_path: Path, label: str, device, batch_size: int = 1024,
+def bass_table(run: str, models: Models, model_path: Path, label: str, batch_size: int = 1024,
                progress: bool = True, orientation_average: bool = False, scale: np.ndarray | None = None) -> LatentTable:
     """The BASS+MzLS latents of the transfer pairs (image_index = row of pairs.csv) under this model.
 
@@ -288,9 +341,12 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
     """
     pairs = read_pairs(run)
     paths = pairs["bass_path"].astype(str).tolist()
-    image_size = model.config.image_size
 
     def make():
+        from VAE_model.features import encode_arrays
+
+        model = models.load(model_path)
+        image_size = model.config.image_size
         list_path = Path(run) / runfiles.TRANSFER_BASS_LIST
         if list_path.exists() and read_image_list(list_path) == paths:
             images, ok = image_cache(list_path, image_size, Path(run) / runfiles.CACHE_DIR, progress=progress), None
@@ -298,16 +354,16 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
             images, ok, errors = load_images_uint8(paths, image_size, progress)
             if errors:
                 print(f"note: {len(errors)} BASS+MzLS images unusable, left out (first: {errors[0]})")
-        mu = encode_arrays(model, images, device, batch_size=batch_size, progress=progress,
+        mu = encode_arrays(model, images, models.device, batch_size=batch_size, progress=progress,
                            orientation_average=orientation_average)[0]
         if ok is not None:
             mu[~ok] = np.nan
-        return mu
+        return mu, _model_stamp(model)
 
     name = runfiles.SIMILARITY_BASS_LATENTS.format(model=latents_key(label, orientation_average))
-    stamp = _checkpoint_stamp(model_path, model, paths) | {"orientation_average": orientation_average}
+    stamp = _checkpoint_stamp(model_path, paths) | {"orientation_average": orientation_average}
     # the stamp holds the images' identity; the record names the model and the pairs
-    mu = cached_latents(run, name, stamp, make, [provenance.Input.file(model_path),
+    mu, stamp = cached_latents(run, name, stamp, make, [provenance.Input.file(model_path),
                                                  provenance.Input.file(Path(run) / runfiles.TRANSFER_PAIRS_CSV)])
     kept = np.isfinite(mu).all(axis=1)
     mu = mu[kept]
@@ -318,7 +374,7 @@ def bass_table(run: str, model, model_path: Path, label: str, device, batch_size
         scale = None
     return LatentTable("bass", label, mu, pairs["bass_iauname"].to_numpy()[kept], np.asarray(paths)[kept],
                        np.flatnonzero(kept), pairs["ra"].to_numpy(float)[kept], pairs["dec"].to_numpy(float)[kept],
-                       orientation_average=orientation_average, scale=scale)
+                       orientation_average=orientation_average, scale=scale, image_size=stamp["image_size"])
 
 
 def decals_positions(run: str, table: LatentTable, progress: bool = True) -> None:
@@ -397,7 +453,7 @@ def other_survey_path(run: str, survey: str, name: str) -> str | None:
     return str(hit["path"].iloc[0]) if len(hit) else None
 
 
-def run_query(args, run: str, table: LatentTable, model, device) -> dict:
+def run_query(args, run: str, table: LatentTable, models: Models, model_path: Path) -> dict:
     """Resolve the query to a latent vector, search, return everything the outputs need."""
     query = {"index_survey": table.survey, "model": table.model, "k": args.k,
              "orientation_average": table.orientation_average,
@@ -429,7 +485,8 @@ def run_query(args, run: str, table: LatentTable, model, device) -> dict:
             raise QueryError(f"{path}: query image not found")
         query.update(kind="image", label=f"file_{image_name(path)}")
     if path is not None:  # encode the file; exclude it when it is an indexed image
-        vector = table.embed(encode_files(model, [path], device, orientation_average=table.orientation_average))[0]
+        vector = table.embed(encode_files(models.load(model_path), [path], models.device,
+                                          orientation_average=table.orientation_average))[0]
         row = table.row_of_path(path)
         query.update(query_path=str(path))
         if row is not None:
@@ -448,18 +505,22 @@ def run_query(args, run: str, table: LatentTable, model, device) -> dict:
         if note:
             print(f"note: {note}")
             query["format_note"] = note
-    rows, distances = nearest(search_index(run, table), table.mu, vector[None], args.k,
-                              exclude=[-1 if row is None else row])
+    index = search_index(run, table)
+    if path is None and isinstance(index, RunNeighbours):   # an indexed galaxy: its row of the stored graph
+        rows, distances = index.nearest_of_rows([row], args.k)
+    else:
+        rows, distances = nearest(index, table.mu, vector[None], args.k, exclude=[-1 if row is None else row])
     query["rows"], query["distances"], query["vector_row"] = rows[0], distances[0], row
     return query
 
 
-def table_image(run: str, table: LatentTable, row: int, image_size: int) -> np.ndarray:
-    """(3, S, S) [0, 1] image of an indexed galaxy (the decode-once cache for DECaLS)."""
+def table_images(run: str, table: LatentTable, rows, image_size: int) -> list[np.ndarray]:
+    """(3, S, S) [0, 1] images of indexed galaxies (the decode-once cache for DECaLS, opened once: opening
+    it checks the list and its images, O(N))."""
     if table.survey == "decals":
         cache = image_cache(Path(run) / runfiles.TRAIN_TXT, image_size, Path(run) / runfiles.CACHE_DIR, progress=False)
-        return np.asarray(cache[table.image_index[row]], dtype=np.float32) / 255.0
-    return load_image(table.paths[row], image_size)
+        return [np.asarray(cache[table.image_index[row]], dtype=np.float32) / 255.0 for row in rows]
+    return [load_image(table.paths[row], image_size) for row in rows]
 
 
 def table_inputs(run: str, table: LatentTable, model_path: Path) -> list:
@@ -468,8 +529,7 @@ def table_inputs(run: str, table: LatentTable, model_path: Path) -> list:
     return [provenance.Input.file(model_path), provenance.Input.file(Path(run) / source)]
 
 
-def write_query(args, run: str, table: LatentTable, query: dict, image_size: int,
-                model_path: Path) -> tuple[Path, pd.DataFrame]:
+def write_query(args, run: str, table: LatentTable, query: dict, model_path: Path) -> tuple[Path, pd.DataFrame]:
     from VAE_model.plots import save_image_grid
 
     rows, distances = query["rows"], query["distances"]
@@ -484,9 +544,10 @@ def write_query(args, run: str, table: LatentTable, query: dict, image_size: int
     csv_path = stem.with_name(stem.name + ".csv")
     result.to_csv(csv_path, index=False)
 
-    query_image = (table_image(run, table, query["vector_row"], image_size) if query["vector_row"] is not None
-                   else load_image(query["query_path"], image_size))
-    images = [query_image] + [table_image(run, table, r, image_size) for r in rows]
+    if query["vector_row"] is not None:
+        images = table_images(run, table, [query["vector_row"], *rows], table.image_size)
+    else:
+        images = [load_image(query["query_path"], table.image_size)] + table_images(run, table, rows, table.image_size)
     labels = [f"query\n{query['query_name']}"] + [f"#{i + 1}  d={d:.2f}\n{n}" for i, (d, n) in
                                                    enumerate(zip(distances, table.names[rows]))]
     survey = {"decals": "DECaLS", "bass": "BASS+MzLS"}[table.survey]
@@ -649,19 +710,18 @@ def plot_precision(within: pd.DataFrame, cross: pd.DataFrame | None, path: Path,
     plt.close(fig)
 
 
-def evaluate(args, run: str, device) -> dict:
+def evaluate(args, run: str, models: Models) -> dict:
     """Score both models on the mock truth; write the CSV/JSON/PNG; return the JSON record."""
     mock_dir = Path(args.mock_dir) if args.mock_dir else default_mock_dir(run)
     truth = read_truth(mock_dir)
     have_pairs = (Path(run) / runfiles.TRANSFER_PAIRS_CSV).exists()
     pairs = read_pairs(run) if have_pairs else None
-    models = [resolve_model(run, "part1")]
+    checkpoints = [resolve_model(run, "part1")]
     if (Path(run) / runfiles.TRANSFER_ADAPTED).exists():
-        models.append(resolve_model(run, "adapted"))
+        checkpoints.append(resolve_model(run, "adapted"))
     within, cross, info, inputs = [], [], {}, [provenance.Input.file(Path(mock_dir) / runfiles.MOCK_TRUTH, "mock truth")]
-    for model_path, label in models:
-        model = load_model(model_path, device)
-        decals = decals_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
+    for model_path, label in checkpoints:
+        decals = decals_table(run, models, model_path, label, args.batch_size, progress=not args.quiet,
                               orientation_average=args.orientation_average)
         graph = search_index(run, decals) if decals.source is not None else None
         inputs += table_inputs(run, decals, model_path)
@@ -669,7 +729,7 @@ def evaluate(args, run: str, device) -> dict:
         within.append(frame)
         info[label] = {"checkpoint": str(model_path), "within_decals": within_info}
         if pairs is not None:
-            bass = bass_table(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
+            bass = bass_table(run, models, model_path, label, args.batch_size, progress=not args.quiet,
                               orientation_average=args.orientation_average, scale=decals.scale)
             frame, cross_info = cross_survey_scores(decals, bass, pairs, truth, graph=graph)
             inputs += table_inputs(run, bass, model_path)[1:]
@@ -698,7 +758,7 @@ def evaluate(args, run: str, device) -> dict:
         "cross_survey": cross.to_dict(orient="records") if cross is not None else None,
         "cross_survey_note": None if cross is not None else
         f"no {runfiles.TRANSFER_PAIRS_CSV}: run the transfer/ pairing stage for cross-survey scores",
-        "models": info, "config": describe_args(args, device_used=str(device)),
+        "models": info, "config": describe_args(args, device_used=str(models.device)),
     }
     write_json(record, runfiles.run_path(run, runfiles.SIMILARITY_PRECISION_JSON))
     outputs = [runfiles.SIMILARITY_PRECISION_CSV, runfiles.SIMILARITY_PRECISION_JSON, runfiles.SIMILARITY_PRECISION_PNG]
@@ -713,13 +773,12 @@ def evaluate(args, run: str, device) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = args.run
-    device = pick_device(args.device)
-    seed_everything(args.seed)
+    models = Models(args.device, args.seed)      # loaded when something must be encoded
     start = time.perf_counter()
     try:
         summaries = []
         if args.evaluate:
-            record = evaluate(args, run, device)
+            record = evaluate(args, run, models)
             for row in record["within_decals"]:
                 if row["morph_type"] == "all":
                     summaries.append(f"precision@{EVAL_K} {row['model']} {row[f'precision_at_{EVAL_K}']:.3f} "
@@ -732,12 +791,11 @@ def main(argv=None) -> int:
             print(f"wrote {Path(run) / runfiles.SIMILARITY_PRECISION_CSV} and .json/.png")
         if args.name is not None or args.ra is not None or args.image is not None:
             model_path, label = resolve_model(run, args.model)
-            model = load_model(model_path, device)
             table_of = bass_table if args.index_survey == "bass" else decals_table
-            table = table_of(run, model, model_path, label, device, args.batch_size, progress=not args.quiet,
+            table = table_of(run, models, model_path, label, args.batch_size, progress=not args.quiet,
                              orientation_average=args.orientation_average)
-            query = run_query(args, run, table, model, device)
-            csv_path, result = write_query(args, run, table, query, model.config.image_size, model_path)
+            query = run_query(args, run, table, models, model_path)
+            csv_path, result = write_query(args, run, table, query, model_path)
             print(result.to_string(index=False, columns=["rank", "name", "distance", "ra", "dec"]))
             summaries.append(f"query {query['query_name']} ({query['kind']}): {len(result)} neighbours in "
                              f"{len(table)} {table.survey} latents ({label} model), nearest {result['name'].iloc[0]} "

@@ -119,8 +119,8 @@ if __name__ == "__main__":
 import numpy as np
 import torch
 
-from VAE_model.data import (augment, batch_loader, device_batches, draw_augmentation, image_cache,
-                            make_batches, split_indices, write_image_list)
+from VAE_model.batches import augment, batch_loader, device_batches, draw_augmentation
+from VAE_model.data import image_cache, make_batches, split_indices, write_image_list
 from VAE_model.features import encode_arrays
 from VAE_model.imageio import FITS_SUFFIXES, asinh_stretch, resize, write_fits_cutout
 from VAE_model.models import VAE, vae_loss

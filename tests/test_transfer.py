@@ -320,7 +320,7 @@ def test_invariant_training_pulls_each_galaxy_and_its_nuisance_copy_together(tra
     """The content latents of the test images and of their nuisance copies (nuisance.random_nuisance,
     a fixed draw) come closer with the consistency term than with the same fine-tuning without it
     (weight 0, the control) and than in the Part I model."""
-    from VAE_model.data import to_float
+    from VAE_model.batches import to_float
     from VAE_model.nuisance import NuisanceSpec, random_nuisance
     from VAE_model.training import consistency_loss
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import runfiles
-from ..data import augment, draw_augmentation, to_float
+from ..batches import augment, draw_augmentation, to_float
 from ..imageio import PIXEL_SCALE_ARCSEC
 from ..models import VAE, vae_loss
 from ..nuisance import NuisanceSpec, random_nuisance
