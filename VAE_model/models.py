@@ -202,7 +202,8 @@ def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tenso
     CALIBRATED_BETA) uses the variance the decoder achieves, the batch's mean squared error per pixel
     (the optimal shared variance of Rybkin, Daniilidis & Levine 2021, sigma-VAE, with the same
     gradients as their log-variance form): beta = 2 * MSE per pixel, taken as a constant in the
-    gradient, at any image size. Computed in float32 even under mixed precision.
+    gradient, at any image size (under DDP: of each process's slice of the batch). Computed in float32
+    even under mixed precision.
     """
     batch = images.shape[0]
     squared_error = (reconstruction.float() - images.float()).pow(2).sum() / batch
