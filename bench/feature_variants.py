@@ -262,6 +262,9 @@ SUMMARY_COLUMNS = [("precision_at_10", "true_type", "P@10"), ("linear", "true_ty
 
 def write_summary(table: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Mean, sd over seeds and the mean 95% interval of each (feature set, metric)."""
+    # rows read back from scores.csv (--keep-scores) carry NaN where the label was '' (the ratios, the
+    # reconstruction): grouped as NaN they would be dropped from the table
+    table = table.assign(label=table["label"].fillna(""))
     grouped = table.groupby(["feature_set", "metric", "label"], sort=False)
     stats = grouped.agg(mean=("value", "mean"), sd=("value", "std"), low=("low", "mean"), high=("high", "mean"),
                         seeds=("seed", "nunique")).reset_index()

@@ -64,3 +64,21 @@ def test_variants_cnn_row_scores_the_true_type_on_the_probes_folds():
                                                  batch_size=8, lr=1e-3, seed=0, fold_seed=0, device="cpu")
     assert n_scored == 56                                     # 'rare' (3 < 5 folds) and the unknown type left out
     assert accuracy > 0.9 and 0 < low < accuracy <= high <= 1
+
+
+def test_variants_summary_keeps_unlabelled_metrics_of_rows_read_back_from_csv(tmp_path):
+    """--keep-scores reads earlier rows from scores.csv, where an empty label comes back as NaN: the
+    ratios and the reconstruction error must still be in the summary."""
+    import pandas as pd
+
+    from bench.feature_variants import write_summary
+
+    rows = [{"variant": "pose", "seed": seed, "feature_set": "pose", "metric": metric, "label": label, "value": value,
+             "low": float("nan"), "high": float("nan"), "n": 10}
+            for seed in (0, 1) for metric, label, value in
+            (("ratio_quarter_turn", "", 0.01 * seed), ("forest", "true_type", 0.7), ("val_mse_per_pixel", "", 0.002))]
+    pd.DataFrame(rows).to_csv(tmp_path / "scores.csv", index=False)
+    stats = write_summary(pd.read_csv(tmp_path / "scores.csv"), tmp_path)
+    assert set(stats["metric"]) == {"ratio_quarter_turn", "forest", "val_mse_per_pixel"}
+    line = (tmp_path / "summary.md").read_text().splitlines()[-1]
+    assert "0.005 ± 0.007" in line and "0.00200" in line
