@@ -98,7 +98,9 @@ def _stat(path: str) -> os.stat_result:
     share it. An OSError (a missing file) is not kept."""
     if _MEMO is None:
         return os.stat(path)
-    key = ("stat", os.path.abspath(path))
+    # absolute paths (the image lists make_datatxt writes, a folder walked from its absolute path) are the
+    # key as they are: os.path.abspath on each of 10^5 paths was a third of a later query's time
+    key = ("stat", path if os.path.isabs(path) else os.path.abspath(path))
     if key not in _MEMO:
         _MEMO[key] = os.stat(path)
     return _MEMO[key]
@@ -142,8 +144,9 @@ def folder_identity(folder: str | Path, keep) -> dict:
         # os.walk rather than Path.rglob (~25 us a file, 4x the stat: 1.7 s of a query at 64k images); like
         # rglob it lists linked files but does not descend into linked folders. Names relative to the folder,
         # sorted: the order of the full paths, which share the folder's prefix.
-        for root, _, files in os.walk(folder) if folder.is_dir() else []:
-            prefix = os.path.relpath(root, folder)
+        top = os.path.abspath(folder)     # walked from its absolute path: the paths are stat keys as they are
+        for root, _, files in os.walk(top) if folder.is_dir() else []:
+            prefix = os.path.relpath(root, top)
             prefix = "" if prefix == "." else prefix + os.sep
             for name in files:
                 path = os.path.join(root, name)
