@@ -19,7 +19,7 @@ What the page holds
 
 Thumbnails are drawn from the decode-once uint8 cache with the report's colour rendering (the Legacy
 Survey viewer's, ``VAE_model.plots.render_rgb``) and the report's orientation (FITS row 0 at the
-bottom, as ``plots.show_image`` draws with origin="lower": north up, east left), then
+bottom, as ``plots.save_image_grid`` draws them: north up, east left), then
 block-averaged to ``thumbnail_px``.
 """
 from __future__ import annotations

@@ -71,11 +71,6 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return render_rgb(image).astype(np.float32) / 255.0
 
 
-def show_image(ax, image: np.ndarray) -> None:
-    """Draw a (3, H, W) g, r, z image on ``ax`` north up, east left (FITS rows, origin lower)."""
-    ax.imshow(render_rgb(image), origin="lower", interpolation="nearest")
-
-
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG (creating the folder) and close it."""
     path = Path(path)
