@@ -122,6 +122,11 @@ class Pairs:
     test: np.ndarray
 
 
+def labelled(labels) -> np.ndarray:
+    """Which galaxies carry a label: not None, NaN or ''."""
+    return np.array([value is not None and value == value and value != "" for value in labels], dtype=bool)
+
+
 def score_sets(extractors: dict[str, Extractor], images: torch.Tensor, labelings: dict[str, np.ndarray],
                invariance_rows: np.ndarray, pairs: Pairs | None = None, seed: int = 0,
                spec: NuisanceSpec = NuisanceSpec(), progress: bool = False) -> list[dict]:
@@ -143,7 +148,7 @@ def score_sets(extractors: dict[str, Extractor], images: torch.Tensor, labelings
 
         for label_name, labels in labelings.items():
             labels = np.asarray(labels, dtype=object)
-            known = np.array([value is not None and value == value and value != "" for value in labels])
+            known = labelled(labels)
             scores = scorecard.label_scores(features[known], labels[known].astype(str), seed=seed)
             for metric, values in (scores or {}).items():
                 add(metric, label_name, *values)

@@ -147,7 +147,7 @@ def cnn_accuracy(cache, types: np.ndarray, config: VAEConfig, epochs: int, batch
     from VAE_model.scorecard import wilson_interval
     from VAE_model.supervised import cross_validate_cnn
 
-    known = np.flatnonzero([value is not None and value == value and value != "" for value in types])
+    known = np.flatnonzero(feature_sets.labelled(types))
     labels = types[known].astype(str)
     plan = plan_labels(labels, 5)
     rows, labels = known[plan.keep], labels[plan.keep]
