@@ -48,14 +48,15 @@ fraction_below_one = _checked("a fraction with 0 <= f < 1", lambda v: 0 <= v < 1
 image_side = _checked("a multiple of 64 (>= 64)", lambda v: v >= 64 and v % 64 == 0, int)
 
 
-def _beta(text: str) -> float | str:
-    from .config import CALIBRATED_BETA
+def _kl_weight_value(text: str) -> float | str:
+    from .config import kl_weight_value
 
-    return CALIBRATED_BETA if str(text).strip().lower() == CALIBRATED_BETA else float(text)
+    return kl_weight_value(text)
 
 
 # --beta: a KL weight >= 0, or 'calibrated' (models.vae_loss)
-kl_weight = _checked("a number >= 0 or 'calibrated'", lambda v: isinstance(v, str) or (v >= 0 and math.isfinite(v)), _beta)
+kl_weight = _checked("a number >= 0 or 'calibrated'", lambda v: isinstance(v, str) or (v >= 0 and math.isfinite(v)),
+                     _kl_weight_value)
 
 
 def comma_list(text: str | None) -> list[str] | None:

@@ -71,6 +71,11 @@ class VAEConfig:
 CALIBRATED_BETA = "calibrated"
 
 
+def kl_weight_value(value) -> float | str:
+    """A KL weight as typed (--beta) or stored (args.json, a checkpoint's settings): CALIBRATED_BETA or a number."""
+    return CALIBRATED_BETA if str(value).strip().lower() == CALIBRATED_BETA else float(value)
+
+
 @dataclass
 class TrainSettings:
     """The reference training setting (real DECaLS, 256 px); every script's defaults come from here."""

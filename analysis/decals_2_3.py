@@ -54,7 +54,7 @@ from pathlib import Path
 
 from VAE_model.cli_args import (add_amp_argument, add_quiet_argument, add_runtime_arguments, cli_main, comma_list,
                                 describe_args, kl_weight, non_negative_float)
-from VAE_model.config import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, TrainSettings, VAEConfig
+from VAE_model.config import ARCHITECTURES, LEGACY_ARCH, POSE_MODES, TrainSettings, VAEConfig, kl_weight_value
 from VAE_model.latent_size import MSE_TOLERANCE, RF_TOLERANCE
 
 DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
@@ -326,7 +326,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
         eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
         settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
-                                 lr=float(training["lr"]), beta=kl_weight(str(training["beta"])), augment=bool(training["augment"]),
+                                 lr=float(training["lr"]), beta=kl_weight_value(training["beta"]), augment=bool(training["augment"]),
                                  val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
         record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                                training=training, n_train=len(train_idx), n_val=len(val_idx))

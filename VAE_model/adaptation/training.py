@@ -36,7 +36,7 @@ from ..runtime import Precision, load_checkpoint
 from ..training import NonFiniteLossError, consistency_loss, epoch_seed, save_training_checkpoint, write_csv_rows
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss
 from .metrics import paired_distances, random_pair_distances
-from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS, CALIBRATED_BETA
+from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS, kl_weight_value
 
 MMD_METHODS = ("mmd", "consistency_mmd")
 CONSISTENCY_METHODS = ("consistency", "consistency_mmd")
@@ -105,7 +105,7 @@ def part1_training_setting(checkpoint, name: str, default: float) -> float | str
     (checkpoints from before the setting existed): the KL weight ``beta`` (a number or 'calibrated'),
     ``pixel_scale_arcsec``."""
     value = load_checkpoint(checkpoint).get("settings", {}).get(name, default)
-    return value if value == CALIBRATED_BETA else float(value)
+    return kl_weight_value(value) if name == "beta" else float(value)
 
 
 ADAPT_HISTORY_FIELDS = ["epoch", "train_loss", "train_vae_decals", "train_vae_bass", "train_align",
