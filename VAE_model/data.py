@@ -42,7 +42,8 @@ def image_name(path: str) -> str:
     return image_stem(path)
 
 
-def _list_digest(paths: list[str]) -> str:
+def list_digest(paths: list[str]) -> str:
+    """SHA-1 of an image list's paths in order (what a cache or a latent cache was made from)."""
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()
 
 
@@ -61,7 +62,7 @@ def cache_meta(paths: list[str], list_path: str | Path, image_size: int, framing
     (but for the list's spelling) is rebuilt. A setting that changes the pixels is one more key here.
     ``framing`` (readers.read_framing): a framed run's meta names its framing and crop boxes, so another
     framing rebuilds the cache; an unframed run's meta is as before."""
-    meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": _list_digest(paths),
+    meta = {"version": CACHE_VERSION, "list": str(list_path), "list_sha1": list_digest(paths),
             "images": image_set_identity(paths), "image_size": image_size, "scale": 255, "stretch": STRETCH}
     if framing is not None:
         meta["framing"] = framing.identity
@@ -184,6 +185,6 @@ def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-__all__ = ["DataError", "ImageError", "read_image_list", "write_image_list", "image_name", "image_cache",
+__all__ = ["DataError", "ImageError", "read_image_list", "write_image_list", "image_name", "image_cache", "list_digest",
            "cache_meta", "cache_folder", "open_image_cache", "shard_images",
            "quantise_uint8", "make_batches", "shard", "split_indices"]

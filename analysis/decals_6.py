@@ -84,7 +84,6 @@ WRITES  RUN/similarity/query_<slug>.csv   rank, name, image_index, distance, ra,
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -151,7 +150,7 @@ import pandas as pd
 from VAE_model import provenance, readers
 from VAE_model.errors import StaleInputError
 from VAE_model.catalog import CatalogError
-from VAE_model.data import image_cache, image_name, read_image_list
+from VAE_model.data import image_cache, image_name, list_digest, read_image_list
 from VAE_model.files import write_json
 from VAE_model.imageio import ImageError, image_position, is_fits, load_image
 from VAE_model.neighbours import RunNeighbours, run_neighbours
@@ -205,10 +204,6 @@ def resolve_model(run: str, choice: str) -> tuple[Path, str]:
     return path, slug(path.stem)
 
 
-def _paths_digest(paths) -> str:
-    return hashlib.sha1("\n".join(paths).encode()).hexdigest()
-
-
 # keys of a latent cache's stamp that the checkpoint fixes: written when the latents are made, not compared
 # (the same checkpoint digest gives the same image size and latent dimension), so checking a cache loads no model
 MODEL_STAMP_KEYS = ("image_size", "latent_dim")
@@ -217,7 +212,7 @@ MODEL_STAMP_KEYS = ("image_size", "latent_dim")
 def _checkpoint_stamp(path: Path, paths: list[str]) -> dict:
     """What cached latents were made from: the checkpoint's content, the images (sizes, times)."""
     return {"checkpoint": str(Path(path).resolve()), "checkpoint_sha256": provenance.file_digest(path),
-            "list_sha1": _paths_digest(paths), "images": provenance.image_set_identity(paths)}
+            "list_sha1": list_digest(paths), "images": provenance.image_set_identity(paths)}
 
 
 def _model_stamp(model) -> dict:
