@@ -390,6 +390,35 @@ def test_adaptation_checkpoint_resumes_and_records_the_method(transfer_run, caps
     assert state["epoch"] == 4 and [row["epoch"] for row in state["history"]] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("flag, given, recorded", [("--lambda", "2", "1.0"), ("--consistency", "3", "10.0"),
+                                                     ("--nuisance-scale", "2", "1.0")])
+def test_adaptation_resume_with_another_loss_weight_is_refused_in_one_line(transfer_run, tmp_path, capsys,
+                                                                          flag, given, recorded):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(transfer_run["run"], run)
+    path = run / runfiles.ADAPT_CHECKPOINT.format(method="mmd")
+    epoch = load_checkpoint(path)["epoch"]
+    weights = {"--lambda": "1", "--consistency": "10", "--nuisance-scale": "1", flag: given}   # mmd ran with --lambda 1
+    assert adapt.main(["--run", str(run), "--method", "mmd", *[x for item in weights.items() for x in item],
+                       "--resume", "--epochs", str(epoch + 1), *TINY_ADAPT]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and f"{flag} {recorded}, not {float(given)}" in err[0]
+    assert "drop --resume" in err[0]
+    assert load_checkpoint(path)["epoch"] == epoch
+
+
+def test_loss_weights_a_checkpoint_does_not_record_are_not_compared():
+    from VAE_model.adaptation.training import check_loss_settings
+    from VAE_model.training import ResumeError
+
+    given = AdaptSettings(align_weight=1.0, consistency_weight=3.0, nuisance_scale=2.0)
+    check_loss_settings("checkpoint.pt", {"method": "mmd", "align_weight": 1.0}, given)   # an older checkpoint
+    with pytest.raises(ResumeError, match="--consistency 10.0, not 3.0"):
+        check_loss_settings("checkpoint.pt", {"method": "mmd", "align_weight": 1.0, "consistency_weight": 10.0}, given)
+
+
 def test_missing_pairs_say_which_stage_to_run(tmp_path, capsys):
     assert no_tf.main(["--run", str(tmp_path), "--device", "cpu"]) == 1
     assert "Galaxy_VAE_n.py" in capsys.readouterr().err
@@ -407,8 +436,8 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tran
     path = run / runfiles.ADAPT_CHECKPOINT.format(method="mmd")
     epoch = load_checkpoint(path)["epoch"]
     monkeypatch.setattr(adaptation, "alignment_loss", lambda *args: torch.tensor(float("nan")))
-    assert adapt.main(["--run", str(run), "--device", "cpu", "--method", "mmd", "--resume", "--epochs", str(epoch + 2),
-                       *TINY_ADAPT]) == 1
+    assert adapt.main(["--run", str(run), "--device", "cpu", "--method", "mmd", "--lambda", "1", "--resume",
+                       "--epochs", str(epoch + 2), *TINY_ADAPT]) == 1
     assert "non-finite" in capsys.readouterr().err
     assert load_checkpoint(path)["epoch"] == epoch
 

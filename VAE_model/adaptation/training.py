@@ -33,13 +33,18 @@ from ..imageio import PIXEL_SCALE_ARCSEC
 from ..models import VAE, vae_loss
 from ..nuisance import NuisanceSpec, random_nuisance
 from ..runtime import Precision, load_checkpoint
-from ..training import NonFiniteLossError, consistency_loss, epoch_seed, save_training_checkpoint, write_csv_rows
+from ..training import (NonFiniteLossError, ResumeError, consistency_loss, epoch_seed, save_training_checkpoint,
+                        write_csv_rows)
 from .losses import DEFAULT_KERNEL_MULTIPLIERS, mmd2, paired_loss
 from .metrics import paired_distances, random_pair_distances
 from ..config import ADAPT_CONSISTENCY_WEIGHT, ADAPT_NUISANCE_SCALE, ADAPT_METHODS as METHODS, kl_weight_value
 
 MMD_METHODS = ("mmd", "consistency_mmd")
 CONSISTENCY_METHODS = ("consistency", "consistency_mmd")
+# the loss's weights (AdaptSettings field -> transfer/adapt.py flag): resuming a checkpoint with others
+# would train its later epochs on another objective than its first ones
+RESUME_MUST_MATCH = {"align_weight": "--lambda", "consistency_weight": "--consistency",
+                     "nuisance_scale": "--nuisance-scale"}
 
 
 @dataclass
@@ -230,6 +235,17 @@ def write_adapt_history(history: list[dict], path: str | Path) -> None:
     write_csv_rows(history, ADAPT_HISTORY_FIELDS, path)
 
 
+def check_loss_settings(checkpoint_path, saved: dict, settings: AdaptSettings) -> None:
+    """ResumeError (one line) when a loss weight of ``settings`` differs from the one the checkpoint
+    was trained with (``saved``, its "settings" record)."""
+    for key, flag in RESUME_MUST_MATCH.items():
+        # a checkpoint older than the setting does not record it: what it was trained with is unknown,
+        # so that comparison is skipped rather than guessed from today's default
+        if key in saved and saved[key] != getattr(settings, key):
+            raise ResumeError(f"{checkpoint_path}: trained with {flag} {saved[key]}, not {getattr(settings, key)}; "
+                              f"pass {flag} {saved[key]} to continue it, or drop --resume to start again")
+
+
 def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indices, val_indices,
           settings: AdaptSettings, device, precision: Precision, resume: bool = False,
           args_record: dict | None = None, progress: bool = True, log=print,
@@ -241,7 +257,8 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
     Every epoch: RUN/transfer/<method>/checkpoint.pt (atomic, training.save_training_checkpoint
     format) and history.csv; best.pt when the held-out adaptation loss improves. History row
     epoch 0 (held-out metrics of the starting model) is for reference only; best.pt is chosen
-    among the adapted epochs. ``resume`` continues from checkpoint.pt (same method required).
+    among the adapted epochs. ``resume`` continues from checkpoint.pt (same method and loss weights
+    required: ``check_loss_settings``).
     Raises NonFiniteLossError on NaN/inf.
     """
     checkpoint_path = runfiles.run_path(run_dir, runfiles.ADAPT_CHECKPOINT.format(method=settings.method))
@@ -257,6 +274,7 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
                              f"not {settings.method!r}")
         if state["model_config"] != model.config.to_dict():
             raise ValueError(f"{checkpoint_path}: model configuration differs from the Part I model's")
+        check_loss_settings(checkpoint_path, state.get("settings", {}), settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
