@@ -3,7 +3,7 @@
 Protocol (the same for every method, so their scores are comparable):
   * classes with fewer members than the folds are dropped; if fewer than two classes are left,
     the folds are reduced to the size of the second-largest class (at least 2) and that is recorded;
-  * stratified K-fold cross-validation, shuffled with ``seed`` (``fold_indices``), so any other
+  * stratified K-fold cross-validation, shuffled with ``seed`` (``planned_folds``), so any other
     method (e.g. the supervised CNN of ``VAE_model.supervised``) can be scored on the SAME folds;
   * per model: accuracy and macro-averaged F1 (mean and standard deviation over the folds) and
     the confusion matrix summed over the folds (rows = true class, columns = predicted class,
@@ -90,6 +90,19 @@ def fold_indices(labels, folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray
     return [(train, test) for train, test in splitter.split(np.zeros(len(labels)), labels)]
 
 
+def planned_folds(labels, folds: int = 5, seed: int = 0) -> tuple[LabelPlan, np.ndarray, list]:
+    """``plan_labels``, then ``fold_indices`` on the labels it keeps: (the plan, the kept labels, their
+    (train, test) splits as indices into the kept labels). Every method scored on a question takes
+    its galaxies and folds from here, so all are scored on the same ones.
+
+    Raises NotEnoughClassesError when the labels cannot be cross-validated.
+    """
+    labels = np.asarray(labels)
+    plan = plan_labels(labels, folds)
+    kept = labels[plan.keep]
+    return plan, kept, fold_indices(kept, plan.folds, seed)
+
+
 def make_model(name: str, seed: int = 0, n_train: int | None = None, n_jobs: int = -1,
                pca_components: int | None = None):
     """A fresh scikit-learn pipeline (median imputation first) for one of ``MODELS``.
@@ -164,9 +177,8 @@ def score_question(features: np.ndarray, labels, folds: int = 5, seed: int = 0, 
     labels = np.asarray(labels)
     if len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
-    plan = plan_labels(labels, folds)
-    x, y = features[plan.keep], labels[plan.keep]
-    splits = fold_indices(y, plan.folds, seed)
+    plan, y, splits = planned_folds(labels, folds, seed)
+    x = features[plan.keep]
     return {"n_galaxies": int(plan.keep.sum()), "n_classes": len(plan.classes), "classes": [str(c) for c in plan.classes],
             "folds": plan.folds, "folds_requested": folds, "dropped_classes": plan.dropped_classes, "keep": plan.keep,
             "models": {m: cross_validate(x, y, splits, m, seed, plan.classes) for m in models}}

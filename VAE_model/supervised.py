@@ -5,7 +5,7 @@ a network of the same size that sees the labels? ``EncoderClassifier`` is ``mode
 convolutional part (same blocks, same VAEConfig) with the mu head replaced by a linear layer
 to the classes; it starts from random weights (nothing is taken from the trained VAE).
 
-Training per cross-validation fold (``classify.fold_indices``, the same folds as the latent and
+Training per cross-validation fold (``classify.planned_folds``, the same folds as the latent and
 morphology classifiers): cross-entropy, Adam (lr 1e-3), random flips and quarter turns
 (``batches.draw_augmentation``/``batches.augment``), a fixed number of epochs, seeded by
 (seed, fold); the model after the last epoch predicts the held-out fold. The input is

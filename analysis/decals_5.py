@@ -111,8 +111,8 @@ import pandas as pd
 from VAE_model import readers, runfiles
 from VAE_model.stage import Stage
 from VAE_model.errors import StaleInputError
-from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, fold_indices,
-                                plan_labels, question_labels)
+from VAE_model.classify import (MODELS, NotEnoughClassesError, cross_validate, plan_labels, planned_folds,
+                                question_labels)
 from VAE_model.data import image_cache, image_name
 from VAE_model.imageio import FITS_SUFFIXES, ImageError
 from VAE_model.models import VAEConfig
@@ -232,13 +232,9 @@ def classify_question(question: str, table: pd.DataFrame, mu: np.ndarray, morpho
     """All methods on one question; raises NotEnoughClassesError when it cannot be cross-validated."""
     from VAE_model.supervised import cross_validate_cnn
 
-    labels = table["label"].to_numpy()
-    plan = plan_labels(labels, args.folds)
+    plan, y, splits = planned_folds(table["label"].to_numpy(), args.folds, seed)
     plan.classes = schema_order(question, plan.classes)
-    rows = table[plan.keep].reset_index(drop=True)
-    y = rows["label"].to_numpy()
-    image_index = rows["image_index"].to_numpy()
-    splits = fold_indices(y, plan.folds, seed)
+    image_index = table["image_index"].to_numpy()[plan.keep]
     scores, seconds = {}, {}
     start = time.perf_counter()
     for model in MODELS:

@@ -142,17 +142,15 @@ def train_variant(out: Path, cache, train_idx, val_idx, config: VAEConfig, setti
 def cnn_accuracy(cache, types: np.ndarray, config: VAEConfig, epochs: int, batch_size: int, lr: float, seed: int,
                  fold_seed: int, device) -> tuple[float, float, float, int]:
     """(accuracy, low, high, n): the supervised CNN's 5-fold accuracy on the true type, on the folds and
-    classes the probes use (``classify.plan_labels``, ``fold_indices`` with the split seed)."""
-    from VAE_model.classify import fold_indices, plan_labels
+    classes the probes use (``classify.planned_folds`` with the split seed)."""
+    from VAE_model.classify import planned_folds
     from VAE_model.scorecard import wilson_interval
     from VAE_model.supervised import cross_validate_cnn
 
     known = np.flatnonzero(feature_sets.labelled(types))
-    labels = types[known].astype(str)
-    plan = plan_labels(labels, 5)
-    rows, labels = known[plan.keep], labels[plan.keep]
-    result = cross_validate_cnn(cache, rows, labels, fold_indices(labels, plan.folds, fold_seed), config, device,
-                                epochs, batch_size, lr, seed, plan.classes)
+    plan, labels, splits = planned_folds(types[known].astype(str), 5, fold_seed)
+    rows = known[plan.keep]
+    result = cross_validate_cnn(cache, rows, labels, splits, config, device, epochs, batch_size, lr, seed, plan.classes)
     accuracy = result["accuracy_mean"]
     return accuracy, *wilson_interval(accuracy, len(rows)), len(rows)
 
