@@ -34,7 +34,7 @@ class ResumeError(GalaxyVAEError, ValueError):
 
 
 # settings that change the optimisation path: a checkpoint trained with others cannot be resumed
-RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "val_fraction", "augment", "seed", "consistency")
+RESUME_MUST_MATCH = ("batch_size", "lr", "beta", "val_fraction", "augment", "seed", "consistency", "pool_views")
 
 
 def data_identity(list_path, paths: list[str], train_indices, val_indices) -> dict:
@@ -136,7 +136,8 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     """One pass over the training indices; returns per-image means and throughput.
 
     The pose-separated model encodes one random Klein view of each canonical galaxy (models.klein_view),
-    drawn here with the rest so that results do not depend on the process count."""
+    drawn here with the rest so that results do not depend on the process count, or the four pooled
+    (``settings.pool_views``)."""
     from tqdm import tqdm
 
     module.train()
@@ -151,7 +152,7 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
     loader = batch_loader(cache, [b[p] for b, p in zip(batches, parts)], device, settings.workers)
     totals = torch.zeros(4, dtype=torch.float64, device=device)   # summed on the device: no sync per step
     nuisance = NuisanceSpec(pixel_scale_arcsec=settings.pixel_scale_arcsec)
-    pose_separated = config.pose != "none"
+    one_view = config.pose != "none" and not settings.pool_views
     n_images = 0
     start = time.perf_counter()
     bar = tqdm(zip(device_batches(loader, device, settings.channels_last), batches, parts, counts),
@@ -161,7 +162,7 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
         # draws for the whole global batch, then this process's slice
         flips, turns = draw_augmentation(len(batch), generator)
         noise = torch.randn(len(batch), config.latent_dim, generator=generator)
-        views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator) if pose_separated else None
+        views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator) if one_view else None
         if settings.augment:
             images = augment(images, flips[part], turns[part])
         consistency = torch.zeros((), device=device)
@@ -170,7 +171,7 @@ def train_one_epoch(module, optimizer, scaler, precision: Precision, cache, indi
             # and their content latents pulled together (consistency_loss)
             n_here = len(images)
             other_noise = torch.randn(len(batch), config.latent_dim, generator=generator)[part]
-            other_views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator)[part] if pose_separated else None
+            other_views = torch.randint(0, KLEIN_VIEWS, (len(batch),), generator=generator)[part] if one_view else None
             others = random_nuisance(images, nuisance, generator)
             images = torch.cat([images, others])
             with precision.autocast():

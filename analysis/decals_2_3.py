@@ -63,7 +63,7 @@ DEFAULT_LATENT_SIZES = "8,16,24,32,40,64"
 _MODEL, _TRAIN = VAEConfig(), TrainSettings()
 TRAINING_DEFAULTS = {"arch": _MODEL.arch, "pose": _MODEL.pose, "image_size": _MODEL.image_size, "epochs": _TRAIN.epochs,
                      "batch_size": _TRAIN.batch_size, "lr": _TRAIN.lr, "beta": _TRAIN.beta, "augment": _TRAIN.augment,
-                     "val_fraction": _TRAIN.val_fraction}
+                     "val_fraction": _TRAIN.val_fraction, "pool_views": _TRAIN.pool_views}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,6 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="weight of the KL term, or 'calibrated' (default: the main run's)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                         help="disable random flips/rotations (default: as the main run)")
+    parser.add_argument("--pool-views", action="store_const", const=True, default=None,
+                        help="pose-separated VAE: the four views pooled in training (default: as the main run)")
     parser.add_argument("--folds", type=int, default=5,
                         help="cross-validation folds of the classification score (default: %(default)s)")
     parser.add_argument("--questions", default=None,
@@ -326,7 +328,7 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
         eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
         settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
-                                 lr=float(training["lr"]), beta=kl_weight_value(training["beta"]), augment=bool(training["augment"]),
+                                 lr=float(training["lr"]), beta=kl_weight_value(training["beta"]), augment=bool(training["augment"]), pool_views=bool(training["pool_views"]),
                                  val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
         record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                                training=training, n_train=len(train_idx), n_val=len(val_idx))

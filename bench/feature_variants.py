@@ -1,5 +1,5 @@
-"""Which VAE gives morphology features? The variants' table: plain, pose-separated, consistency,
-pose-separated + consistency, a contrastive encoder, the supervised CNN, pixel PCA, aligned-pixel PCA,
+"""Which VAE gives morphology features? The variants' table: plain, pose-separated (trained on one
+random view of each galaxy, or on the four views pooled: pose_pooled), consistency, pose-separated + consistency, a contrastive encoder, the supervised CNN, pixel PCA, aligned-pixel PCA,
 morphology.
 
 Each VAE variant is trained on the run's training split with the same settings and seeds
@@ -35,11 +35,12 @@ from pathlib import Path
 
 from VAE_model.cli_args import add_quiet_argument, cli_main, kl_weight, non_negative_float, positive_int
 
-VARIANTS = {   # name -> (pose mode, consistency weight multiplier: 1 = --consistency)
-    "plain": ("none", 0.0),
-    "pose": ("moments", 0.0),
-    "consistency": ("none", 1.0),
-    "pose_consistency": ("moments", 1.0),
+VARIANTS = {   # name -> (pose mode, consistency weight multiplier: 1 = --consistency, four views pooled in training)
+    "plain": ("none", 0.0, False),
+    "pose": ("moments", 0.0, False),
+    "pose_pooled": ("moments", 0.0, True),
+    "consistency": ("none", 1.0, False),
+    "pose_consistency": ("moments", 1.0, False),
 }
 EXTRA_VARIANTS = ("contrastive", "cnn")   # not VAEs: trained by their own functions
 OUT_DIR = "feature_variants"
@@ -206,10 +207,11 @@ def main(argv=None) -> int:
         for variant in variants:
             if variant in EXTRA_VARIANTS:
                 continue
-            pose, weight = VARIANTS[variant]
+            pose, weight, pool_views = VARIANTS[variant]
             config = VAEConfig(latent_dim=args.latent_dim, image_size=image_size, pose=pose)
             settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-                                     seed=seed, workers=0, consistency=weight * args.consistency)
+                                     seed=seed, workers=0, consistency=weight * args.consistency,
+                                     pool_views=pool_views)
             model, seconds, quality = train_variant(out / f"{variant}_s{seed}", cache, train_idx, val_idx, config,
                                                     settings, device)
             timings[f"{variant}_s{seed}"] = seconds

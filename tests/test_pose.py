@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from VAE_model.models import VAE, VAEConfig
+from VAE_model.models import VAE, VAEConfig, match_klein_view
 from VAE_model.pose import from_canonical, moment_pose, to_canonical
 
 SIDE = 64
@@ -89,8 +89,8 @@ def test_pose_separated_vae_reconstructs_in_the_observed_pose():
     with torch.no_grad():
         reconstruction, mu, _ = model(image)
         pose = model.pose(image)
-        # the decoder's canonical image, turned to the galaxy's pose
-        assert torch.allclose(reconstruction, from_canonical(model.decoder(mu), pose), atol=1e-6)
+        # the decoder's canonical image, turned to the galaxy's pose under the best-matching Klein view
+        assert torch.allclose(reconstruction, match_klein_view(model.decoder(mu), pose, image), atol=1e-6)
         turned, _, _ = model(torch.rot90(image, 1, dims=(-2, -1)))
     assert torch.allclose(turned, torch.rot90(reconstruction, 1, dims=(-2, -1)), atol=1e-3)
 
@@ -124,3 +124,24 @@ def test_training_encodes_the_drawn_klein_view_and_encoding_pools_all_four():
         assert torch.allclose(model.encode(images)[0], per_view.mean(0), atol=1e-5)
         # the pooled content of a mirrored copy is that of the galaxy, whichever view training drew
         assert torch.allclose(model.encode(images.flip(-1))[0], model.encode(images)[0], atol=1e-3)
+
+
+def test_reconstruction_is_drawn_in_the_klein_view_that_matches_the_input():
+    from VAE_model.models import KLEIN_TRANSFORMS
+
+    torch.manual_seed(1)
+    canonical = torch.rand(4, 3, SIDE, SIDE)      # no symmetry: the four views of each differ
+    pose = torch.tensor([[1.5, -2.0, 0.3, 0.0], [0.0, 0.5, -2.0, 1.0], [-1.0, 0.0, 1.2, 0.0], [0.2, 0.2, 3.0, 1.0]])
+    # image i is canonical image i under view i, drawn in its pose
+    images = torch.cat([from_canonical(KLEIN_TRANSFORMS[i](canonical[i:i + 1]), pose[i:i + 1]) for i in range(4)])
+    assert torch.allclose(match_klein_view(canonical, pose, images), images, atol=1e-6)
+    # drawn at the moments' view only, the three others would be wrong
+    assert (from_canonical(canonical, pose) - images).pow(2).flatten(1).sum(1).gt(1).sum() == 3
+    # the model's reconstruction is matched: never further from the input than the moments' view
+    model = VAE(VAEConfig(latent_dim=4, image_size=SIDE, pose="moments")).eval()
+    galaxies = torch.cat([galaxy(0.4), elliptical(0.2, 1.0, 0.5)])
+    with torch.no_grad():
+        reconstruction, mu, _ = model(galaxies)
+        at_moments_view = model.decode(mu, moment_pose(galaxies))
+    error = lambda r: (r - galaxies).pow(2).flatten(1).sum(1)
+    assert (error(reconstruction) <= error(at_moments_view) + 1e-6).all()

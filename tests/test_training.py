@@ -79,3 +79,27 @@ def test_calibrated_beta_is_recorded_and_fine_tuning_takes_it_from_the_checkpoin
     assert json.loads((tiny_run / "args.json").read_text())["beta"] == "calibrated"
     assert part1_training_setting(tiny_run / "best.pt", "beta", 1.0) == "calibrated"
     assert np.isfinite(load_checkpoint(tiny_run / "checkpoint.pt")["history"][0]["val_loss"])
+
+
+def test_pool_views_encodes_the_four_views_in_training_and_is_recorded(tiny_run, monkeypatch, capsys):
+    from VAE_model.models import VAE
+
+    seen = []
+    forward = VAE.forward
+
+    def spy(self, images, noise=None, views=None):
+        if self.training:
+            seen.append(views)
+        return forward(self, images, noise, views)
+
+    monkeypatch.setattr(VAE, "forward", spy)
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", "--pose", "moments", *TINY]) == 0
+    assert seen and all(v is not None for v in seen)          # default: one drawn view per galaxy
+    seen.clear()
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "2", "--pose", "moments", "--resume", "--pool-views",
+                              *TINY]) == 1
+    assert "pool_views" in capsys.readouterr().err             # a resumed run keeps its training views
+    assert Galaxy_VAE_n.main(["--run", str(tiny_run), "--epochs", "1", "--pose", "moments", "--pool-views", *TINY]) == 0
+    assert seen and all(v is None for v in seen)              # the four views pooled, as encoding does
+    assert load_checkpoint(tiny_run / "checkpoint.pt")["settings"]["pool_views"] is True
+    assert json.loads((tiny_run / "args.json").read_text())["pool_views"] is True
