@@ -189,8 +189,9 @@ def match_klein_view(canonical: torch.Tensor, pose: torch.Tensor, images: torch.
     the moments picked where faint signals decided (which side is brighter, which way the arms wind),
     nor where structure goes that no convention pins (a knot above or below the major axis): drawn at
     the moments' view, such structure could only be drawn where the decoder guesses, and blurred.
-    Matching lets the decoder keep a convention of its own, as TARGET-VAE infers a discrete rotation
-    (Nasiri & Bepler 2022, NeurIPS); the choice itself carries no gradient. Measured in the variants'
+    Matching lets the decoder keep a convention of its own. TARGET-VAE (Nasiri & Bepler 2022, NeurIPS,
+    arXiv:2210.12918) infers a distribution over discrete rotations; here the best of the four views is
+    taken (a hard assignment, as a min over the group), and the choice itself carries no gradient. Measured in the variants'
     table (README): it lowers the validation MSE; the content latents do not depend on it."""
     n = len(images)
     candidates = torch.cat([transform(canonical) for transform in KLEIN_TRANSFORMS])
