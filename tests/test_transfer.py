@@ -469,3 +469,28 @@ def test_pair_labels_keep_the_questions_a_partial_catalog_has():
     assert table["smooth-or-featured"].tolist()[:2] == ["smooth", "featured-or-disk"]
     assert pd.isna(table["smooth-or-featured"].iloc[2])
     assert "skipped 7 class questions" in note and "edge-on" in note
+
+
+def test_resume_of_another_method_or_model_is_refused_as_a_resume_error(tmp_path):
+    from VAE_model.adaptation import adapt as adapt_model
+    from VAE_model.models import VAE, VAEConfig
+    from VAE_model.runtime import Precision
+    from VAE_model.training import ResumeError
+
+    model = VAE(VAEConfig(latent_dim=4, image_size=64, pose="none"))
+    path = tmp_path / runfiles.ADAPT_CHECKPOINT.format(method="mmd")
+    path.parent.mkdir(parents=True)
+    images = np.zeros((4, 3, 64, 64), np.uint8)
+
+    def resume(saved_method, saved_config):
+        torch.save({"settings": {"method": saved_method}, "model": model.state_dict(), "model_config": saved_config},
+                   path)
+        adapt_model(tmp_path, model, images, images, np.arange(2), np.arange(2, 4), AdaptSettings(method="mmd"),
+                    torch.device("cpu"), Precision(torch.device("cpu"), False), resume=True, progress=False,
+                    log=lambda *a: None)
+
+    # ResumeError is a user error: the scripts print it as one line, not a traceback
+    with pytest.raises(ResumeError, match="saved by method 'paired', not 'mmd'; drop --resume"):
+        resume("paired", model.config.to_dict())
+    with pytest.raises(ResumeError, match="model configuration differs.*drop --resume"):
+        resume("mmd", VAEConfig(latent_dim=8, image_size=64, pose="none").to_dict())

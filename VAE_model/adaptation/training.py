@@ -270,10 +270,11 @@ def adapt(run_dir: str | Path, model: VAE, decals_cache, bass_cache, train_indic
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location=device)
         if state.get("settings", {}).get("method") != settings.method:
-            raise ValueError(f"{checkpoint_path}: saved by method {state.get('settings', {}).get('method')!r}, "
-                             f"not {settings.method!r}")
+            raise ResumeError(f"{checkpoint_path}: saved by method {state.get('settings', {}).get('method')!r}, "
+                              f"not {settings.method!r}; drop --resume to start again")
         if state["model_config"] != model.config.to_dict():
-            raise ValueError(f"{checkpoint_path}: model configuration differs from the Part I model's")
+            raise ResumeError(f"{checkpoint_path}: model configuration differs from the Part I model's; "
+                              "drop --resume to start again")
         check_loss_settings(checkpoint_path, state.get("settings", {}), settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
