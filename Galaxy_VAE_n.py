@@ -166,7 +166,8 @@ def main(argv=None) -> int:
         cache = image_cache(list_path, image_size, cache_dir, progress=False)
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                  val_fraction=args.val_fraction, augment=args.augment, seed=args.seed,
-                                 workers=args.loader_workers, compile=args.compile, consistency=args.consistency, pool_views=args.pool_views,
+                                 workers=args.loader_workers, compile=args.compile, consistency=args.consistency,
+                                 pool_views=args.pool_views,
                                  pixel_scale_arcsec=readers.images_pixel_scale(args.run, image_size))
         data = data_identity(list_path, paths, train_idx, val_idx)
         # a refused resume stops here, before args.json and split.json are touched

@@ -18,8 +18,8 @@ Pose (``pose``): ``"moments"`` (the default) separates the pose from the content
 galaxy in the canonical pose measured from its own light (pose.py: centre, position angle, mirror),
 its features pooled over the four views the moments decide from faint signals, and the decoder's
 canonical image is turned back to the observed pose under the view that matches the input best, so
-the loss compares it with the input as observed and ``mu`` holds the content alone (the feature scorecard, analysis/decals_7.py, measures
-how much that buys). ``"none"`` is the reference study's plain VAE; checkpoints written before
+the loss compares it with the input as observed and ``mu`` holds the content alone (the feature
+scorecard, analysis/decals_7.py, measures how much that buys). ``"none"`` is the reference study's plain VAE; checkpoints written before
 ``pose`` existed load as ``"none"``.
 
 ReLU on the output in both: the stretched images are >= 0. Works for any square input whose side
@@ -34,8 +34,8 @@ from torch import nn
 from .config import ARCHITECTURES, CALIBRATED_BETA, LEAKY_SLOPE, LEGACY_ARCH, POSE_MODES, VAEConfig  # noqa: F401  (defined torch-free)
 from .pose import from_canonical, moment_pose, to_canonical
 
-# the Klein group of views the moments' faint-signal choices span (klein_view, match_klein_view): 0 identity, 1 half turn,
-# 2 mirror y -> -y (rows flipped), 3 mirror x -> -x (columns flipped)
+# the Klein group of views the moments' faint-signal choices span (klein_view, match_klein_view):
+# 0 identity, 1 half turn, 2 mirror y -> -y (rows flipped), 3 mirror x -> -x (columns flipped)
 KLEIN_TRANSFORMS = (lambda t: t, lambda t: torch.rot90(t, 2, dims=(-2, -1)), lambda t: t.flip(-2),
                     lambda t: t.flip(-1))
 KLEIN_VIEWS = len(KLEIN_TRANSFORMS)

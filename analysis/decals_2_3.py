@@ -328,7 +328,8 @@ def latent_size_study(args: argparse.Namespace, log=print) -> dict:
         train_idx, val_idx, split = read_split(run, len(cache), float(training["val_fraction"]), args.seed)
         eval_idx = val_idx if len(val_idx) else train_idx   # no held-out set: say so in the JSON
         settings = TrainSettings(epochs=int(training["epochs"]), batch_size=int(training["batch_size"]),
-                                 lr=float(training["lr"]), beta=kl_weight_value(training["beta"]), augment=bool(training["augment"]), pool_views=bool(training["pool_views"]),
+                                 lr=float(training["lr"]), beta=kl_weight_value(training["beta"]), augment=bool(training["augment"]),
+                                 pool_views=bool(training["pool_views"]),
                                  val_fraction=float(training["val_fraction"]), seed=args.seed, workers=args.workers, channels_last=_TRAIN.channels_last)
         record = describe_args(args, device=str(device), precision=precision.describe(), latent_sizes=sizes,
                                training=training, n_train=len(train_idx), n_val=len(val_idx))

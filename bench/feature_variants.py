@@ -1,6 +1,6 @@
 """Which VAE gives morphology features? The variants' table: plain, pose-separated (trained on one
-random view of each galaxy, or on the four views pooled: pose_pooled), consistency, pose-separated + consistency, a contrastive encoder, the supervised CNN, pixel PCA, aligned-pixel PCA,
-morphology.
+random view of each galaxy, or on the four views pooled: pose_pooled), consistency, pose-separated +
+consistency, a contrastive encoder, the supervised CNN, pixel PCA, aligned-pixel PCA, morphology.
 
 Each VAE variant is trained on the run's training split with the same settings and seeds
 (Galaxy_VAE_n.py's trainer), the contrastive encoder (VAE_model/contrastive.py) for the plain VAE's

@@ -134,17 +134,20 @@ def test_reconstruction_is_drawn_in_the_klein_view_that_matches_the_input():
     torch.manual_seed(1)
     drawn = torch.rand(4, 3, SIDE, SIDE)      # no symmetry: the four views of each differ
     # the input's canonical image i is drawn image i under view i, plus noise
-    canonical = torch.cat([KLEIN_TRANSFORMS[i](drawn[i:i + 1]) for i in range(4)]) + 0.05 * torch.randn(4, 3, SIDE, SIDE)
+    each_in_its_view = torch.cat([KLEIN_TRANSFORMS[i](drawn[i:i + 1]) for i in range(4)])
+    canonical = each_in_its_view + 0.05 * torch.randn(4, 3, SIDE, SIDE)
     matched = match_klein_view(drawn.clone().requires_grad_(True), canonical)
-    assert torch.equal(matched, torch.cat([KLEIN_TRANSFORMS[i](drawn[i:i + 1]) for i in range(4)]))
+    assert torch.equal(matched, each_in_its_view)
     assert matched.requires_grad                            # the decoder learns through the chosen view
     # the model's reconstruction is matched: never further from the input than the moments' view
     model = VAE(VAEConfig(latent_dim=4, image_size=SIDE, pose="moments")).eval()
     galaxies = torch.cat([galaxy(0.4), elliptical(0.2, 1.0, 0.5), galaxy(1.1, twist=-0.3)])
     pose = moment_pose(galaxies)
+    canonical_input = to_canonical(galaxies, pose)
     with torch.no_grad():
         reconstruction, mu, _ = model(galaxies)
         at_moments_view = model.decoder(mu)
-    error = lambda image: (image - to_canonical(galaxies, pose)).pow(2).flatten(1).sum(1)
-    assert (error(match_klein_view(at_moments_view, to_canonical(galaxies, pose))) <= error(at_moments_view) + 1e-6).all()
-    assert torch.allclose(reconstruction, from_canonical(match_klein_view(at_moments_view, to_canonical(galaxies, pose)), pose))
+        matched = match_klein_view(at_moments_view, canonical_input)
+    error = lambda image: (image - canonical_input).pow(2).flatten(1).sum(1)
+    assert (error(matched) <= error(at_moments_view) + 1e-6).all()
+    assert torch.allclose(reconstruction, from_canonical(matched, pose))
