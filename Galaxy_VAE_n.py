@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pool-views", action="store_true",
                         help="pose-separated VAE: encode the four mirror/half-turn views of each galaxy pooled in "
                              "training, as encoding does, instead of one random view: lower reconstruction error, "
-                             "~2.7x the training time on CPU, the same features (README, the variants' table)")
+                             "about twice the training time on CPU, the same features (README, the variants' table)")
     parser.add_argument("--image-size", type=image_side, default=None,
                         help="image side in pixels, a multiple of 64 (default: the size make_datatxt.py validated)")
     parser.add_argument("--epochs", type=positive_int, default=TrainSettings.epochs, help="(default: %(default)s)")

@@ -18,8 +18,8 @@ SWEEP_GAPS ?= 0 0.5 1 2
 DEMO_SIZE ?= 64
 # the latent-size study's choice (analysis/decals_2_3.py runs first)
 DEMO_LATENT ?= auto
-# the pose-separated VAE trains at 0.65-0.72 of the plain VAE's speed on a CPU (the pose measured, two
-# resamplings): the demo's epochs are set so that make demo stays near 20 minutes on 2 cores
+# the pose-separated VAE trains at 0.75 of the plain VAE's speed on a CPU (the pose measured, two
+# resamplings, the view matching: README): the demo's epochs keep make demo under 20 minutes on 2 cores
 DEMO_EPOCHS ?= 30
 # pose separation (Galaxy_VAE_n.py --pose): moments (the default, invariant content latents) or none (plain VAE)
 DEMO_POSE ?= moments
